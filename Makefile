@@ -1,0 +1,133 @@
+# fqt — one Makefile for the library, the CLI, the tests and the benchmarks.
+#
+#   make                      libfqt.a and ./fqt (release)
+#   make test                 build and run the CPU test suite; ends with "N passed, N failed"
+#   make test SANITIZE=address|undefined
+#   make bench                build the benchmarks (bench/*.c) into build/<config>/bench
+#   make demo                 the FP4-vs-BF16 comparison (see README)
+#   V=1                       show the commands
+#
+# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (no CUDA
+# sources yet; reported only). Objects go under build/<config>/ with -MMD -MP deps, and
+# everything rebuilds when the flags change.
+
+CC       ?= cc
+SANITIZE ?=
+USE_OMP  ?= auto
+USE_CUDA ?= auto
+NATIVE   ?= 1
+
+ifeq ($(SANITIZE),)
+  CONFIG := release
+else ifeq ($(SANITIZE),address)
+  CONFIG := asan
+else ifeq ($(SANITIZE),undefined)
+  CONFIG := ubsan
+else
+  $(error SANITIZE must be empty, 'address' or 'undefined', not '$(SANITIZE)')
+endif
+ifeq ($(filter $(USE_OMP),auto yes no),)
+  $(error USE_OMP must be auto, yes or no)
+endif
+
+BUILD ?= build/$(CONFIG)
+
+ifeq ($(USE_OMP),auto)
+  USE_OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(USE_CUDA),auto)
+  USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
+endif
+
+# No fast-math anywhere (flushing subnormals breaks scales and NaN checks); no FMA
+# contraction, so quantizer arithmetic is the same on every machine and on the GPU.
+CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g \
+  -Wall -Wextra -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math \
+  -Iinclude -Isrc
+ifeq ($(NATIVE),1)
+  CFLAGS_BASE += -march=native
+endif
+LDLIBS := -lm
+ifeq ($(USE_OMP),yes)
+  CFLAGS_BASE += -fopenmp
+  LDLIBS += -fopenmp
+endif
+ifeq ($(CONFIG),asan)
+  CFLAGS_BASE += -fsanitize=address -fno-omit-frame-pointer -DFQT_SANITIZE=1
+  LDLIBS += -fsanitize=address
+endif
+ifeq ($(CONFIG),ubsan)
+  CFLAGS_BASE += -fsanitize=undefined -fno-sanitize-recover=undefined -DFQT_SANITIZE=1
+  LDLIBS += -fsanitize=undefined
+endif
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIB       := $(BUILD)/libfqt.a
+FQT_BIN   := $(BUILD)/fqt
+
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
+
+.PHONY: all test bench demo clean info
+all: info fqt
+
+info:
+	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) cuda=$(USE_CUDA) build=$(BUILD)"
+
+# The CLI lives in the project root for the release build.
+fqt: $(FQT_BIN)
+ifeq ($(CONFIG),release)
+	$(Q)cp $(FQT_BIN) fqt
+endif
+
+$(BUILD)/flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
+
+$(BUILD)/%.o: %.c $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR    $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FQT_BIN): $(TOOL_OBJ) $(LIB)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(CFLAGS) $(TOOL_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+test: info $(TEST_BIN) $(FQT_BIN)
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)
+
+bench: info $(BENCH_BIN)
+
+demo: all
+	./scripts/demo.sh
+
+clean:
+	rm -rf build fqt
+
+FORCE:
+.SECONDARY:
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)

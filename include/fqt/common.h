@@ -1,0 +1,59 @@
+/* fqt/common.h — status codes, the always-on assert and the host/device macro.
+ *
+ * Shared by every module. Not for: anything backend-specific (no CUDA types here). */
+#ifndef FQT_COMMON_H
+#define FQT_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* FQT_HD marks functions that the CUDA backend compiles for host and device from
+ * the same source, so the CPU and GPU can never disagree on a bit conversion. */
+#if defined(__CUDACC__)
+#define FQT_HD __host__ __device__
+#else
+#define FQT_HD
+#endif
+
+/* Status of library calls that can fail for outside reasons. Append only. */
+typedef enum {
+    FQT_OK = 0,
+    FQT_ERR_ARG,        /* bad argument or configuration */
+    FQT_ERR_IO,         /* read/write/open failed */
+    FQT_ERR_FORMAT,     /* a file's contents are malformed */
+    FQT_ERR_NOMEM,      /* allocation failed */
+    FQT_ERR_NONFINITE,  /* NaN or Inf where a finite value was needed */
+    FQT_ERR_MISMATCH,   /* a file does not belong to this model/config */
+    FQT_ERR_UNSUPPORTED,
+    FQT_ERR_COUNT
+} fqt_status;
+
+const char *fqt_status_str(fqt_status s);
+
+/* Library-wide last error message: set by the failing function, read by the CLI. */
+void fqt_set_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+const char *fqt_last_error(void);
+
+/* Always-on assert for programmer errors (never for bad input). */
+#define FQT_ASSERT(cond)                                                          \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                       \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+#define FQT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+
+/* malloc that aborts with a message on failure; for sizes derived from a validated config. */
+void *fqt_xmalloc(size_t n);
+void *fqt_xcalloc(size_t n, size_t size);
+
+#endif

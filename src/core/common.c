@@ -1,0 +1,45 @@
+/* core/common.c — status strings, the last-error buffer and checked allocation. */
+#include "fqt/common.h"
+
+#include <stdarg.h>
+
+static const char *const status_names[] = {
+    "ok", "bad argument", "I/O error", "malformed file", "out of memory",
+    "non-finite value", "mismatch", "unsupported",
+};
+FQT_STATIC_ASSERT(sizeof status_names / sizeof status_names[0] == FQT_ERR_COUNT,
+                  "status_names must cover fqt_status");
+
+const char *fqt_status_str(fqt_status s) {
+    return (unsigned)s < FQT_ERR_COUNT ? status_names[s] : "unknown status";
+}
+
+/* One message per thread: library errors are reported from the calling thread. */
+static _Thread_local char last_error[1024];
+
+void fqt_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *fqt_last_error(void) { return last_error[0] ? last_error : "no error recorded"; }
+
+void *fqt_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "fqt: out of memory allocating %zu bytes\n", n);
+        abort();
+    }
+    return p;
+}
+
+void *fqt_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "fqt: out of memory allocating %zu x %zu bytes\n", n, size);
+        abort();
+    }
+    return p;
+}
