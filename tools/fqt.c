@@ -12,6 +12,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
     {"help", NULL, "this list"},
 };
 
