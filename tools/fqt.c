@@ -14,6 +14,7 @@ typedef struct {
 static const command commands[] = {
     {"formats", fqt_cmd_formats, "list every number format with its value grid and scale rule"},
     {"qdq", fqt_cmd_qdq, "quantize-dequantize a raw float32 file, diagnostics to stderr"},
+    {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
 };
 
 static void usage(FILE *f) {
