@@ -1,0 +1,107 @@
+/* fqt/train.h — the run loop: data, AdamW, schedules, QAF, gradient-to-noise ratio,
+ * checkpoints, metrics and the progress line.
+ *
+ * A run is reproducible bit for bit from its configuration: the data windows come from a
+ * seeded generator whose state is checkpointed, SR bits are keyed by (seed, linear,
+ * operand, micro-step), and every reduction runs in a fixed order. Not for: model math
+ * (model.h) or number formats (formats.h). */
+#ifndef FQT_TRAIN_H
+#define FQT_TRAIN_H
+
+#include "fqt/model.h"
+
+typedef enum { FQT_SCHED_COSINE = 0, FQT_SCHED_WSD, FQT_SCHED_COUNT } fqt_schedule;
+
+typedef struct {
+    /* model */
+    char model_size[32];          /* "tiny", "small", "llama-124m" */
+    fqt_model_config model;       /* resolved; vocab from the data/tokenizer when 0 */
+    /* recipe and mode */
+    char recipe[160];
+    fqt_mode mode;                /* fqt (default) or qat for the main phase */
+    /* data */
+    char train_data[1024];        /* glob of llm.c shards */
+    char val_data[1024];
+    char vocab[1024];             /* tokenizer file, for the samples at the end ("" = none) */
+    int64_t batch;                /* B sequences per micro-batch */
+    int64_t seq;                  /* T */
+    int64_t grad_accum;           /* micro-batches per step */
+    int64_t steps;
+    /* optimizer and schedule */
+    double lr, min_lr_frac, weight_decay, beta1, beta2, eps, grad_clip;
+    int64_t warmup;
+    fqt_schedule schedule;
+    double wsd_decay_frac;        /* WSD: fraction of the main phase spent decaying */
+    /* quantization-aware finetuning at the end */
+    int64_t qaf_steps;            /* > 0: the last qaf_steps steps run in QAT mode */
+    double qaf_frac;              /* alternative: a fraction of steps */
+    bool qaf_auto;                /* switch when the gradient-to-noise ratio stays < sqrt(3) */
+    int64_t qaf_auto_checks;      /* ... for this many consecutive checks */
+    double qaf_lr_frac;           /* QAF re-warms to qaf_lr_frac * lr, then decays */
+    /* measurement */
+    int64_t gnr_every;            /* 0 = off */
+    int64_t diag_every;           /* per-layer quantization diagnostics; 0 = off */
+    int64_t val_every;
+    int64_t val_tokens;
+    int64_t ckpt_every;           /* 0 = only at the end */
+    int64_t log_every;            /* plain progress lines when not a terminal */
+    int64_t max_bad_steps;        /* consecutive non-finite steps before giving up */
+    int64_t sample_tokens;        /* generated at the end (needs vocab) */
+    int64_t stop_at;              /* stop (and checkpoint) after this step; 0 = run to the end */
+    uint64_t seed;
+    char run_dir[1024];
+    char name[64];
+    bool quiet;
+} fqt_train_config;
+
+/* Defaults for the tiny model on the default corpus. */
+void fqt_train_config_default(fqt_train_config *c);
+/* Apply one `--key value` option; FQT_ERR_ARG with a message for unknown keys or bad values.
+ * Keys are the field names with '-' for '_' (e.g. "grad-accum", "qaf-steps", "qaf": auto|N). */
+fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char *value);
+/* The configuration as a JSON object (run.json and checkpoints). */
+char *fqt_train_config_json(const fqt_train_config *c);
+fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, size_t n, const char *what);
+/* Help text of all options with their defaults. */
+void fqt_train_config_help(FILE *f);
+
+/* Train. resume: a checkpoint directory (or a run directory holding ckpt/), or NULL.
+ * Returns FQT_OK, or an error with fqt_last_error() set (bad data, impossible configuration,
+ * too many non-finite steps: the last good checkpoint stays intact). */
+fqt_status fqt_train(fqt_train_config *c, const char *resume);
+
+/* ---- pieces the CLI and the tests use --------------------------------------------------- */
+
+/* Learning rate at step (0-based) of the main phase; see train.c for the QAF phase. */
+double fqt_lr_at(const fqt_train_config *c, int64_t step, int64_t main_steps);
+
+/* Token data for training and evaluation. */
+typedef struct {
+    uint16_t *tok;
+    int64_t n;
+} fqt_tokens;
+fqt_status fqt_tokens_load(fqt_tokens *t, const char *pattern, int64_t vocab);
+void fqt_tokens_free(fqt_tokens *t);
+
+/* Mean loss over consecutive windows of T+1 tokens (at most max_tokens predicted tokens). */
+double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
+                     int64_t max_tokens, const fqt_pass *pass);
+
+/* Checkpoints: DIR/model.safetensors (Hugging Face Llama names, F32), DIR/config.json
+ * (transformers' LlamaConfig), DIR/train.json (the run configuration) and
+ * DIR/state.safetensors (AdamW moments, step, data RNG, phase). Written into DIR.new and
+ * renamed into place, so an interrupted save never damages the previous checkpoint. */
+fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir);
+/* Load weights into a model created from DIR/config.json (validated: names, shapes, dtypes). */
+fqt_status fqt_checkpoint_load_model(fqt_model *m, const char *dir);
+/* Read DIR/config.json into a model config (validated). */
+fqt_status fqt_checkpoint_read_config(const char *dir, fqt_model_config *c);
+/* Vocabulary size of a tokenizer file (0 if it cannot be read). */
+int64_t fqt_vocab_size_of_file(const char *path);
+/* Print a few samples from the trained model when c->vocab names a tokenizer. */
+void fqt_train_print_samples(fqt_model *m, const fqt_train_config *c, const fqt_recipe *r);
+
+/* A checkpoint directory given a run directory or a checkpoint directory. */
+fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n);
+
+#endif

@@ -1,0 +1,933 @@
+/* core/train.c — the run loop of fqt/train.h: configuration, data windows, AdamW with
+ * clipping and schedules, QAF, the gradient-to-noise ratio, checkpoints with training
+ * state, JSONL metrics and the progress line. */
+#include "fqt/train.h"
+
+#include "fqt/fileio.h"
+#include "fqt/json.h"
+#include "fqt/safetensors.h"
+#include "fqt/shard.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- configuration ------------------------------------------------------------------- */
+
+void fqt_train_config_default(fqt_train_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model_size, sizeof c->model_size, "tiny");
+    FQT_ASSERT(fqt_model_config_named("tiny", &c->model) == FQT_OK);
+    c->model.vocab = 0;
+    snprintf(c->recipe, sizeof c->recipe, "nvfp4");
+    c->mode = FQT_MODE_FQT;
+    snprintf(c->train_data, sizeof c->train_data, "data/sotu/train_*.bin");
+    snprintf(c->val_data, sizeof c->val_data, "data/sotu/val_*.bin");
+    snprintf(c->vocab, sizeof c->vocab, "data/sotu/vocab.bpe");
+    c->batch = 16;
+    c->seq = 128;
+    c->grad_accum = 1;
+    c->steps = 400;
+    c->lr = 2e-3;
+    c->min_lr_frac = 0.1;
+    c->weight_decay = 0.1;
+    c->beta1 = 0.9;
+    c->beta2 = 0.95;
+    c->eps = 1e-8;
+    c->grad_clip = 1.0;
+    c->warmup = 40;
+    c->schedule = FQT_SCHED_COSINE;
+    c->wsd_decay_frac = 0.2;
+    c->qaf_auto_checks = 3;
+    c->qaf_lr_frac = 0.25;
+    c->gnr_every = 50;
+    c->diag_every = 100;
+    c->val_every = 100;
+    c->val_tokens = 32768;
+    c->log_every = 25;
+    c->max_bad_steps = 5;
+    c->sample_tokens = 60;
+    c->seed = 1337;
+    snprintf(c->run_dir, sizeof c->run_dir, "runs/%s", c->recipe);
+}
+
+typedef enum { T_I64, T_F64, T_STR, T_U64 } opt_type;
+typedef struct {
+    const char *key;
+    opt_type type;
+    size_t off, size;
+    const char *help;
+} opt_def;
+
+#define OPT(k, t, field, h) {k, t, offsetof(fqt_train_config, field), sizeof(((fqt_train_config *)0)->field), h}
+static const opt_def opts[] = {
+    OPT("recipe", T_STR, recipe, "quantization recipe (fqt/recipe.h grammar), e.g. nvfp4, bf16, fp8"),
+    OPT("train-data", T_STR, train_data, "glob of llm.c token shards for training"),
+    OPT("val-data", T_STR, val_data, "glob of validation shards"),
+    OPT("vocab", T_STR, vocab, "tokenizer file for the samples at the end ('' for none)"),
+    OPT("batch", T_I64, batch, "sequences per micro-batch (B)"),
+    OPT("seq", T_I64, seq, "sequence length (T)"),
+    OPT("grad-accum", T_I64, grad_accum, "micro-batches per optimizer step"),
+    OPT("steps", T_I64, steps, "optimizer steps"),
+    OPT("lr", T_F64, lr, "peak learning rate"),
+    OPT("min-lr-frac", T_F64, min_lr_frac, "final learning rate as a fraction of the peak"),
+    OPT("warmup", T_I64, warmup, "linear warmup steps"),
+    OPT("weight-decay", T_F64, weight_decay, "AdamW weight decay (matrices only)"),
+    OPT("beta1", T_F64, beta1, "AdamW beta1"),
+    OPT("beta2", T_F64, beta2, "AdamW beta2"),
+    OPT("eps", T_F64, eps, "AdamW epsilon"),
+    OPT("grad-clip", T_F64, grad_clip, "global gradient-norm clip (0 = off)"),
+    OPT("wsd-decay-frac", T_F64, wsd_decay_frac, "WSD schedule: fraction of steps spent decaying"),
+    OPT("qaf-steps", T_I64, qaf_steps, "run the last N steps as quantization-aware finetuning"),
+    OPT("qaf-frac", T_F64, qaf_frac, "... or the last fraction F of the steps"),
+    OPT("qaf-auto-checks", T_I64, qaf_auto_checks, "--qaf auto: consecutive checks with r < sqrt(3)"),
+    OPT("qaf-lr-frac", T_F64, qaf_lr_frac, "QAF re-warms to this fraction of the peak lr"),
+    OPT("gnr-every", T_I64, gnr_every, "log the gradient-to-noise ratio every N steps (0 = off)"),
+    OPT("diag-every", T_I64, diag_every, "log per-layer quantization diagnostics every N steps"),
+    OPT("val-every", T_I64, val_every, "validation every N steps"),
+    OPT("val-tokens", T_I64, val_tokens, "validation tokens per evaluation"),
+    OPT("ckpt-every", T_I64, ckpt_every, "checkpoint every N steps (0 = at the end only)"),
+    OPT("log-every", T_I64, log_every, "plain progress line every N steps when not a terminal"),
+    OPT("max-bad-steps", T_I64, max_bad_steps, "stop after N non-finite steps in a row"),
+    OPT("sample-tokens", T_I64, sample_tokens, "tokens of text generated at the end"),
+    OPT("stop-at", T_I64, stop_at, "stop after this step, checkpointing (resume later)"),
+    OPT("seed", T_U64, seed, "run seed (init, data, stochastic rounding)"),
+    OPT("run-dir", T_STR, run_dir, "run directory (checkpoints, metrics.jsonl, run.json)"),
+    OPT("name", T_STR, name, "run name in reports (default: the recipe)"),
+};
+#undef OPT
+
+void fqt_train_config_help(FILE *f) {
+    fqt_train_config d;
+    fqt_train_config_default(&d);
+    fprintf(f, "  --model SIZE        tiny (default), small, llama-124m\n"
+               "  --mode fqt|qat      fully quantized (default) or quantization-aware training\n"
+               "  --qaf auto|N        QAF: switch automatically by the gradient-to-noise ratio,\n"
+               "                      or run the last N steps as QAF\n"
+               "  --schedule cosine|wsd  learning-rate schedule after warmup\n");
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char dflt[96];
+        const char *p = (const char *)&d + opts[i].off;
+        switch (opts[i].type) {
+        case T_I64: snprintf(dflt, sizeof dflt, "%lld", (long long)*(const int64_t *)p); break;
+        case T_U64: snprintf(dflt, sizeof dflt, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+        case T_F64: snprintf(dflt, sizeof dflt, "%g", *(const double *)p); break;
+        default: snprintf(dflt, sizeof dflt, "'%s'", p);
+        }
+        fprintf(f, "  --%-18s %s (default %s)\n", opts[i].key, opts[i].help, dflt);
+    }
+}
+
+static fqt_status bad_value(const char *key, const char *value, const char *why) {
+    fqt_set_error("--%s: bad value '%s': %s", key, value, why);
+    return FQT_ERR_ARG;
+}
+
+fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char *value) {
+    if (!strcmp(key, "model")) {
+        fqt_model_config mc;
+        if (fqt_model_config_named(value, &mc)) return bad_value(key, value, fqt_last_error());
+        int64_t keep = c->model.vocab;
+        c->model = mc;
+        if (strcmp(value, "llama-124m")) c->model.vocab = keep;
+        snprintf(c->model_size, sizeof c->model_size, "%s", value);
+        return FQT_OK;
+    }
+    if (!strcmp(key, "mode")) {
+        if (!strcmp(value, "fqt")) c->mode = FQT_MODE_FQT;
+        else if (!strcmp(value, "qat")) c->mode = FQT_MODE_QAT;
+        else return bad_value(key, value, "must be fqt or qat");
+        return FQT_OK;
+    }
+    if (!strcmp(key, "schedule")) {
+        if (!strcmp(value, "cosine")) c->schedule = FQT_SCHED_COSINE;
+        else if (!strcmp(value, "wsd")) c->schedule = FQT_SCHED_WSD;
+        else return bad_value(key, value, "must be cosine or wsd");
+        return FQT_OK;
+    }
+    if (!strcmp(key, "qaf")) {
+        if (!strcmp(value, "auto")) {
+            c->qaf_auto = true;
+            return FQT_OK;
+        }
+        if (!strcmp(value, "off")) {
+            c->qaf_auto = false;
+            c->qaf_steps = 0;
+            c->qaf_frac = 0;
+            return FQT_OK;
+        }
+        key = "qaf-steps";
+    }
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (strcmp(key, opts[i].key)) continue;
+        char *p = (char *)c + opts[i].off, *end;
+        errno = 0;
+        switch (opts[i].type) {
+        case T_I64: {
+            long long v = strtoll(value, &end, 10);
+            if (errno || *end || end == value || v < 0) return bad_value(key, value, "expected a non-negative integer");
+            *(int64_t *)p = v;
+            break;
+        }
+        case T_U64: {
+            unsigned long long v = strtoull(value, &end, 0);
+            if (errno || *end || end == value || value[0] == '-') return bad_value(key, value, "expected a non-negative integer");
+            *(uint64_t *)p = v;
+            break;
+        }
+        case T_F64: {
+            double v = strtod(value, &end);
+            if (errno || *end || end == value || !isfinite(v) || v < 0) return bad_value(key, value, "expected a non-negative number");
+            *(double *)p = v;
+            break;
+        }
+        default:
+            if (strlen(value) >= opts[i].size) return bad_value(key, value, "too long");
+            strcpy(p, value);
+        }
+        return FQT_OK;
+    }
+    fqt_set_error("unknown option --%s (see fqt train --help)", key);
+    return FQT_ERR_ARG;
+}
+
+char *fqt_train_config_json(const fqt_train_config *c) {
+    fqt_buf b = {0};
+    fqt_buf_printf(&b, "{\"name\": ");
+    fqt_buf_json_str(&b, c->name[0] ? c->name : c->recipe);
+    fqt_buf_printf(&b, ", \"model_size\": ");
+    fqt_buf_json_str(&b, c->model_size);
+    const fqt_model_config *m = &c->model;
+    fqt_buf_printf(&b, ", \"model\": {\"vocab\": %lld, \"dim\": %lld, \"n_layers\": %lld, "
+                       "\"n_heads\": %lld, \"n_kv_heads\": %lld, \"ffn\": %lld, \"ctx\": %lld, "
+                       "\"rope_theta\": ",
+                   (long long)m->vocab, (long long)m->dim, (long long)m->n_layers,
+                   (long long)m->n_heads, (long long)m->n_kv_heads, (long long)m->ffn,
+                   (long long)m->ctx);
+    fqt_buf_json_num(&b, m->rope_theta);
+    fqt_buf_printf(&b, ", \"norm_eps\": ");
+    fqt_buf_json_num(&b, m->norm_eps);
+    fqt_buf_printf(&b, "}, \"mode\": \"%s\", \"schedule\": \"%s\", \"qaf_auto\": %s",
+                   c->mode == FQT_MODE_QAT ? "qat" : "fqt",
+                   c->schedule == FQT_SCHED_WSD ? "wsd" : "cosine", c->qaf_auto ? "true" : "false");
+    fqt_buf_printf(&b, ", \"tokens_per_step\": %lld", (long long)(c->batch * c->seq * c->grad_accum));
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const char *p = (const char *)c + opts[i].off;
+        fqt_buf_printf(&b, ", \"");
+        for (const char *k = opts[i].key; *k; k++) fqt_buf_append(&b, *k == '-' ? "_" : k, 1);
+        fqt_buf_printf(&b, "\": ");
+        switch (opts[i].type) {
+        case T_I64: fqt_buf_printf(&b, "%lld", (long long)*(const int64_t *)p); break;
+        case T_U64: fqt_buf_printf(&b, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+        case T_F64: fqt_buf_json_num(&b, *(const double *)p); break;
+        default: fqt_buf_json_str(&b, p);
+        }
+    }
+    fqt_buf_printf(&b, "}\n");
+    return b.s;
+}
+
+fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, size_t n,
+                                      const char *what) {
+    fqt_json *j = NULL;
+    if (fqt_json_parse(json, n, &j)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fqt_last_error());
+        fqt_set_error("%s: %s", what, msg);
+        return FQT_ERR_FORMAT;
+    }
+    fqt_status st = FQT_OK;
+    fqt_train_config_default(c);
+    const fqt_json *m = fqt_json_get(j, "model");
+    int64_t v[7];
+    const char *mk[7] = {"vocab", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn", "ctx"};
+    for (int i = 0; i < 7; i++)
+        if (!fqt_json_int64(fqt_json_get(m, mk[i]), &v[i])) {
+            fqt_set_error("%s: model.%s missing or not an integer", what, mk[i]);
+            st = FQT_ERR_FORMAT;
+            goto out;
+        }
+    c->model = (fqt_model_config){v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+                                  (float)fqt_json_get_num(m, "rope_theta", 10000),
+                                  (float)fqt_json_get_num(m, "norm_eps", 1e-5)};
+    snprintf(c->model_size, sizeof c->model_size, "%s", fqt_json_get_str(j, "model_size", "custom"));
+    c->mode = !strcmp(fqt_json_get_str(j, "mode", "fqt"), "qat") ? FQT_MODE_QAT : FQT_MODE_FQT;
+    c->schedule = !strcmp(fqt_json_get_str(j, "schedule", "cosine"), "wsd") ? FQT_SCHED_WSD : FQT_SCHED_COSINE;
+    const fqt_json *qa = fqt_json_get(j, "qaf_auto");
+    c->qaf_auto = qa && qa->type == FQT_JSON_BOOL && qa->b;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s", opts[i].key);
+        for (char *k = key; *k; k++) if (*k == '-') *k = '_';
+        const fqt_json *e = fqt_json_get(j, key);
+        if (!e) continue;
+        char val[1100];
+        if (e->type == FQT_JSON_STR) snprintf(val, sizeof val, "%s", e->str);
+        else if (e->type == FQT_JSON_NUM) snprintf(val, sizeof val, "%s", e->str);
+        else continue;
+        if ((st = fqt_train_config_set(c, opts[i].key, val))) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", fqt_last_error());
+            fqt_set_error("%s: %s", what, msg);
+            goto out;
+        }
+    }
+out:
+    fqt_json_free(j);
+    return st;
+}
+
+/* ---- data ------------------------------------------------------------------------------ */
+
+fqt_status fqt_tokens_load(fqt_tokens *t, const char *pattern, int64_t vocab) {
+    memset(t, 0, sizeof *t);
+    fqt_status st = fqt_shards_load(pattern, &t->tok, &t->n);
+    if (st) return st;
+    for (int64_t i = 0; i < t->n; i++)
+        if (t->tok[i] >= vocab) {
+            fqt_set_error("%s: token %u at position %lld is outside the model's vocabulary of %lld "
+                          "(shards made with another tokenizer?)",
+                          pattern, t->tok[i], (long long)i, (long long)vocab);
+            fqt_tokens_free(t);
+            return FQT_ERR_MISMATCH;
+        }
+    return FQT_OK;
+}
+
+void fqt_tokens_free(fqt_tokens *t) {
+    free(t->tok);
+    t->tok = NULL;
+    t->n = 0;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* B random windows of T+1 tokens: inputs and next-token targets. */
+static void sample_batch(const fqt_tokens *d, int64_t B, int64_t T, uint64_t *rng, int32_t *x,
+                         int32_t *y) {
+    const uint64_t span = (uint64_t)(d->n - T - 1) + 1;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t p = (int64_t)(rng_next(rng) % span);
+        for (int64_t t = 0; t < T; t++) {
+            x[b * T + t] = d->tok[p + t];
+            y[b * T + t] = d->tok[p + t + 1];
+        }
+    }
+}
+
+double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
+                     int64_t max_tokens, const fqt_pass *pass) {
+    int32_t *x = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
+    int32_t *y = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
+    double sum = 0;
+    int64_t count = 0, pos = 0;
+    while (count < max_tokens && pos + 1 < val->n) {
+        int64_t nb = 0;
+        for (; nb < B && pos + 1 < val->n; nb++) {
+            for (int64_t t = 0; t < T; t++) {
+                int64_t i = pos + t;
+                bool ok = i + 1 < val->n;
+                x[nb * T + t] = ok ? val->tok[i] : 0;
+                y[nb * T + t] = ok ? val->tok[i + 1] : -1;
+            }
+            pos += T;
+        }
+        for (int64_t i = nb * T; i < B * T; i++) {
+            x[i] = 0;
+            y[i] = -1;
+        }
+        int64_t c = 0;
+        for (int64_t i = 0; i < B * T; i++) c += y[i] >= 0;
+        double l = fqt_model_forward(m, x, y, B, T, pass);
+        sum += l * (double)c;
+        count += c;
+    }
+    free(x);
+    free(y);
+    return count ? sum / (double)count : NAN;
+}
+
+/* ---- optimizer ------------------------------------------------------------------------- */
+
+double fqt_lr_at(const fqt_train_config *c, int64_t step, int64_t main_steps) {
+    const double peak = c->lr, floor_lr = c->lr * c->min_lr_frac;
+    if (step < c->warmup) return peak * (double)(step + 1) / (double)c->warmup;
+    if (main_steps <= c->warmup) return peak;
+    if (step >= main_steps) return floor_lr;
+    if (c->schedule == FQT_SCHED_WSD) {
+        int64_t decay = (int64_t)ceil(c->wsd_decay_frac * (double)main_steps);
+        int64_t start = main_steps - decay;
+        if (step < start) return peak;
+        return peak + (floor_lr - peak) * (double)(step - start + 1) / (double)decay;
+    }
+    double prog = (double)(step - c->warmup) / (double)(main_steps - c->warmup);
+    return floor_lr + 0.5 * (peak - floor_lr) * (1.0 + cos(M_PI * prog));
+}
+
+/* QAF: re-warm from lr0 to qaf_lr_frac * lr over a tenth of the phase, then cosine decay
+ * to the floor at the end (the paper's short QAF phase). */
+static double qaf_lr(const fqt_train_config *c, int64_t step, int64_t start, double lr0) {
+    const double peak = c->lr * c->qaf_lr_frac, floor_lr = c->lr * c->min_lr_frac;
+    int64_t len = c->steps - start, warm = len / 10 > 1 ? len / 10 : 1, i = step - start;
+    if (i < warm) return lr0 + (peak - lr0) * (double)(i + 1) / (double)warm;
+    double prog = len > warm ? (double)(i - warm) / (double)(len - warm) : 1.0;
+    return floor_lr + 0.5 * (peak - floor_lr) * (1.0 + cos(M_PI * prog));
+}
+
+/* Sum of squares of x[0..n) in double, in fixed chunks merged in order (thread-count free). */
+static double sumsq(const float *x, int64_t n) {
+    const int64_t CH = 4096, nc = (n + CH - 1) / CH;
+    double *part = fqt_xcalloc((size_t)nc + 1, sizeof(double));
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nc; c++) {
+        double s = 0;
+        for (int64_t i = c * CH; i < n && i < (c + 1) * CH; i++) s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double s = 0;
+    for (int64_t c = 0; c < nc; c++) s += part[c];
+    free(part);
+    return s;
+}
+
+static void adamw_step(fqt_model *m, float *mom, float *vel, int64_t t, double lr,
+                       const fqt_train_config *c, double gscale) {
+    const double b1c = 1.0 - pow(c->beta1, (double)t), b2c = 1.0 - pow(c->beta2, (double)t);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const fqt_param_info *p = &m->tensors[i];
+        const float wd = p->decay ? (float)c->weight_decay : 0.0f;
+        float *w = m->params + p->offset, *g = m->grads + p->offset;
+        float *mm = mom + p->offset, *vv = vel + p->offset;
+        const float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
+        const float lrf = (float)lr, gs = (float)gscale, c1 = (float)b1c, c2 = (float)b2c;
+#pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < p->numel; j++) {
+            float gj = g[j] * gs;
+            mm[j] = b1 * mm[j] + (1.0f - b1) * gj;
+            vv[j] = b2 * vv[j] + (1.0f - b2) * gj * gj;
+            float mh = mm[j] / c1, vh = vv[j] / c2;
+            w[j] -= lrf * (mh / (sqrtf(vh) + eps) + wd * w[j]);
+        }
+    }
+}
+
+/* ---- training state and checkpoints ------------------------------------------------------ */
+
+typedef struct {
+    int64_t step;         /* steps completed */
+    uint64_t data_rng;
+    int64_t qaf_start;    /* first QAF step, or -1 */
+    double qaf_lr0;       /* learning rate when QAF began */
+    int64_t gnr_low;      /* consecutive GNR checks below sqrt(3) */
+    int64_t tokens;
+    double wall;          /* seconds trained before this process (resumes) */
+} train_state;
+
+static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const float *vel,
+                                  const train_state *s, const fqt_train_config *c) {
+    char dir[1100], newd[1100], oldd[1100], path[1200];
+    snprintf(dir, sizeof dir, "%s/ckpt", c->run_dir);
+    snprintf(newd, sizeof newd, "%s/ckpt.new", c->run_dir);
+    snprintf(oldd, sizeof oldd, "%s/ckpt.old", c->run_dir);
+    fqt_status st = fqt_checkpoint_save_model(m, newd);
+    if (st) return st;
+    char *cj = fqt_train_config_json(c);
+    snprintf(path, sizeof path, "%s/train.json", newd);
+    st = fqt_write_file_atomic(path, cj, strlen(cj));
+    free(cj);
+    if (st) return st;
+    char meta_v[6][64];
+    snprintf(meta_v[0], 64, "%lld", (long long)s->step);
+    snprintf(meta_v[1], 64, "%llu", (unsigned long long)s->data_rng);
+    snprintf(meta_v[2], 64, "%lld", (long long)s->qaf_start);
+    snprintf(meta_v[3], 64, "%.17g", s->qaf_lr0);
+    snprintf(meta_v[4], 64, "%lld", (long long)s->gnr_low);
+    snprintf(meta_v[5], 64, "%lld", (long long)s->tokens);
+    char wall[64];
+    snprintf(wall, sizeof wall, "%.17g", s->wall);
+    const char *meta[] = {"step", meta_v[0], "data_rng", meta_v[1], "qaf_start", meta_v[2],
+                          "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5],
+                          "wall_s", wall, "recipe", c->recipe, NULL};
+    fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, mom},
+                          {"adam.v", FQT_ST_F32, 1, {m->n_params}, vel}};
+    snprintf(path, sizeof path, "%s/state.safetensors", newd);
+    if ((st = fqt_st_write(path, t, 2, meta))) return st;
+    /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
+    struct stat sb;
+    char cmd[3400];
+    if (!stat(oldd, &sb)) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
+        if (system(cmd)) { fqt_set_error("%s: cannot remove", oldd); return FQT_ERR_IO; }
+    }
+    if (!stat(dir, &sb) && rename(dir, oldd)) {
+        fqt_set_error("%s: cannot rename to %s: %s", dir, oldd, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    if (rename(newd, dir)) {
+        fqt_set_error("%s: cannot rename to %s: %s", newd, dir, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    fqt_fsync_dir_of(dir);
+    if (!stat(oldd, &sb)) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
+        if (system(cmd)) { /* harmless leftover; resolve() prefers ckpt/ */ }
+    }
+    return FQT_OK;
+}
+
+static int64_t meta_i64(const fqt_st_file *f, const char *key, bool *ok) {
+    const char *v = fqt_st_meta(f, key);
+    char *end;
+    if (!v) { *ok = false; return 0; }
+    long long x = strtoll(v, &end, 10);
+    if (*end) *ok = false;
+    return x;
+}
+
+static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *vel,
+                             train_state *s) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    fqt_st_file *f = NULL;
+    fqt_status st = fqt_st_open(path, &f);
+    if (st) return st;
+    int64_t shape[1] = {m->n_params};
+    if ((st = fqt_st_read_f32(f, "adam.m", 1, shape, mom)) || (st = fqt_st_read_f32(f, "adam.v", 1, shape, vel)))
+        goto out;
+    bool ok = true;
+    s->step = meta_i64(f, "step", &ok);
+    const char *rng = fqt_st_meta(f, "data_rng");
+    s->data_rng = rng ? strtoull(rng, NULL, 10) : (ok = false, 0);
+    s->qaf_start = meta_i64(f, "qaf_start", &ok);
+    const char *lr0 = fqt_st_meta(f, "qaf_lr0");
+    s->qaf_lr0 = lr0 ? strtod(lr0, NULL) : (ok = false, 0);
+    s->gnr_low = meta_i64(f, "gnr_low", &ok);
+    s->tokens = meta_i64(f, "tokens", &ok);
+    const char *w = fqt_st_meta(f, "wall_s");
+    s->wall = w ? strtod(w, NULL) : 0;
+    if (!ok || s->step < 0) {
+        fqt_set_error("%s: training state metadata missing or malformed", path);
+        st = FQT_ERR_FORMAT;
+    }
+out:
+    fqt_st_close(f);
+    return st;
+}
+
+/* ---- metrics and progress ------------------------------------------------------------- */
+
+static void emit(FILE *f, fqt_buf *b) {
+    fqt_buf_append(b, "\n", 1);
+    fwrite(b->s, 1, b->len, f);
+    fflush(f);
+    fqt_buf_free(b);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fmt_eta(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
+    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+/* Per-layer diagnostics lines from one pass's statistics. */
+static void log_diag(FILE *mf, const fqt_model *m, const fqt_diag *d, int64_t step) {
+    for (int64_t i = 0; i < d->n_linears; i++)
+        for (int o = 0; o < FQT_OP_COUNT; o++) {
+            const fqt_qstats *s = &d->st[i][o];
+            if (!s->n) continue;
+            fqt_buf b = {0};
+            const char *gemm = o < 2 ? "fprop" : o < 4 ? "dgrad" : "wgrad";
+            const char *opn = strchr(fqt_operand_names[o], '.') + 1;
+            double n = (double)s->n;
+            fqt_buf_printf(&b, "{\"kind\":\"quant\",\"step\":%lld,\"layer\":\"%s\",\"gemm\":\"%s\","
+                               "\"operand\":\"%s\",\"snr_db\":",
+                           (long long)step, m->linear_names[i], gemm, opn);
+            fqt_buf_json_num(&b, fqt_qstats_snr_db(s));
+            fqt_buf_printf(&b, ",\"saturated\":");
+            fqt_buf_json_num(&b, s->n_saturated / n);
+            fqt_buf_printf(&b, ",\"flushed\":");
+            fqt_buf_json_num(&b, s->n_flushed / n);
+            fqt_buf_printf(&b, ",\"nonfinite\":%lld,\"scale_min\":", (long long)s->n_nonfinite);
+            fqt_buf_json_num(&b, s->scale_min);
+            fqt_buf_printf(&b, ",\"scale_max\":");
+            fqt_buf_json_num(&b, s->scale_max);
+            fqt_buf_printf(&b, ",\"hist\":[");
+            for (int k = 0; k < 16; k++) fqt_buf_printf(&b, "%s%lld", k ? "," : "", (long long)s->code_hist[k]);
+            fqt_buf_printf(&b, "]}");
+            emit(mf, &b);
+        }
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *x, *y; /* (accum, B*T) */
+} batch_buf;
+
+/* One forward+backward over the step's micro-batches under (recipe, mode); returns the mean
+ * loss (NaN if any was non-finite). Gradients are averaged over micro-batches. */
+static double run_step(fqt_model *m, const batch_buf *bb, const fqt_train_config *c,
+                       const fqt_recipe *r, fqt_mode mode, int64_t step, fqt_diag *diag) {
+    double loss = 0;
+    fqt_model_zero_grad(m);
+    for (int64_t a = 0; a < c->grad_accum; a++) {
+        fqt_pass pass = {r, mode, c->seed, (uint32_t)(step * c->grad_accum + a), diag};
+        const int64_t off = a * c->batch * c->seq;
+        double l = fqt_model_forward(m, bb->x + off, bb->y + off, c->batch, c->seq, &pass);
+        if (!isfinite(l)) return NAN;
+        fqt_model_backward(m, &pass, 1.0f / (float)c->grad_accum);
+        loss += l / (double)c->grad_accum;
+    }
+    return loss;
+}
+
+static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step) {
+    fqt_status st = fqt_mkdir_p(c->run_dir);
+    if (st) return st;
+    char path[1100];
+    char *cj = fqt_train_config_json(c);
+    snprintf(path, sizeof path, "%s/run.json", c->run_dir);
+    st = fqt_write_file_atomic(path, cj, strlen(cj));
+    free(cj);
+    if (st) return st;
+    /* metrics.jsonl: fresh, or on resume cut back to the lines up to the checkpoint's step
+     * so the file describes exactly one history. */
+    snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
+    fqt_buf keep = {0};
+    if (resume_step >= 0) {
+        void *data;
+        size_t n;
+        if (!fqt_read_file(path, &data, &n)) {
+            char *p = data, *end = p + n;
+            while (p < end) {
+                char *nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl) break;
+                const char *sp = strstr(p, "\"step\":");
+                long long stp = sp && sp < nl ? strtoll(sp + 7, NULL, 10) : 0;
+                if (stp <= resume_step) fqt_buf_append(&keep, p, (size_t)(nl - p + 1));
+                p = nl + 1;
+            }
+            free(data);
+        }
+    }
+    st = fqt_write_file_atomic(path, keep.s ? keep.s : "", keep.len);
+    fqt_buf_free(&keep);
+    return st;
+}
+
+
+fqt_status fqt_train(fqt_train_config *c, const char *resume) {
+    fqt_status st;
+    fqt_recipe recipe, fp32;
+    fqt_model m = {0};
+    fqt_tokens train = {0}, val = {0};
+    float *mom = NULL, *vel = NULL, *ghat = NULL;
+    FILE *mf = NULL;
+    batch_buf bb = {0};
+    fqt_diag diag = {0};
+    train_state s = {0, c->seed ^ 0x5DEECE66Dull, -1, 0, 0, 0, 0};
+    char ckdir[1100] = "";
+
+    if (resume) {
+        if ((st = fqt_checkpoint_resolve(resume, ckdir, sizeof ckdir))) return st;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/train.json", ckdir);
+        void *data;
+        size_t n;
+        if ((st = fqt_read_file(path, &data, &n))) return st;
+        fqt_train_config saved;
+        st = fqt_train_config_from_json(&saved, data, n, path);
+        free(data);
+        if (st) return st;
+        /* The stored configuration wins; only the length and the stop point may change. */
+        saved.steps = c->steps > saved.steps ? c->steps : saved.steps;
+        saved.stop_at = c->stop_at;
+        saved.quiet = c->quiet;
+        *c = saved;
+    }
+    if (fqt_recipe_parse(c->recipe, &recipe)) return FQT_ERR_ARG;
+    FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
+    if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
+        fqt_set_error("batch, seq, grad-accum and steps must be positive");
+        return FQT_ERR_ARG;
+    }
+    if (c->qaf_frac > 0 && !c->qaf_steps) c->qaf_steps = (int64_t)llround(c->qaf_frac * (double)c->steps);
+    if (c->qaf_steps >= c->steps) {
+        fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)c->qaf_steps,
+                      (long long)c->steps);
+        return FQT_ERR_ARG;
+    }
+    if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
+
+    /* Data first: its vocabulary must fit the model. */
+    if (!c->model.vocab) {
+        c->model.vocab = 0;
+        if ((st = fqt_shards_load(c->train_data, &train.tok, &train.n))) goto out;
+        int64_t mx = 0;
+        for (int64_t i = 0; i < train.n; i++) if (train.tok[i] > mx) mx = train.tok[i];
+        /* Vocabulary from the tokenizer file's size when given, else from the data. */
+        c->model.vocab = mx + 1;
+        int64_t vs = c->vocab[0] ? fqt_vocab_size_of_file(c->vocab) : 0;
+        if (vs > mx) c->model.vocab = vs;
+        fqt_tokens_free(&train);
+    }
+    if (c->seq > c->model.ctx) {
+        fqt_set_error("--seq %lld exceeds the model's context %lld", (long long)c->seq, (long long)c->model.ctx);
+        st = FQT_ERR_ARG;
+        goto out;
+    }
+    if ((st = fqt_model_create(&m, &c->model))) goto out;
+    if ((st = fqt_tokens_load(&train, c->train_data, c->model.vocab))) goto out;
+    if ((st = fqt_tokens_load(&val, c->val_data, c->model.vocab))) goto out;
+    if (train.n < c->seq + 2 || val.n < 2) {
+        fqt_set_error("%s: %lld tokens, too few for sequences of %lld", c->train_data,
+                      (long long)train.n, (long long)c->seq);
+        st = FQT_ERR_ARG;
+        goto out;
+    }
+    mom = fqt_xcalloc((size_t)m.n_params, sizeof(float));
+    vel = fqt_xcalloc((size_t)m.n_params, sizeof(float));
+    fqt_model_init(&m, c->seed);
+    if (resume) {
+        fqt_model_config saved_cfg;
+        if ((st = fqt_checkpoint_read_config(ckdir, &saved_cfg))) goto out;
+        if (memcmp(&saved_cfg, &c->model, sizeof saved_cfg)) {
+            fqt_set_error("%s: checkpoint model config differs from the run's train.json", ckdir);
+            st = FQT_ERR_MISMATCH;
+            goto out;
+        }
+        if ((st = fqt_checkpoint_load_model(&m, ckdir)) || (st = load_state(ckdir, &m, mom, vel, &s)))
+            goto out;
+    }
+    if ((st = prepare_run_dir(c, resume ? s.step : -1))) goto out;
+    {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
+        mf = fopen(path, "a");
+        if (!mf) {
+            fqt_set_error("%s: cannot open: %s", path, strerror(errno));
+            st = FQT_ERR_IO;
+            goto out;
+        }
+    }
+    const int64_t BT = c->batch * c->seq, tok_step = BT * c->grad_accum;
+    bb.x = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
+    bb.y = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
+    fqt_diag_alloc(&diag, m.n_linears);
+    ghat = fqt_xmalloc((size_t)m.n_params * sizeof(float));
+    if (c->qaf_steps && s.qaf_start < 0 && !resume) s.qaf_start = -1;
+    const int64_t fixed_qaf_start = c->qaf_steps ? c->steps - c->qaf_steps : -1;
+    const bool tty = isatty(2) && !c->quiet;
+    if (!c->quiet) {
+        char desc[600];
+        fqt_recipe_describe(&recipe, desc, sizeof desc);
+        fprintf(stderr, "fqt train: %s model (%lld params: C=%lld L=%lld NH=%lld NKV=%lld F=%lld V=%lld), "
+                        "%lld steps x %lld tokens, %s mode\n  %s\n  data: %lld train / %lld val tokens; run dir %s%s\n",
+                c->model_size, (long long)m.n_params, (long long)c->model.dim, (long long)c->model.n_layers,
+                (long long)c->model.n_heads, (long long)c->model.n_kv_heads, (long long)c->model.ffn,
+                (long long)c->model.vocab, (long long)c->steps, (long long)tok_step,
+                c->mode == FQT_MODE_QAT ? "qat" : "fqt", desc, (long long)train.n, (long long)val.n,
+                c->run_dir, resume ? " (resumed)" : "");
+        if (resume) fprintf(stderr, "  resuming at step %lld from %s\n", (long long)s.step, ckdir);
+    }
+
+    double t_start = now_s(), t_last = t_start;
+    int64_t bad = 0, tokens_since = 0;
+    const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
+    const double sqrt3 = sqrt(3.0);
+    for (int64_t step = s.step; step < end; step++) {
+        /* Phase: the main phase runs in c->mode; QAF (fixed or automatic) in QAT mode. */
+        if (fixed_qaf_start >= 0 && step == fixed_qaf_start && s.qaf_start < 0) {
+            s.qaf_start = step;
+            s.qaf_lr0 = fqt_lr_at(c, step, fixed_qaf_start);
+        }
+        const bool in_qaf = s.qaf_start >= 0 && step >= s.qaf_start;
+        if (in_qaf && step == s.qaf_start) {
+            fqt_buf b = {0};
+            fqt_buf_printf(&b, "{\"kind\":\"event\",\"step\":%lld,\"tokens\":%lld,\"msg\":\"switch to QAF\"}",
+                           (long long)step, (long long)s.tokens);
+            emit(mf, &b);
+            if (!c->quiet) fprintf(stderr, "%sstep %lld: switching to quantization-aware finetuning (QAF)\n",
+                                   tty ? "\n" : "", (long long)step);
+        }
+        const fqt_mode mode = in_qaf ? FQT_MODE_QAT : c->mode;
+        const int64_t main_steps = s.qaf_start >= 0 ? s.qaf_start : (fixed_qaf_start >= 0 ? fixed_qaf_start : c->steps);
+        const double lr = in_qaf ? qaf_lr(c, step, s.qaf_start, s.qaf_lr0) : fqt_lr_at(c, step, main_steps);
+
+        for (int64_t a = 0; a < c->grad_accum; a++)
+            sample_batch(&train, c->batch, c->seq, &s.data_rng, bb.x + a * BT, bb.y + a * BT);
+        const bool do_diag = c->diag_every && (step + 1) % c->diag_every == 0;
+        const bool do_gnr = c->gnr_every && (step + 1) % c->gnr_every == 0;
+        if (do_diag) memset(diag.st, 0, (size_t)diag.n_linears * sizeof *diag.st);
+        double loss = run_step(&m, &bb, c, &recipe, mode, step, do_diag ? &diag : NULL);
+        double gn2 = isfinite(loss) ? sumsq(m.grads, m.n_params) : NAN;
+        double gnorm = sqrt(gn2);
+        s.tokens += tok_step;
+        tokens_since += tok_step;
+        if (!isfinite(loss) || !isfinite(gnorm)) {
+            bad++;
+            fqt_buf b = {0};
+            fqt_buf_printf(&b, "{\"kind\":\"event\",\"step\":%lld,\"tokens\":%lld,\"msg\":\"non-finite %s, update skipped\"}",
+                           (long long)step + 1, (long long)s.tokens, isfinite(loss) ? "gradient" : "loss");
+            emit(mf, &b);
+            if (!c->quiet) fprintf(stderr, "%sstep %lld: non-finite %s, update skipped (%lld in a row)\n",
+                                   tty ? "\n" : "", (long long)step + 1, isfinite(loss) ? "gradient" : "loss", (long long)bad);
+            if (bad >= c->max_bad_steps) {
+                fqt_set_error("stopping: %lld non-finite steps in a row (last at step %lld); the last good "
+                              "checkpoint in %s/ckpt is intact (try a lower --lr or another recipe)",
+                              (long long)bad, (long long)step + 1, c->run_dir);
+                st = FQT_ERR_NONFINITE;
+                goto out;
+            }
+            continue;
+        }
+        bad = 0;
+        if (do_diag) log_diag(mf, &m, &diag, step + 1);
+
+        if (do_gnr) {
+            /* r = |g| / |ĝ - g|: ĝ is this step's (quantized) gradient, g the same batch's
+             * gradient with no quantization at all. */
+            memcpy(ghat, m.grads, (size_t)m.n_params * sizeof(float));
+            double l32 = run_step(&m, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
+            double tot_g = 0, tot_e = 0;
+            for (int64_t li = 0; li < m.n_linears && isfinite(l32); li++) {
+                int64_t l = li / FQT_LINEARS_PER_LAYER;
+                const char *nm = m.linear_names[li];
+                char pname[160];
+                snprintf(pname, sizeof pname, li == m.n_linears - 1 ? "%s.weight" : "model.%s.weight", nm);
+                const fqt_param_info *p = fqt_model_find(&m, pname);
+                FQT_ASSERT(p);
+                (void)l;
+                double g2 = 0, e2 = 0;
+                for (int64_t j = 0; j < p->numel; j++) {
+                    double g = m.grads[p->offset + j], e = (double)ghat[p->offset + j] - g;
+                    g2 += g * g;
+                    e2 += e * e;
+                }
+                tot_g += g2;
+                tot_e += e2;
+                fqt_buf b = {0};
+                fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"%s\",\"r\":",
+                               (long long)step + 1, (long long)s.tokens, nm);
+                fqt_buf_json_num(&b, e2 > 0 ? sqrt(g2 / e2) : INFINITY);
+                fqt_buf_printf(&b, "}");
+                emit(mf, &b);
+            }
+            double r = tot_e > 0 ? sqrt(tot_g / tot_e) : INFINITY;
+            fqt_buf b = {0};
+            fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"all\",\"r\":",
+                           (long long)step + 1, (long long)s.tokens);
+            fqt_buf_json_num(&b, r);
+            fqt_buf_printf(&b, "}");
+            emit(mf, &b);
+            memcpy(m.grads, ghat, (size_t)m.n_params * sizeof(float));
+            if (c->qaf_auto && s.qaf_start < 0 && mode == FQT_MODE_FQT) {
+                s.gnr_low = r < sqrt3 ? s.gnr_low + 1 : 0;
+                if (s.gnr_low >= c->qaf_auto_checks && step + 2 < c->steps) {
+                    s.qaf_start = step + 1;
+                    s.qaf_lr0 = lr;
+                }
+            }
+        }
+
+        const double scale = c->grad_clip > 0 && gnorm > c->grad_clip ? c->grad_clip / gnorm : 1.0;
+        adamw_step(&m, mom, vel, step + 1, lr, c, scale);
+        s.step = step + 1;
+
+        double t = now_s();
+        double tps = tokens_since / (t - t_last > 1e-9 ? t - t_last : 1e-9);
+        t_last = t;
+        tokens_since = 0;
+        {
+            fqt_buf b = {0};
+            fqt_buf_printf(&b, "{\"kind\":\"train\",\"step\":%lld,\"tokens\":%lld,\"loss\":", (long long)s.step,
+                           (long long)s.tokens);
+            fqt_buf_json_num(&b, loss);
+            fqt_buf_printf(&b, ",\"lr\":");
+            fqt_buf_json_num(&b, lr);
+            fqt_buf_printf(&b, ",\"grad_norm\":");
+            fqt_buf_json_num(&b, gnorm);
+            fqt_buf_printf(&b, ",\"tok_per_s\":");
+            fqt_buf_json_num(&b, round(tps * 10) / 10);
+            fqt_buf_printf(&b, ",\"phase\":\"%s\"}", in_qaf ? "qaf" : mode == FQT_MODE_QAT ? "qat" : "fqt");
+            emit(mf, &b);
+        }
+        if (!c->quiet && (tty || s.step % c->log_every == 0 || s.step == end)) {
+            double elapsed = t - t_start;
+            double eta = elapsed / (double)(s.step - (resume ? 0 : 0) > 0 ? s.step : 1) * (double)(end - s.step);
+            char etas[32];
+            fmt_eta(etas, sizeof etas, (end - s.step) * elapsed / (double)(s.step > 0 ? s.step : 1));
+            (void)eta;
+            fprintf(stderr, "%sstep %5lld/%lld | loss %.4f | %7.0f tok/s | lr %.2e | ETA %s%s",
+                    tty ? "\r" : "", (long long)s.step, (long long)c->steps, loss, tps, lr, etas,
+                    tty ? "   " : "\n");
+        }
+        if ((c->val_every && s.step % c->val_every == 0) || s.step == c->steps) {
+            fqt_pass ep = {&recipe, mode, c->seed, 0, NULL};
+            double vl = fqt_eval_loss(&m, &val, c->batch, c->seq, c->val_tokens, &ep);
+            fqt_buf b = {0};
+            fqt_buf_printf(&b, "{\"kind\":\"val\",\"step\":%lld,\"tokens\":%lld,\"val_loss\":", (long long)s.step,
+                           (long long)s.tokens);
+            fqt_buf_json_num(&b, vl);
+            fqt_buf_printf(&b, ",\"val_ppl\":");
+            fqt_buf_json_num(&b, exp(vl));
+            fqt_buf_printf(&b, "}");
+            emit(mf, &b);
+            if (!c->quiet) fprintf(stderr, "%sstep %lld: val loss %.4f, perplexity %.2f\n", tty ? "\n" : "",
+                                   (long long)s.step, vl, exp(vl));
+            if (s.step == c->steps) {
+                double wall = s.wall + (now_s() - t_start);
+                fqt_buf f = {0};
+                fqt_buf_printf(&f, "{\"kind\":\"final\",\"step\":%lld,\"tokens\":%lld,\"val_loss\":",
+                               (long long)s.step, (long long)s.tokens);
+                fqt_buf_json_num(&f, vl);
+                fqt_buf_printf(&f, ",\"val_ppl\":");
+                fqt_buf_json_num(&f, exp(vl));
+                fqt_buf_printf(&f, ",\"wall_s\":");
+                fqt_buf_json_num(&f, round(wall * 100) / 100);
+                fqt_buf_printf(&f, ",\"tok_per_s\":");
+                fqt_buf_json_num(&f, round((double)s.tokens / wall));
+                fqt_buf_printf(&f, "}");
+                emit(mf, &f);
+            }
+        }
+        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end) {
+            s.wall += now_s() - t_start;
+            t_start = now_s();
+            if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
+        }
+    }
+    if (s.step == c->steps && !c->quiet) {
+        fqt_pass ep = {&recipe, c->mode, c->seed, 0, NULL};
+        (void)ep;
+        fqt_train_print_samples(&m, c, &recipe);
+    }
+    st = FQT_OK;
+out:
+    if (mf) fclose(mf);
+    fqt_diag_free(&diag);
+    free(bb.x);
+    free(bb.y);
+    free(mom);
+    free(vel);
+    free(ghat);
+    fqt_tokens_free(&train);
+    fqt_tokens_free(&val);
+    fqt_model_free(&m);
+    return st;
+}
