@@ -12,6 +12,8 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"prepare", fqt_cmd_prepare, "download the default corpus, train its BPE, write shards"},
+    {"tokenize", fqt_cmd_tokenize, "tokenize a text file into llm.c shards"},
     {"help", NULL, "this list"},
 };
 

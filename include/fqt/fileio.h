@@ -1,0 +1,33 @@
+/* fqt/fileio.h — whole-file reads, crash-safe whole-file writes and mkdir -p.
+ *
+ * Shared by every module that persists something (token shards, vocabularies, checkpoints,
+ * manifests). Not for: streaming I/O of files larger than memory, or anything that parses
+ * a file's contents (each format validates its own bytes). */
+#ifndef FQT_FILEIO_H
+#define FQT_FILEIO_H
+
+#include "fqt/common.h"
+
+/* Write n bytes to path so that a reader sees either the old file or the complete new one,
+ * never a prefix: the bytes go to "<path>.tmp.<pid>", which is fsync'ed, renamed over path,
+ * and then the containing directory is fsync'ed so the rename itself survives a crash.
+ * n == 0 writes an empty file. On failure the temporary file is removed, path is left as it
+ * was, and the error names the path and the failing step (FQT_ERR_IO). The directory must
+ * exist (see fqt_mkdir_p). */
+fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n);
+
+/* Read the whole file into a malloc'ed buffer. *data gets one extra NUL byte after the n
+ * bytes (not counted in *n) so text parsers may treat it as a C string; an empty file gives
+ * *n == 0 and a valid 1-byte buffer. On failure *data is NULL, *n is 0, and the error names
+ * the file (FQT_ERR_IO, or FQT_ERR_NOMEM when the file does not fit in memory). */
+fqt_status fqt_read_file(const char *path, void **data, size_t *n);
+
+/* Create the directory and any missing parents (mode 0755), like `mkdir -p`. Existing
+ * directories are fine; an existing non-directory on the path is an FQT_ERR_IO naming it. */
+fqt_status fqt_mkdir_p(const char *path);
+
+/* 1 if path exists as a regular file (following symlinks), else 0; *size gets its size
+ * when size is non-NULL. Never sets an error. */
+int fqt_file_exists(const char *path, int64_t *size);
+
+#endif
