@@ -15,6 +15,8 @@ static const command commands[] = {
     {"formats", fqt_cmd_formats, "list every number format with its value grid and scale rule"},
     {"qdq", fqt_cmd_qdq, "quantize-dequantize a raw float32 file, diagnostics to stderr"},
     {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
+    {"prepare", fqt_cmd_prepare, "download the default corpus, train its BPE, write shards"},
+    {"tokenize", fqt_cmd_tokenize, "tokenize a text file into llm.c shards"},
 };
 
 static void usage(FILE *f) {

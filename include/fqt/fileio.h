@@ -1,18 +1,37 @@
-/* fqt/fileio.h — whole-file reads and atomic writes (temporary file, fsync, rename,
- * fsync of the directory), so a crash never leaves a half-written file under the final
- * name. Not for: streaming large outputs (safetensors has its own streaming writer). */
+/* fqt/fileio.h — whole-file reads, crash-safe whole-file writes and mkdir -p.
+ *
+ * Shared by every module that persists something (token shards, vocabularies, checkpoints,
+ * manifests). Not for: streaming I/O of files larger than memory, or anything that parses
+ * a file's contents (each format validates its own bytes). */
 #ifndef FQT_FILEIO_H
 #define FQT_FILEIO_H
 
 #include "fqt/common.h"
 
-/* Read a whole file; *data is malloc'ed (one extra NUL byte after the contents). */
-fqt_status fqt_read_file(const char *path, void **data, size_t *n);
-/* Write n bytes to path atomically; on failure an existing file at path is untouched. */
+/* Write n bytes to path so that a reader sees either the old file or the complete new one,
+ * never a prefix: the bytes go to "<path>.tmp.<pid>", which is fsync'ed, renamed over path,
+ * and then the containing directory is fsync'ed so the rename itself survives a crash.
+ * n == 0 writes an empty file. On failure the temporary file is removed, path is left as it
+ * was, and the error names the path and the failing step (FQT_ERR_IO). The directory must
+ * exist (see fqt_mkdir_p). */
 fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n);
-/* mkdir -p; existing directories are fine. */
+
+/* Read the whole file into a malloc'ed buffer. *data gets one extra NUL byte after the n
+ * bytes (not counted in *n) so text parsers may treat it as a C string; an empty file gives
+ * *n == 0 and a valid 1-byte buffer. On failure *data is NULL, *n is 0, and the error names
+ * the file (FQT_ERR_IO, or FQT_ERR_NOMEM when the file does not fit in memory). */
+fqt_status fqt_read_file(const char *path, void **data, size_t *n);
+
+/* Create the directory and any missing parents (mode 0755), like `mkdir -p`. Existing
+ * directories are fine; an existing non-directory on the path is an FQT_ERR_IO naming it. */
 fqt_status fqt_mkdir_p(const char *path);
-/* fsync the directory holding path (after a rename into it). */
+
+/* fsync the directory holding path (after a rename into it); a file system that cannot
+ * sync directories is not an error. */
 fqt_status fqt_fsync_dir_of(const char *path);
+
+/* 1 if path exists as a regular file (following symlinks), else 0; *size gets its size
+ * when size is non-NULL. Never sets an error. */
+int fqt_file_exists(const char *path, int64_t *size);
 
 #endif

@@ -50,7 +50,7 @@ typedef struct {
     int64_t stop_at;              /* stop (and checkpoint) after this step; 0 = run to the end */
     uint64_t seed;
     char run_dir[1024];
-    char name[64];
+    char name[160];
     bool quiet;
 } fqt_train_config;
 

@@ -1,117 +1,197 @@
-/* core/fileio.c — whole-file reads, atomic writes and mkdir -p. */
+/* core/fileio.c — whole-file reads, atomic whole-file writes (temp + fsync + rename +
+ * directory fsync) and mkdir -p, for every module that persists files.
+ *
+ * Not for: parsing or validating contents; each format checks its own bytes. */
 #include "fqt/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
-    *data = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fqt_set_error("%s: cannot open: %s", path, strerror(errno));
-        return FQT_ERR_IO;
-    }
-    fqt_status st = FQT_ERR_IO;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END)) goto fail_io;
-    long len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET)) goto fail_io;
-    buf = malloc((size_t)len + 1);
-    if (!buf) {
-        fqt_set_error("%s: out of memory reading %ld bytes", path, len);
-        st = FQT_ERR_NOMEM;
-        goto out;
-    }
-    if (fread(buf, 1, (size_t)len, f) != (size_t)len) goto fail_io;
-    buf[len] = 0;
-    fclose(f);
-    *data = buf;
-    *n = (size_t)len;
-    return FQT_OK;
-fail_io:
-    fqt_set_error("%s: read failed: %s", path, errno ? strerror(errno) : "short read");
-out:
-    free(buf);
-    fclose(f);
-    return st;
-}
-
+/* fsync the directory that contains path, so a completed rename is durable. Filesystems
+ * that refuse fsync on directories (EINVAL) are tolerated: nothing more can be done there. */
 fqt_status fqt_fsync_dir_of(const char *path) {
-    char dir[4096];
     const char *slash = strrchr(path, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY);
+    char dir[PATH_MAX];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t len = (size_t)(slash - path);
+        if (len >= sizeof dir) {
+            fqt_set_error("%s: directory name too long", path);
+            return FQT_ERR_IO;
+        }
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        fqt_set_error("%s: cannot open directory: %s", dir, strerror(errno));
+        fqt_set_error("%s: cannot open directory to fsync: %s", dir, strerror(errno));
         return FQT_ERR_IO;
     }
-    fsync(fd); /* some file systems refuse fsync on directories; nothing more to do then */
+    int rc = fsync(fd);
+    int err = errno;
     close(fd);
+    if (rc != 0 && err != EINVAL) {
+        fqt_set_error("%s: fsync of directory failed: %s", dir, strerror(err));
+        return FQT_ERR_IO;
+    }
     return FQT_OK;
 }
 
 fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        fqt_set_error("%s: path too long", path);
+    char tmp[PATH_MAX];
+    int fd = -1;
+    fqt_status st = FQT_ERR_IO;
+    if (!path || (!data && n)) {
+        fqt_set_error("fqt_write_file_atomic: NULL path or data");
         return FQT_ERR_ARG;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        fqt_set_error("%s: cannot create: %s", tmp, strerror(errno));
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
+        fqt_set_error("%s: path too long", path);
         return FQT_ERR_IO;
     }
-    const char *p = data;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fqt_set_error("%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    const unsigned char *p = data;
     size_t left = n;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            goto fail;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left > (size_t)1 << 30 ? (size_t)1 << 30 : left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            fqt_set_error("%s: write failed after %zu of %zu bytes: %s", tmp, n - left, n,
+                          w < 0 ? strerror(errno) : "no progress");
+            goto fail_unlink;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd)) goto fail;
-    if (close(fd)) { fd = -1; goto fail; }
+    if (fsync(fd) != 0) {
+        fqt_set_error("%s: fsync failed: %s", tmp, strerror(errno));
+        goto fail_unlink;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        fqt_set_error("%s: close failed: %s", tmp, strerror(errno));
+        goto fail_unlink;
+    }
     fd = -1;
-    if (rename(tmp, path)) goto fail;
+    if (rename(tmp, path) != 0) {
+        fqt_set_error("%s: rename from %s failed: %s", path, tmp, strerror(errno));
+        goto fail_unlink;
+    }
     return fqt_fsync_dir_of(path);
-fail:
-    fqt_set_error("%s: write failed: %s", path, strerror(errno));
+
+fail_unlink:
     if (fd >= 0) close(fd);
     unlink(tmp);
-    return FQT_ERR_IO;
+    return st;
+}
+
+fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
+    *data = NULL;
+    *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fqt_set_error("%s: cannot open: %s", path, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    fqt_status st = FQT_ERR_IO;
+    unsigned char *buf = NULL;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        fqt_set_error("%s: stat failed: %s", path, strerror(errno));
+        goto out_close;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        fqt_set_error("%s: is a directory, not a file", path);
+        goto out_close;
+    }
+    /* Regular files report their size; pipes and the like report 0 and grow as read. */
+    size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096, len = 0;
+    if (sb.st_size < 0 || (uint64_t)sb.st_size >= SIZE_MAX / 2) {
+        fqt_set_error("%s: too large to read into memory", path);
+        st = FQT_ERR_NOMEM;
+        goto out_close;
+    }
+    buf = malloc(cap);
+    if (!buf) {
+        fqt_set_error("%s: out of memory reading %zu bytes", path, cap);
+        st = FQT_ERR_NOMEM;
+        goto out_close;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                fqt_set_error("%s: out of memory reading %zu bytes", path, cap * 2);
+                st = FQT_ERR_NOMEM;
+                goto out_free;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            fqt_set_error("%s: read failed: %s", path, strerror(errno));
+            goto out_free;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    *data = buf;
+    *n = len;
+    close(fd);
+    return FQT_OK;
+
+out_free:
+    free(buf);
+out_close:
+    close(fd);
+    return st;
 }
 
 fqt_status fqt_mkdir_p(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        fqt_set_error("%s: path too long", path);
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) {
+        fqt_set_error("mkdir -p: bad path '%s'", path);
         return FQT_ERR_ARG;
     }
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) {
-                fqt_set_error("%s: cannot create directory: %s", buf, strerror(errno));
-                return FQT_ERR_IO;
-            }
-            struct stat sb;
-            if (stat(buf, &sb) || !S_ISDIR(sb.st_mode)) {
-                fqt_set_error("%s: exists and is not a directory", buf);
-                return FQT_ERR_IO;
-            }
-            if (!c) break;
-            *p = c;
+    memcpy(buf, path, len + 1);
+    /* Create each prefix that ends just before a '/', then the full path. */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            fqt_set_error("%s: cannot create directory %s: %s", path, buf, strerror(errno));
+            return FQT_ERR_IO;
         }
+        struct stat sb;
+        if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fqt_set_error("%s: %s exists and is not a directory", path, buf);
+            return FQT_ERR_IO;
+        }
+        buf[i] = saved;
     }
     return FQT_OK;
+}
+
+int fqt_file_exists(const char *path, int64_t *size) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    if (size) *size = (int64_t)sb.st_size;
+    return 1;
 }
