@@ -12,6 +12,7 @@ int fqt_cmd_formats(int argc, char **argv);
 int fqt_cmd_qdq(int argc, char **argv);
 int fqt_cmd_report(int argc, char **argv);
 int fqt_cmd_prepare(int argc, char **argv);
+int fqt_cmd_train(int argc, char **argv);
 int fqt_cmd_tokenize(int argc, char **argv);
 
 /* Print "fqt <cmd>: <message>" to stderr; returns 2 (usage) for convenience. */

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"formats", fqt_cmd_formats, "list every number format with its value grid and scale rule"},
     {"qdq", fqt_cmd_qdq, "quantize-dequantize a raw float32 file, diagnostics to stderr"},
     {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
+    {"train", fqt_cmd_train, "train a model with fully quantized FP4 training (the main job)"},
     {"prepare", fqt_cmd_prepare, "download the default corpus, train its BPE, write shards"},
     {"tokenize", fqt_cmd_tokenize, "tokenize a text file into llm.c shards"},
 };

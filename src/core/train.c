@@ -27,7 +27,7 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->mode = FQT_MODE_FQT;
     snprintf(c->train_data, sizeof c->train_data, "data/sotu/train_*.bin");
     snprintf(c->val_data, sizeof c->val_data, "data/sotu/val_*.bin");
-    snprintf(c->vocab, sizeof c->vocab, "data/sotu/vocab.bpe");
+    snprintf(c->vocab, sizeof c->vocab, "data/sotu/tokenizer.bpe");
     c->batch = 16;
     c->seq = 128;
     c->grad_accum = 1;

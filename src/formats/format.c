@@ -56,6 +56,9 @@ fqt_status fqt_format_parse(const char *s, fqt_format *out) {
     /* Generic form ELEM:bN[xM]:SCALE[:tensor][:ceil] */
     char buf[96];
     if (strlen(s) >= sizeof buf) return bad_name(s, "too long");
+    /* strtok_r would skip empty fields; the grammar has none. */
+    if (s[0] == ':' || (s[0] && s[strlen(s) - 1] == ':') || strstr(s, "::"))
+        return bad_name(s, "empty field");
     strcpy(buf, s);
     char *save = NULL, *tok[6];
     int n = 0;

@@ -1,0 +1,61 @@
+/* tools/cmd_train.c — `fqt train`: parse options into a fqt_train_config and run it. With
+ * no arguments it prepares the default corpus when missing and trains the tiny model with
+ * the paper's nvfp4 recipe. */
+#include "cli.h"
+#include "fqt/corpus.h"
+#include "fqt/train.h"
+
+#include <glob.h>
+#include <string.h>
+
+static void log_line(const char *line) { fprintf(stderr, "fqt prepare: %s\n", line); }
+
+static int usage(void) {
+    printf("usage: fqt train [--resume DIR] [--KEY VALUE]...\n\n"
+           "Trains a Llama-style model with fully quantized FP4 training (FQT). With no options:\n"
+           "the tiny model on the State of the Union corpus (prepared on first use) with the\n"
+           "paper's nvfp4 recipe, then validation loss and a few generated samples.\n\n"
+           "Recipes: fp32 bf16 nvfp4 nvfp4-rtn mxfp4 nvfp4-nvidia fp8 int4, plus overrides\n"
+           "(e.g. 'nvfp4,hp=first+last', 'nvfp4,fprop.x=mxfp4/rtn', 'nvfp4,lm_head=quant').\n\n"
+           "Options:\n"
+           "  --resume DIR        continue a run from its checkpoint (run dir or ckpt dir),\n"
+           "                      bit-identically; --steps may extend it, --stop-at pause it\n");
+    fqt_train_config_help(stdout);
+    return 0;
+}
+
+static int have_files(const char *pattern) {
+    glob_t g;
+    int ok = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    globfree(&g);
+    return ok;
+}
+
+int fqt_cmd_train(int argc, char **argv) {
+    fqt_train_config c;
+    fqt_train_config_default(&c);
+    const char *resume = NULL;
+    int data_given = 0, run_dir_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
+        if (!strcmp(a, "--quiet")) { c.quiet = true; continue; }
+        if (strncmp(a, "--", 2)) return cli_usage_error("train", "unexpected argument '%s' (options are --KEY VALUE)", a);
+        if (i + 1 >= argc) return cli_usage_error("train", "%s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--resume")) { resume = v; continue; }
+        if (fqt_train_config_set(&c, a + 2, v)) return cli_usage_error("train", "%s", fqt_last_error());
+        if (!strcmp(a, "--train-data") || !strcmp(a, "--val-data")) data_given = 1;
+        if (!strcmp(a, "--run-dir")) run_dir_given = 1;
+        if (!strcmp(a, "--recipe") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
+        if (!strcmp(a, "--name") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
+    }
+    /* The default corpus is prepared on first use. */
+    if (!resume && !data_given && !have_files(c.train_data)) {
+        fqt_sotu_options o = {.data_dir = "data/sotu", .vocab_size = 4096, .log = log_line};
+        fqt_sotu_report rep;
+        if (fqt_sotu_prepare(&o, &rep)) return cli_fail("train", "preparing the default corpus");
+    }
+    if (fqt_train(&c, resume)) return cli_fail("train", "training stopped");
+    return 0;
+}
