@@ -10,6 +10,7 @@
 
 int fqt_cmd_formats(int argc, char **argv);
 int fqt_cmd_qdq(int argc, char **argv);
+int fqt_cmd_report(int argc, char **argv);
 
 /* Print "fqt <cmd>: <message>" to stderr; returns 2 (usage) for convenience. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

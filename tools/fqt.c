@@ -12,7 +12,9 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"help", NULL, "this list"},
+    {"formats", fqt_cmd_formats, "list every number format with its value grid and scale rule"},
+    {"qdq", fqt_cmd_qdq, "quantize-dequantize a raw float32 file, diagnostics to stderr"},
+    {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
 };
 
 static void usage(FILE *f) {
@@ -70,7 +72,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (commands[i].fn && !strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "fqt: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,342 @@
+/* formats/codec.h — every scalar bit conversion of fqt, defined once.
+ *
+ * Static inline and FQT_HD so the CPU reference (src/formats/) and the CUDA backend
+ * compile the SAME source: the two can never disagree on a bit. docs/FORMATS.md §2-§4
+ * is the contract; the section is named at each function. Not for: block logic (quant.c).
+ *
+ * Requires the default floating-point environment (round to nearest even, no FTZ/DAZ)
+ * and no FMA contraction (the Makefile passes -ffp-contract=off). */
+#ifndef FQT_FORMATS_CODEC_H
+#define FQT_FORMATS_CODEC_H
+
+#include "fqt/formats.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FQT_INLINE static inline FQT_HD
+
+FQT_INLINE uint32_t fqt_f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+FQT_INLINE float fqt_u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+/* The uniform variate of §4: the top 24 bits of rnd as a float in [0, 1), exact. */
+FQT_INLINE float fqt_sr_uniform(uint32_t rnd) { return (float)(rnd >> 8) * 0x1p-24f; }
+
+/* ---- generic minifloat magnitude rounding (E4M3, E5M2, UE4M3, FP16) -------------------
+ * a: finite magnitude >= 0. M mantissa bits, bias B. Returns the magnitude code (exponent
+ * field << M | mantissa) of the RNE result, which may run past the format's largest code:
+ * the caller saturates or maps to Inf. Carries out of the mantissa bump the exponent, as
+ * they should. */
+FQT_INLINE uint32_t fqt_mf_rne(float a, int M, int B) {
+    if (a == 0.0f) return 0;
+    uint32_t u = fqt_f2u(a);
+    int e = (int)(u >> 23) - 127;
+    if (e < 1 - B) {
+        /* Target subnormal (or float subnormal): count units of 2^(1-B-M); the scaling by a
+         * power of two is exact, rintf rounds half to even. */
+        float q = rintf(ldexpf(a, M + B - 1));
+        return (uint32_t)q;
+    }
+    int shift = 23 - M;
+    uint32_t mant = u & 0x7FFFFFu;
+    uint32_t rest = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    uint32_t code = ((uint32_t)(e + B) << M) | (mant >> shift);
+    if (rest > half || (rest == half && (code & 1u))) code++;
+    return code;
+}
+
+/* SR counterpart (§1, §4): the truncated code plus one with probability equal to the
+ * fractional distance, which is exact here (rest / 2^shift, or q - floor(q)). */
+FQT_INLINE uint32_t fqt_mf_sr(float a, int M, int B, uint32_t rnd) {
+    if (a == 0.0f) return 0;
+    float uni = fqt_sr_uniform(rnd);
+    uint32_t u = fqt_f2u(a);
+    int e = (int)(u >> 23) - 127;
+    if (e < 1 - B) {
+        float q = ldexpf(a, M + B - 1);
+        float lo = floorf(q);
+        return (uint32_t)lo + (uni < q - lo ? 1u : 0u);
+    }
+    int shift = 23 - M;
+    uint32_t mant = u & 0x7FFFFFu;
+    uint32_t rest = mant & ((1u << shift) - 1u);
+    uint32_t code = ((uint32_t)(e + B) << M) | (mant >> shift);
+    float frac = ldexpf((float)rest, -shift);
+    return code + (uni < frac ? 1u : 0u);
+}
+
+/* Decode a minifloat magnitude code with M mantissa bits and bias B (no specials). */
+FQT_INLINE float fqt_mf_decode(uint32_t mag, int M, int B) {
+    uint32_t e = mag >> M, m = mag & ((1u << M) - 1u);
+    if (e == 0) return ldexpf((float)m, 1 - B - M);
+    return ldexpf((float)((1u << M) | m), (int)e - B - M);
+}
+
+/* ---- §2.1 E2M1 ---------------------------------------------------------------------- */
+FQT_INLINE float fqt_e2m1_mag(uint32_t c) {
+    /* 0, .5 (subnormal), then (1 + m/2) * 2^(e-1): 1, 1.5, 2, 3, 4, 6 */
+    if (c < 2) return 0.5f * (float)c;
+    return (1.0f + 0.5f * (float)(c & 1u)) * (float)(1u << ((c >> 1) - 1u));
+}
+
+FQT_INLINE uint8_t fqt_e2m1_rne_i(float x) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 3);
+    float a = fabsf(x);
+    uint8_t c;
+    if (a != a) return 0; /* NaN: §2.1, the block quantizer flags it */
+    /* Thresholds are the midpoints; "<=" where the tie goes to the lower (even) code. */
+    if (a <= 0.25f) c = 0;
+    else if (a < 0.75f) c = 1;
+    else if (a <= 1.25f) c = 2;
+    else if (a < 1.75f) c = 3;
+    else if (a <= 2.5f) c = 4;
+    else if (a < 3.5f) c = 5;
+    else if (a <= 5.0f) c = 6;
+    else c = 7;
+    return (uint8_t)(s | c);
+}
+
+FQT_INLINE uint8_t fqt_e2m1_sr_i(float x, uint32_t rnd) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 3);
+    float a = fabsf(x);
+    if (a != a) return 0;
+    if (a >= 6.0f) return (uint8_t)(s | 7);
+    uint8_t c = (uint8_t)((a >= 0.5f) + (a >= 1.0f) + (a >= 1.5f) + (a >= 2.0f) + (a >= 3.0f) +
+                          (a >= 4.0f));
+    float lo = fqt_e2m1_mag(c), hi = fqt_e2m1_mag(c + 1u);
+    float frac = (a - lo) / (hi - lo); /* exact: Sterbenz, power-of-two divisor */
+    return (uint8_t)(s | (c + (fqt_sr_uniform(rnd) < frac ? 1u : 0u)));
+}
+
+FQT_INLINE float fqt_e2m1_dec_i(uint8_t code) {
+    float m = fqt_e2m1_mag(code & 7u);
+    return (code & 8u) ? -m : m;
+}
+
+/* ---- §2.2 E4M3 (FN) and §3.2 UE4M3 ------------------------------------------------------ */
+FQT_INLINE uint8_t fqt_e4m3_rne_i(float x) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 7);
+    float a = fabsf(x);
+    if (!(a <= 3.4028235e38f)) return (uint8_t)(s | 0x7F); /* NaN, Inf -> NaN */
+    uint32_t c = fqt_mf_rne(a, 3, 7);
+    return (uint8_t)(s | (c > 0x7E ? 0x7E : c));
+}
+
+FQT_INLINE uint8_t fqt_e4m3_sr_i(float x, uint32_t rnd) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 7);
+    float a = fabsf(x);
+    if (!(a <= 3.4028235e38f)) return (uint8_t)(s | 0x7F);
+    if (a >= 448.0f) return (uint8_t)(s | 0x7E);
+    uint32_t c = fqt_mf_sr(a, 3, 7, rnd);
+    return (uint8_t)(s | (c > 0x7E ? 0x7E : c));
+}
+
+FQT_INLINE float fqt_e4m3_dec_i(uint8_t code) {
+    uint32_t mag = code & 0x7Fu;
+    float v = mag == 0x7F ? NAN : fqt_mf_decode(mag, 3, 7);
+    return (code & 0x80u) ? -v : v;
+}
+
+/* ---- §2.3 E5M2 ---------------------------------------------------------------------- */
+FQT_INLINE uint8_t fqt_e5m2_rne_i(float x) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 7);
+    float a = fabsf(x);
+    if (a != a) return (uint8_t)(s | 0x7E);
+    if (a > 3.4028235e38f) return (uint8_t)(s | 0x7C);
+    uint32_t c = fqt_mf_rne(a, 2, 15);
+    return (uint8_t)(s | (c > 0x7C ? 0x7C : c));
+}
+
+FQT_INLINE uint8_t fqt_e5m2_sr_i(float x, uint32_t rnd) {
+    uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 7);
+    float a = fabsf(x);
+    if (a != a) return (uint8_t)(s | 0x7E);
+    if (a > 3.4028235e38f) return (uint8_t)(s | 0x7C);
+    if (a >= 57344.0f) return (uint8_t)(s | 0x7B);
+    uint32_t c = fqt_mf_sr(a, 2, 15, rnd);
+    return (uint8_t)(s | (c > 0x7B ? 0x7B : c));
+}
+
+FQT_INLINE float fqt_e5m2_dec_i(uint8_t code) {
+    uint32_t mag = code & 0x7Fu;
+    float v = mag == 0x7C ? INFINITY : mag > 0x7C ? NAN : fqt_mf_decode(mag, 2, 15);
+    return (code & 0x80u) ? -v : v;
+}
+
+/* ---- §2.4 INT4 ---------------------------------------------------------------------- */
+FQT_INLINE uint8_t fqt_int4_rne_i(float x) {
+    if (x != x) return 0;
+    float q = rintf(x);
+    q = q > 7.0f ? 7.0f : q < -7.0f ? -7.0f : q;
+    return (uint8_t)((int)q & 0xF);
+}
+
+FQT_INLINE uint8_t fqt_int4_sr_i(float x, uint32_t rnd) {
+    if (x != x) return 0;
+    float a = fabsf(x);
+    float q = a >= 7.0f ? 7.0f : floorf(a);
+    if (a < 7.0f && fqt_sr_uniform(rnd) < a - q) q += 1.0f;
+    int v = x < 0 ? -(int)q : (int)q;
+    return (uint8_t)(v & 0xF);
+}
+
+FQT_INLINE float fqt_int4_dec_i(uint8_t code) {
+    int v = (int)(code & 0xF);
+    return (float)(v >= 8 ? v - 16 : v);
+}
+
+/* ---- §2.5 NF4 ----------------------------------------------------------------------- */
+FQT_INLINE float fqt_nf4_value(uint32_t c) {
+    /* The QLoRA NormalFloat4 levels, ascending (docs/FORMATS.md §2.5). */
+    switch (c & 15u) {
+    case 0: return -1.0f;
+    case 1: return -0.6961928009986877f;
+    case 2: return -0.5250730514526367f;
+    case 3: return -0.39491748809814453f;
+    case 4: return -0.28444138169288635f;
+    case 5: return -0.18477343022823334f;
+    case 6: return -0.09105003625154495f;
+    case 7: return 0.0f;
+    case 8: return 0.07958029955625534f;
+    case 9: return 0.16093020141124725f;
+    case 10: return 0.24611230194568634f;
+    case 11: return 0.33791524171829224f;
+    case 12: return 0.44070982933044434f;
+    case 13: return 0.5626170039176941f;
+    case 14: return 0.7229568362236023f;
+    default: return 1.0f;
+    }
+}
+
+/* Index of the largest level <= x, for x in [-1, 1). */
+FQT_INLINE uint32_t fqt_nf4_floor_index(float x) {
+    uint32_t c = 0;
+    for (uint32_t i = 1; i < 16; i++) c += (x >= fqt_nf4_value(i)) ? 1u : 0u;
+    return c;
+}
+
+FQT_INLINE uint8_t fqt_nf4_rne_i(float x) {
+    if (x != x) return 7;
+    if (x >= 1.0f) return 15;
+    if (x <= -1.0f) return 0;
+    uint32_t lo = fqt_nf4_floor_index(x);
+    if (lo == 15) return 15;
+    double dl = (double)x - (double)fqt_nf4_value(lo);
+    double dh = (double)fqt_nf4_value(lo + 1) - (double)x;
+    return (uint8_t)(dh < dl ? lo + 1 : lo); /* exact tie -> the lower code */
+}
+
+FQT_INLINE uint8_t fqt_nf4_sr_i(float x, uint32_t rnd) {
+    if (x != x) return 7;
+    if (x >= 1.0f) return 15;
+    if (x <= -1.0f) return 0;
+    uint32_t lo = fqt_nf4_floor_index(x);
+    float vl = fqt_nf4_value(lo), vh = fqt_nf4_value(lo + 1);
+    float frac = (x - vl) / (vh - vl);
+    return (uint8_t)(lo + (fqt_sr_uniform(rnd) < frac ? 1u : 0u));
+}
+
+/* ---- §2.6 BF16, FP16 -------------------------------------------------------------------- */
+FQT_INLINE uint16_t fqt_bf16_rne_i(float x) {
+    uint32_t u = fqt_f2u(x);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+FQT_INLINE uint16_t fqt_bf16_sr_i(float x, uint32_t rnd) {
+    uint32_t u = fqt_f2u(x);
+    if ((u & 0x7F800000u) == 0x7F800000u) return fqt_bf16_rne_i(x);
+    return (uint16_t)((u + (rnd >> 16)) >> 16);
+}
+
+FQT_INLINE float fqt_bf16_dec_i(uint16_t c) { return fqt_u2f((uint32_t)c << 16); }
+
+FQT_INLINE uint16_t fqt_fp16_rne_i(float x) {
+    uint16_t s = (uint16_t)((fqt_f2u(x) >> 31) << 15);
+    float a = fabsf(x);
+    if (a != a) return (uint16_t)(s | 0x7E00u);
+    if (a > 3.4028235e38f) return (uint16_t)(s | 0x7C00u);
+    uint32_t c = fqt_mf_rne(a, 10, 15);
+    return (uint16_t)(s | (c > 0x7C00u ? 0x7C00u : c));
+}
+
+FQT_INLINE float fqt_fp16_dec_i(uint16_t c) {
+    uint32_t mag = c & 0x7FFFu;
+    float v = mag == 0x7C00u ? INFINITY : mag > 0x7C00u ? NAN : fqt_mf_decode(mag, 10, 15);
+    return (c & 0x8000u) ? -v : v;
+}
+
+/* ---- §3.1 E8M0, §3.2 UE4M3 ----------------------------------------------------------------- */
+/* floor(log2 a) for finite a > 0, exact (frexpf handles subnormals). */
+FQT_INLINE int fqt_floor_log2(float a) {
+    int k;
+    frexpf(a, &k);
+    return k - 1;
+}
+
+FQT_INLINE uint8_t fqt_e8m0_floor_i(float x) {
+    if (!(x >= 0.0f) || x > 3.4028235e38f) return 0xFF; /* NaN, negative, Inf */
+    if (x == 0.0f) return 0;
+    int e = fqt_floor_log2(x);
+    e = e < -127 ? -127 : e > 127 ? 127 : e;
+    return (uint8_t)(e + 127);
+}
+
+FQT_INLINE float fqt_e8m0_dec_i(uint8_t c) { return c == 0xFF ? NAN : ldexpf(1.0f, (int)c - 127); }
+
+FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_i(fabsf(x)) & 0x7F); }
+FQT_INLINE float fqt_ue4m3_dec_i(uint8_t c) { return fqt_e4m3_dec_i((uint8_t)(c & 0x7F)); }
+
+/* ---- generic element codec --------------------------------------------------------------- */
+FQT_INLINE uint32_t fqt_elem_encode_i(fqt_elem t, float x, fqt_rounding r, uint32_t rnd) {
+    int sr = r == FQT_ROUND_SR;
+    switch (t) {
+    case FQT_ELEM_E2M1: return sr ? fqt_e2m1_sr_i(x, rnd) : fqt_e2m1_rne_i(x);
+    case FQT_ELEM_E4M3: return sr ? fqt_e4m3_sr_i(x, rnd) : fqt_e4m3_rne_i(x);
+    case FQT_ELEM_E5M2: return sr ? fqt_e5m2_sr_i(x, rnd) : fqt_e5m2_rne_i(x);
+    case FQT_ELEM_INT4: return sr ? fqt_int4_sr_i(x, rnd) : fqt_int4_rne_i(x);
+    case FQT_ELEM_NF4: return sr ? fqt_nf4_sr_i(x, rnd) : fqt_nf4_rne_i(x);
+    case FQT_ELEM_BF16: return sr ? fqt_bf16_sr_i(x, rnd) : fqt_bf16_rne_i(x);
+    case FQT_ELEM_FP16: return fqt_fp16_rne_i(x); /* FP16 has no SR variant */
+    default: return fqt_f2u(x);
+    }
+}
+
+FQT_INLINE float fqt_elem_decode_i(fqt_elem t, uint32_t c) {
+    switch (t) {
+    case FQT_ELEM_E2M1: return fqt_e2m1_dec_i((uint8_t)c);
+    case FQT_ELEM_E4M3: return fqt_e4m3_dec_i((uint8_t)c);
+    case FQT_ELEM_E5M2: return fqt_e5m2_dec_i((uint8_t)c);
+    case FQT_ELEM_INT4: return fqt_int4_dec_i((uint8_t)c);
+    case FQT_ELEM_NF4: return fqt_nf4_value(c);
+    case FQT_ELEM_BF16: return fqt_bf16_dec_i((uint16_t)c);
+    case FQT_ELEM_FP16: return fqt_fp16_dec_i((uint16_t)c);
+    default: return fqt_u2f(c);
+    }
+}
+
+/* ---- §4 Philox4x32-10 ------------------------------------------------------------------- */
+FQT_INLINE void fqt_philox_i(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    for (int i = 0; i < 10; i++) {
+        if (i) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        uint64_t p0 = (uint64_t)0xD2511F53u * c[0];
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * c[2];
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+        c[0] = n0;
+        c[1] = (uint32_t)p1;
+        c[2] = n2;
+        c[3] = (uint32_t)p0;
+    }
+}
+
+/* The four random words of counter block index/4 (§4); the element uses word index%4. */
+FQT_INLINE void fqt_sr_block4(uint64_t seed, uint64_t stream, uint64_t index4, uint32_t out[4]) {
+    out[0] = (uint32_t)index4;
+    out[1] = (uint32_t)(index4 >> 32);
+    out[2] = (uint32_t)stream;
+    out[3] = (uint32_t)(stream >> 32);
+    fqt_philox_i(out, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+#endif

@@ -1,0 +1,416 @@
+/* formats/quant.c — block quantizers (RNE and SR), dequantization, quantize-dequantize
+ * and the §6 diagnostics, for every format of docs/FORMATS.md §5.
+ *
+ * Parallel over groups of block rows with OpenMP; every element's result depends only on
+ * its block, the tensor scale and its own random bits (keyed by its index, §4), so the
+ * output never depends on the thread count. Statistics are gathered per group and merged
+ * in group order for the same reason. Not for: GEMMs (cpu/gemm.c). */
+#include "codec.h"
+
+#include <float.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int scale_bytes(fqt_scale_type t) {
+    return t == FQT_SCALE_FP32 ? 4 : t == FQT_SCALE_NONE ? 0 : 1;
+}
+
+fqt_status fqt_qtensor_alloc(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols) {
+    memset(q, 0, sizeof *q);
+    if (rows < 0 || cols < 0) {
+        fqt_set_error("quantized tensor: negative shape [%lld, %lld]", (long long)rows,
+                      (long long)cols);
+        return FQT_ERR_ARG;
+    }
+    if ((f->scale == FQT_SCALE_NONE) != (f->block == 0) || f->block < 0 || f->block_rows < 1 ||
+        (unsigned)f->elem >= FQT_ELEM_COUNT || (unsigned)f->scale >= FQT_SCALE_COUNT) {
+        fqt_set_error("quantized tensor: inconsistent format descriptor");
+        return FQT_ERR_ARG;
+    }
+    int bits = fqt_elem_bits(f->elem);
+    q->fmt = *f;
+    q->rows = rows;
+    q->cols = cols;
+    q->row_bytes = bits == 4 ? (cols + 1) / 2 : cols * (bits / 8);
+    q->tensor_scale = 1.0f;
+    q->codes = calloc((size_t)(rows * q->row_bytes) + 1, 1);
+    if (f->scale != FQT_SCALE_NONE) {
+        q->scale_rows = (rows + f->block_rows - 1) / f->block_rows;
+        q->scale_cols = (cols + f->block - 1) / f->block;
+        q->scales = calloc((size_t)(q->scale_rows * q->scale_cols) * (size_t)scale_bytes(f->scale) + 1, 1);
+    }
+    if (!q->codes || (f->scale != FQT_SCALE_NONE && !q->scales)) {
+        fqt_qtensor_free(q);
+        fqt_set_error("quantized tensor: out of memory for [%lld, %lld]", (long long)rows,
+                      (long long)cols);
+        return FQT_ERR_NOMEM;
+    }
+    return FQT_OK;
+}
+
+void fqt_qtensor_free(fqt_qtensor *q) {
+    free(q->codes);
+    free(q->scales);
+    q->codes = q->scales = NULL;
+}
+
+size_t fqt_qtensor_bytes(const fqt_qtensor *q) {
+    return (size_t)(q->rows * q->row_bytes) +
+           (size_t)(q->scale_rows * q->scale_cols) * (size_t)scale_bytes(q->fmt.scale);
+}
+
+static inline float scale_decode(const fqt_qtensor *q, int64_t i) {
+    switch (q->fmt.scale) {
+    case FQT_SCALE_E8M0: return fqt_e8m0_dec_i(q->scales[i]);
+    case FQT_SCALE_UE4M3: return fqt_ue4m3_dec_i(q->scales[i]);
+    case FQT_SCALE_FP32: { float s; memcpy(&s, q->scales + 4 * i, 4); return s; }
+    default: return 1.0f;
+    }
+}
+
+float fqt_qtensor_scale(const fqt_qtensor *q, int64_t i) { return scale_decode(q, i); }
+
+static inline void put_code(uint8_t *row, int bits, int64_t c, uint32_t code) {
+    switch (bits) {
+    case 4: {
+        uint8_t *p = row + (c >> 1);
+        *p = (c & 1) ? (uint8_t)((*p & 0x0F) | (code << 4)) : (uint8_t)((*p & 0xF0) | (code & 0xF));
+        break;
+    }
+    case 8: row[c] = (uint8_t)code; break;
+    case 16: { uint16_t v = (uint16_t)code; memcpy(row + 2 * c, &v, 2); break; }
+    default: memcpy(row + 4 * c, &code, 4);
+    }
+}
+
+static inline uint32_t get_code(const uint8_t *row, int bits, int64_t c) {
+    switch (bits) {
+    case 4: return (row[c >> 1] >> ((c & 1) * 4)) & 0xF;
+    case 8: return row[c];
+    case 16: { uint16_t v; memcpy(&v, row + 2 * c, 2); return v; }
+    default: { uint32_t v; memcpy(&v, row + 4 * c, 4); return v; }
+    }
+}
+
+/* dst[c*R + r] = src[r*C + c], in cache tiles. */
+static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
+    const int64_t TB = 32;
+    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tr * tc; t++) {
+        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
+        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+    }
+}
+
+float fqt_nvfp4_tensor_scale_enc(float amax) {
+    if (!(amax > 0.0f)) return 1.0f;
+    float s = 2688.0f / amax; /* 6 * 448, §5.3 */
+    return s > FLT_MAX ? FLT_MAX : s;
+}
+
+/* Random bits for consecutive indices, one Philox call per four elements (§4). */
+typedef struct {
+    uint64_t seed, stream, blk;
+    uint32_t w[4];
+} sr_cache;
+
+static inline uint32_t sr_next(sr_cache *c, uint64_t index) {
+    if ((index >> 2) != c->blk) {
+        c->blk = index >> 2;
+        fqt_sr_block4(c->seed, c->stream, c->blk, c->w);
+    }
+    return c->w[index & 3];
+}
+
+/* How one block maps x to the element grid and back. */
+typedef struct {
+    float mul;      /* element input = x * mul (E8M0, UE4M3) ... */
+    float div;      /* ... or x / div (FP32 scales, §5.4), when div != 0 */
+    float deq;      /* dequantized = decode(code) * deq (then * s_dec for tensor scales) */
+    int zero;       /* block quantizes to zeros */
+} block_map;
+
+/* Compute the block's scale code (stored at *scale_out) and its mapping, §5.2-§5.4. */
+static block_map block_scale(const fqt_format *f, float amax, float s_enc, float s_dec,
+                             uint8_t *scale_out) {
+    block_map m = {1.0f, 0.0f, 1.0f, 0};
+    float emax_val = fqt_elem_max(f->elem);
+    switch (f->scale) {
+    case FQT_SCALE_E8M0: {
+        int e;
+        if (amax == 0.0f) {
+            e = -127;
+            m.zero = 1;
+        } else {
+            e = fqt_floor_log2(amax) - fqt_elem_emax(f->elem);
+            if (f->scale_ceil && (double)amax > ldexp((double)emax_val, e)) e++;
+            e = e < -127 ? -127 : e > 127 ? 127 : e;
+        }
+        *scale_out = (uint8_t)(e + 127);
+        m.mul = ldexpf(1.0f, -e);
+        m.deq = ldexpf(1.0f, e);
+        break;
+    }
+    case FQT_SCALE_UE4M3: {
+        uint8_t sb = fqt_ue4m3_rne_i((amax / emax_val) * s_enc);
+        float sbf = fqt_ue4m3_dec_i(sb);
+        *scale_out = sb;
+        m.deq = sbf;
+        if (sbf == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.mul = 1.0f / (sbf * s_dec);
+        }
+        break;
+    }
+    case FQT_SCALE_FP32: {
+        float s = amax / emax_val;
+        memcpy(scale_out, &s, 4);
+        m.deq = s;
+        if (s == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.div = s;
+        }
+        break;
+    }
+    default: break;
+    }
+    return m;
+}
+
+static void stats_element(fqt_qstats *st, float x, float deq, float scaled, float emax, int bits,
+                          uint32_t code) {
+    double err = (double)deq - (double)x;
+    st->sum_sq_err += err * err;
+    st->sum_sq += (double)x * (double)x;
+    if (fabsf(scaled) > emax) st->n_saturated++;
+    if (x != 0.0f && deq == 0.0f) st->n_flushed++;
+    if (bits == 4) st->code_hist[code & 15]++;
+}
+
+static void stats_scale(fqt_qstats *st, float s) {
+    if (!(s > 0.0f)) {
+        st->n_zero_blocks += s == 0.0f;
+        return;
+    }
+    if (st->scale_max == 0.0f || s < st->scale_min) st->scale_min = s;
+    if (s > st->scale_max) st->scale_max = s;
+}
+
+void fqt_qstats_merge(fqt_qstats *into, const fqt_qstats *from) {
+    into->n += from->n;
+    into->n_nonfinite += from->n_nonfinite;
+    into->n_saturated += from->n_saturated;
+    into->n_flushed += from->n_flushed;
+    into->sum_sq_err += from->sum_sq_err;
+    into->sum_sq += from->sum_sq;
+    for (int i = 0; i < 16; i++) into->code_hist[i] += from->code_hist[i];
+    if (from->scale_max > 0.0f) {
+        if (into->scale_max == 0.0f || from->scale_min < into->scale_min)
+            into->scale_min = from->scale_min;
+        if (from->scale_max > into->scale_max) into->scale_max = from->scale_max;
+    }
+    into->n_blocks += from->n_blocks;
+    into->n_zero_blocks += from->n_zero_blocks;
+}
+
+double fqt_qstats_mse(const fqt_qstats *s) {
+    int64_t n = s->n - s->n_nonfinite;
+    return n > 0 ? s->sum_sq_err / (double)n : 0.0;
+}
+
+double fqt_qstats_snr_db(const fqt_qstats *s) {
+    if (s->sum_sq_err == 0.0) return INFINITY;
+    return 10.0 * log10(s->sum_sq / s->sum_sq_err);
+}
+
+/* Quantize one group of block rows [r0, r1) of the K-contiguous array x. */
+static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_t r1,
+                              fqt_rounding rounding, sr_cache *rc, float s_enc, float s_dec,
+                              fqt_qstats *st) {
+    const fqt_format *f = &q->fmt;
+    const int bits = fqt_elem_bits(f->elem), sbytes = scale_bytes(f->scale);
+    const float emax = fqt_elem_max(f->elem);
+    const int64_t cols = q->cols;
+    int64_t nonfinite = 0;
+
+    if (f->scale == FQT_SCALE_NONE) {
+        for (int64_t r = r0; r < r1; r++) {
+            uint8_t *row = q->codes + r * q->row_bytes;
+            for (int64_t c = 0; c < cols; c++) {
+                float v = x[r * cols + c];
+                uint32_t rnd = rounding == FQT_ROUND_SR ? sr_next(rc, (uint64_t)(r * cols + c)) : 0;
+                uint32_t code = fqt_elem_encode_i(f->elem, v, rounding, rnd);
+                put_code(row, bits, c, code);
+                if (!isfinite(v)) { nonfinite++; continue; }
+                if (st) stats_element(st, v, fqt_elem_decode_i(f->elem, code), v, emax, bits, code);
+            }
+        }
+        if (st) st->n += (r1 - r0) * cols;
+        return nonfinite;
+    }
+
+    const int64_t g = r0 / f->block_rows;
+    for (int64_t j = 0; j < q->scale_cols; j++) {
+        int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+        float amax = 0.0f;
+        int64_t bad = 0;
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t c = c0; c < c1; c++) {
+                float a = fabsf(x[r * cols + c]);
+                if (!(a <= FLT_MAX)) bad++;
+                else if (a > amax) amax = a;
+            }
+        uint8_t *sp = q->scales + (g * q->scale_cols + j) * sbytes;
+        if (st) { st->n += (r1 - r0) * (c1 - c0); st->n_blocks++; }
+        if (bad) {
+            /* §5.1: the block decodes to NaN; nothing non-finite becomes finite. */
+            if (f->scale == FQT_SCALE_FP32) { float nan = NAN; memcpy(sp, &nan, 4); }
+            else *sp = f->scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) put_code(q->codes + r * q->row_bytes, bits, c, 0);
+            nonfinite += bad;
+            if (st) st->n_nonfinite += bad;
+            continue;
+        }
+        block_map m = block_scale(f, amax, s_enc, s_dec, sp);
+        if (st) stats_scale(st, m.zero ? 0.0f : m.deq * s_dec);
+        for (int64_t r = r0; r < r1; r++) {
+            uint8_t *row = q->codes + r * q->row_bytes;
+            for (int64_t c = c0; c < c1; c++) {
+                float v = x[r * cols + c];
+                float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
+                uint32_t rnd = rounding == FQT_ROUND_SR ? sr_next(rc, (uint64_t)(r * cols + c)) : 0;
+                uint32_t code = fqt_elem_encode_i(f->elem, scaled, rounding, rnd);
+                put_code(row, bits, c, code);
+                if (st) {
+                    float deq = fqt_elem_decode_i(f->elem, code) * m.deq;
+                    if (f->tensor_scale) deq *= s_dec;
+                    stats_element(st, v, deq, scaled, emax, bits, code);
+                }
+            }
+        }
+    }
+    return nonfinite;
+}
+
+fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int64_t src_cols,
+                        fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                        fqt_qstats *stats) {
+    int64_t rows = axis == FQT_AXIS_ROWS ? src_rows : src_cols;
+    int64_t cols = axis == FQT_AXIS_ROWS ? src_cols : src_rows;
+    if (q->rows != rows || q->cols != cols || !q->codes) {
+        fqt_set_error("fqt_quantize: tensor is [%lld, %lld], source along this axis needs "
+                      "[%lld, %lld]", (long long)q->rows, (long long)q->cols, (long long)rows,
+                      (long long)cols);
+        return FQT_ERR_ARG;
+    }
+    const float *x = src;
+    float *tmp = NULL;
+    if (axis == FQT_AXIS_COLS && rows > 1 && cols > 1) {
+        tmp = fqt_xmalloc((size_t)(rows * cols) * sizeof(float));
+        transpose(src, tmp, src_rows, src_cols);
+        x = tmp;
+    }
+
+    float s_enc = 1.0f, s_dec = 1.0f;
+    if (q->fmt.tensor_scale) {
+        float amax = 0.0f;
+        const int64_t n = rows * cols;
+#pragma omp parallel for reduction(max : amax) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            float a = fabsf(x[i]);
+            if (a <= FLT_MAX && a > amax) amax = a;
+        }
+        s_enc = fqt_nvfp4_tensor_scale_enc(amax);
+        s_dec = 1.0f / s_enc;
+    }
+    q->tensor_scale = s_dec;
+
+    const int64_t br = q->fmt.scale == FQT_SCALE_NONE ? 1 : q->fmt.block_rows;
+    const int64_t groups = (rows + br - 1) / br;
+    fqt_qstats *gst = stats ? fqt_xcalloc((size_t)groups, sizeof *gst) : NULL;
+    int64_t nonfinite = 0;
+#pragma omp parallel reduction(+ : nonfinite)
+    {
+        sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
+#pragma omp for schedule(static)
+        for (int64_t g = 0; g < groups; g++) {
+            int64_t r0 = g * br, r1 = r0 + br < rows ? r0 + br : rows;
+            nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec,
+                                        gst ? &gst[g] : NULL);
+        }
+    }
+    if (stats) {
+        for (int64_t g = 0; g < groups; g++) fqt_qstats_merge(stats, &gst[g]);
+        if (q->fmt.scale == FQT_SCALE_NONE) stats->n_nonfinite += nonfinite;
+        free(gst);
+    }
+    free(tmp);
+    q->n_nonfinite = nonfinite;
+    if (nonfinite) {
+        fqt_set_error("quantize: %lld non-finite input values", (long long)nonfinite);
+        return FQT_ERR_NONFINITE;
+    }
+    return FQT_OK;
+}
+
+void fqt_dequantize(const fqt_qtensor *q, float *dst) {
+    const fqt_format *f = &q->fmt;
+    const int bits = fqt_elem_bits(f->elem);
+    const int64_t rows = q->rows, cols = q->cols;
+    const float s_dec = q->tensor_scale;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = q->codes + r * q->row_bytes;
+        float *out = dst + r * cols;
+        if (f->scale == FQT_SCALE_NONE) {
+            for (int64_t c = 0; c < cols; c++) out[c] = fqt_elem_decode_i(f->elem, get_code(row, bits, c));
+            continue;
+        }
+        const int64_t srow = (r / f->block_rows) * q->scale_cols;
+        for (int64_t j = 0; j < q->scale_cols; j++) {
+            float s = scale_decode(q, srow + j);
+            int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+            if (f->tensor_scale)
+                for (int64_t c = c0; c < c1; c++)
+                    out[c] = (fqt_elem_decode_i(f->elem, get_code(row, bits, c)) * s) * s_dec;
+            else
+                for (int64_t c = c0; c < c1; c++)
+                    out[c] = fqt_elem_decode_i(f->elem, get_code(row, bits, c)) * s;
+        }
+    }
+}
+
+fqt_status fqt_qdq(const fqt_format *f, const float *src, float *dst, int64_t rows,
+                   int64_t cols, fqt_axis axis, fqt_rounding rounding, uint64_t seed,
+                   uint64_t stream, fqt_qstats *stats) {
+    fqt_qtensor q;
+    int64_t qr = axis == FQT_AXIS_ROWS ? rows : cols, qc = axis == FQT_AXIS_ROWS ? cols : rows;
+    fqt_status st = fqt_qtensor_alloc(&q, f, qr, qc);
+    if (st) return st;
+    fqt_status qs = fqt_quantize(&q, src, rows, cols, axis, rounding, seed, stream, stats);
+    if (qs && qs != FQT_ERR_NONFINITE) {
+        fqt_qtensor_free(&q);
+        return qs;
+    }
+    if (axis == FQT_AXIS_ROWS || rows <= 1 || cols <= 1) {
+        fqt_dequantize(&q, dst);
+    } else {
+        float *tmp = fqt_xmalloc((size_t)(rows * cols) * sizeof(float));
+        fqt_dequantize(&q, tmp);
+        transpose(tmp, dst, qr, qc);
+        free(tmp);
+    }
+    fqt_qtensor_free(&q);
+    return qs;
+}
