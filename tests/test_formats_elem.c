@@ -23,7 +23,7 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define OMP_SWEEP _Pragma("omp parallel for reduction(+ : bad) schedule(static)")
+#define OMP_SWEEP _Pragma("omp parallel for reduction(+ : bad) schedule(dynamic)")
 #define OMP_CRITICAL _Pragma("omp critical(elem_report)")
 #else
 #define OMP_SWEEP
@@ -103,18 +103,30 @@ static void grid_free(grid *g) { free(g->mag); free(g->code); }
 
 /* Code of the grid magnitude nearest to a >= 0; exact ties go to the even code; a at or above
  * the last magnitude gives the last code (callers put saturation or the overflow stand-in
- * there). Midpoints of neighbouring grid values are exact in double. */
-static uint32_t grid_nearest(const grid *g, double a) {
+ * there). Midpoints of neighbouring grid values are exact in double.
+ * *hint is the bracket found for the previous input: a sweep in bit-pattern order visits
+ * magnitudes in ascending order, so the bracket is usually the same or the next one, and only
+ * otherwise does this fall back to a binary search. That keeps 2^32 inputs fast. */
+static uint32_t grid_nearest(const grid *g, double a, int64_t *hint) {
     if (a >= g->mag[g->n - 1]) return g->code[g->n - 1];
-    int64_t lo = 0, hi = g->n - 1; /* invariant: mag[lo] <= a < mag[hi] */
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (g->mag[mid] <= a) lo = mid; else hi = mid;
+    int64_t lo = *hint;
+    if (lo >= 0 && lo < g->n - 1 && g->mag[lo] <= a && a < g->mag[lo + 1]) {
+        /* same bracket as last time */
+    } else if (lo >= 0 && lo + 2 < g->n && g->mag[lo + 1] <= a && a < g->mag[lo + 2]) {
+        lo++;
+    } else {
+        int64_t hi = g->n - 1; /* invariant: mag[lo] <= a < mag[hi] */
+        lo = 0;
+        while (hi - lo > 1) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (g->mag[mid] <= a) lo = mid; else hi = mid;
+        }
     }
-    double m = 0.5 * (g->mag[lo] + g->mag[hi]);
+    *hint = lo;
+    double m = 0.5 * (g->mag[lo] + g->mag[lo + 1]);
     if (a < m) return g->code[lo];
-    if (a > m) return g->code[hi];
-    return (g->code[lo] & 1) ? g->code[hi] : g->code[lo];
+    if (a > m) return g->code[lo + 1];
+    return (g->code[lo] & 1) ? g->code[lo + 1] : g->code[lo];
 }
 
 static grid G_E2M1, G_E4M3, G_E5M2, G_FP16, G_INT4;
@@ -140,41 +152,42 @@ static void grids_build(void) {
 
 /* ---- per-format checkers: run the implementation and the oracle on x --------------- */
 
-typedef bool (*check_fn)(float x, uint32_t *got, uint32_t *want);
+/* hint: the caller's grid_nearest bracket, carried from one input to the next */
+typedef bool (*check_fn)(float x, uint32_t *got, uint32_t *want, int64_t *hint);
 
-static bool chk_e2m1(float x, uint32_t *got, uint32_t *want) {
+static bool chk_e2m1(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     uint32_t s = signbit(x) ? 8u : 0u;
     if (isnan(x)) *want = 0;                             /* §2.1: NaN -> 0x0 */
     else if (isinf(x)) *want = s | 7;                    /* saturate to +-6 */
-    else *want = s | grid_nearest(&G_E2M1, fabs((double)x));
+    else *want = s | grid_nearest(&G_E2M1, fabs((double)x), hint);
     *got = fqt_e2m1_encode_rne(x);
     return *got == *want;
 }
 
-static bool chk_e4m3(float x, uint32_t *got, uint32_t *want) {
+static bool chk_e4m3(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     uint32_t s = signbit(x) ? 0x80u : 0u;
     if (!isfinite(x)) *want = s | 0x7F;                  /* §2.2: Inf and NaN -> NaN, sign kept */
-    else *want = s | grid_nearest(&G_E4M3, fabs((double)x));
+    else *want = s | grid_nearest(&G_E4M3, fabs((double)x), hint);
     *got = fqt_e4m3_encode_rne(x);
     return *got == *want;
 }
 
-static bool chk_e5m2(float x, uint32_t *got, uint32_t *want) {
+static bool chk_e5m2(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     uint32_t s = signbit(x) ? 0x80u : 0u;
     if (isnan(x)) *want = s | 0x7E;                      /* §2.3 */
     else if (isinf(x)) *want = s | 0x7C;
-    else *want = s | grid_nearest(&G_E5M2, fabs((double)x));
+    else *want = s | grid_nearest(&G_E5M2, fabs((double)x), hint);
     *got = fqt_e5m2_encode_rne(x);
     return *got == *want;
 }
 
-static bool chk_int4(float x, uint32_t *got, uint32_t *want) {
+static bool chk_int4(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     if (isnan(x)) {
         *want = 0;                                       /* §2.4 */
     } else {
         /* nearest integer in 0..7 by magnitude (even code == even integer), then the sign;
          * the nibble is the two's-complement of the signed value */
-        int k = (int)grid_nearest(&G_INT4, fabs((double)x));
+        int k = (int)grid_nearest(&G_INT4, fabs((double)x), hint);
         int v = signbit(x) ? -k : k;
         *want = (uint32_t)v & 0xFu;
     }
@@ -182,7 +195,7 @@ static bool chk_int4(float x, uint32_t *got, uint32_t *want) {
     return *got == *want;
 }
 
-static bool chk_nf4(float x, uint32_t *got, uint32_t *want) {
+static bool chk_nf4(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     if (isnan(x)) *want = 7;                             /* §2.5 */
     else if (x <= NF4_TAB[0]) *want = 0;
     else if (x >= NF4_TAB[15]) *want = 15;
@@ -197,7 +210,7 @@ static bool chk_nf4(float x, uint32_t *got, uint32_t *want) {
     return *got == *want;
 }
 
-static bool chk_bf16(float x, uint32_t *got, uint32_t *want) {
+static bool chk_bf16(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     uint32_t s = signbit(x) ? 0x8000u : 0u;
     *got = fqt_bf16_encode_rne(x);
     if (isnan(x)) {
@@ -220,7 +233,7 @@ static bool chk_bf16(float x, uint32_t *got, uint32_t *want) {
     return *got == *want;
 }
 
-static bool chk_fp16(float x, uint32_t *got, uint32_t *want) {
+static bool chk_fp16(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     uint32_t s = signbit(x) ? 0x8000u : 0u;
     *got = fqt_fp16_encode_rne(x);
     if (isnan(x)) {
@@ -228,11 +241,11 @@ static bool chk_fp16(float x, uint32_t *got, uint32_t *want) {
         return (*got & 0x7C00) == 0x7C00 && (*got & 0x03FF) != 0 && *got <= 0xFFFF;
     }
     if (isinf(x)) *want = s | 0x7C00;
-    else *want = s | grid_nearest(&G_FP16, fabs((double)x));
+    else *want = s | grid_nearest(&G_FP16, fabs((double)x), hint);
     return *got == *want;
 }
 
-static bool chk_e8m0(float x, uint32_t *got, uint32_t *want) {
+static bool chk_e8m0(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     if (x == 0.0f) *want = 0;                            /* §3.1: 0 (and -0) -> 2^-127 */
     else if (!isfinite(x) || x < 0.0f) *want = 0xFF;
     else {
@@ -247,10 +260,10 @@ static bool chk_e8m0(float x, uint32_t *got, uint32_t *want) {
     return *got == *want;
 }
 
-static bool chk_ue4m3(float x, uint32_t *got, uint32_t *want) {
+static bool chk_ue4m3(float x, uint32_t *got, uint32_t *want, int64_t *hint) {
     /* §3.2: §2.2 RNE of the magnitude; NaN/Inf give 0x7F, never a sign bit */
     if (!isfinite(x)) *want = 0x7F;
-    else *want = grid_nearest(&G_E4M3, fabs((double)x));
+    else *want = grid_nearest(&G_E4M3, fabs((double)x), hint);
     *got = fqt_ue4m3_encode_rne(x);
     return *got == *want;
 }
@@ -315,23 +328,30 @@ static void specials_build(void) {
 }
 
 /* Checks inputs k*stride (k = 0, 1, ...) plus the special list; prints the first few
- * mismatches and the run time. */
+ * mismatches and the run time. The strided inputs go in chunks of consecutive k, each walked in
+ * order by one thread so that grid_nearest's bracket hint stays valid. */
 static void sweep(const char *name, check_fn f, uint64_t stride) {
     int64_t bad = 0, shown = 0;
-    int64_t count = (int64_t)(((UINT64_C(1) << 32) + stride - 1) / stride);
+    const int64_t count = (int64_t)(((UINT64_C(1) << 32) + stride - 1) / stride);
+    const int64_t chunk = INT64_C(1) << 20, nchunks = (count + chunk - 1) / chunk;
     double t0 = now_s();
     OMP_SWEEP
-    for (int64_t k = 0; k < count + g_nspecial; k++) {
-        float x = k < count ? f_of((uint32_t)((uint64_t)k * stride)) : g_special[k - count];
-        uint32_t got, want;
-        if (!f(x, &got, &want)) {
-            bad++;
-            OMP_CRITICAL
-            {
-                if (shown < 8) {
-                    shown++;
-                    fprintf(stderr, "  %s: x = %.9g (0x%08x): got 0x%x, want 0x%x\n", name,
-                            (double)x, u_of(x), got, want);
+    for (int64_t ch = 0; ch < nchunks + 1; ch++) {
+        int64_t hint = 0;
+        int64_t k0 = ch < nchunks ? ch * chunk : 0;
+        int64_t k1 = ch < nchunks ? (ch + 1 < nchunks ? k0 + chunk : count) : g_nspecial;
+        for (int64_t k = k0; k < k1; k++) {
+            float x = ch < nchunks ? f_of((uint32_t)((uint64_t)k * stride)) : g_special[k];
+            uint32_t got, want;
+            if (!f(x, &got, &want, &hint)) {
+                bad++;
+                OMP_CRITICAL
+                {
+                    if (shown < 8) {
+                        shown++;
+                        fprintf(stderr, "  %s: x = %.9g (0x%08x): got 0x%x, want 0x%x\n", name,
+                                (double)x, u_of(x), got, want);
+                    }
                 }
             }
         }
