@@ -638,7 +638,8 @@ static void test_parse(void) {
                          "e2m1:bx:e8m0", "e2m1:b-16:e8m0", "e2m1:16:e8m0", "e3m2:b16:e8m0",
                          "e2m1:b16:e9m0", "e2m1:b16:e8m0:tensor", "e2m1:b16:fp32:tensor",
                          "e2m1:b16:ue4m3:ceil", "e2m1:b16:fp32:ceil", "e2m1:b16:e8m0:foo",
-                         "e2m1:b16x:e8m0", "e2m1:b16:e8m0:", "nvfp4:tensor", "bf16:b16:fp32"};
+                         "e2m1:b16x:e8m0", "e2m1:b16:e8m0:", "e2m1::b16:e8m0", ":e2m1:b16:e8m0",
+                         "nvfp4:tensor", "bf16:b16:fp32"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fqt_format g;
         fqt_set_error("%s", "");
