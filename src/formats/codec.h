@@ -14,7 +14,11 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define FQT_INLINE static inline __attribute__((always_inline))
+#else
 #define FQT_INLINE static inline FQT_HD
+#endif
 
 FQT_INLINE uint32_t fqt_f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 FQT_INLINE float fqt_u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
@@ -82,17 +86,11 @@ FQT_INLINE float fqt_e2m1_mag(uint32_t c) {
 FQT_INLINE uint8_t fqt_e2m1_rne_i(float x) {
     uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 3);
     float a = fabsf(x);
-    uint8_t c;
-    if (a != a) return 0; /* NaN: §2.1, the block quantizer flags it */
-    /* Thresholds are the midpoints; "<=" where the tie goes to the lower (even) code. */
-    if (a <= 0.25f) c = 0;
-    else if (a < 0.75f) c = 1;
-    else if (a <= 1.25f) c = 2;
-    else if (a < 1.75f) c = 3;
-    else if (a <= 2.5f) c = 4;
-    else if (a < 3.5f) c = 5;
-    else if (a <= 5.0f) c = 6;
-    else c = 7;
+    /* Count the midpoints below a; ">" where the tie goes to the lower (even) code, ">="
+     * where it goes up. NaN compares false everywhere and encodes as 0 (§2.1: the block
+     * quantizer flags it). Branch-free, so loops over it vectorize. */
+    uint8_t c = (uint8_t)((a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) +
+                          (a >= 3.5f) + (a > 5.0f));
     return (uint8_t)(s | c);
 }
 

@@ -284,6 +284,28 @@ static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_
         }
         block_map m = block_scale(f, amax, s_enc, s_dec, sp);
         if (st) stats_scale(st, m.zero ? 0.0f : m.deq * s_dec);
+        if (!st && f->elem == FQT_ELEM_E2M1 && m.div == 0.0f && !(c0 & 1) && !((c1 - c0) & 1)) {
+            /* Fast path for FP4: two codes per byte, no per-element dispatch. Same bits as
+             * the generic loop below (tests/test_quant_fast.c compares them). */
+            for (int64_t r = r0; r < r1; r++) {
+                const float *xr = x + r * cols;
+                uint8_t *row = q->codes + r * q->row_bytes;
+                if (rounding == FQT_ROUND_RNE) {
+                    for (int64_t c = c0; c < c1; c += 2)
+                        row[c >> 1] = (uint8_t)(fqt_e2m1_rne_i(xr[c] * m.mul) |
+                                                (fqt_e2m1_rne_i(xr[c + 1] * m.mul) << 4));
+                } else {
+                    const uint64_t base = (uint64_t)(r * cols);
+                    for (int64_t c = c0; c < c1; c += 2) {
+                        uint32_t r0b = sr_next(rc, base + (uint64_t)c);
+                        uint32_t r1b = sr_next(rc, base + (uint64_t)c + 1);
+                        row[c >> 1] = (uint8_t)(fqt_e2m1_sr_i(xr[c] * m.mul, r0b) |
+                                                (fqt_e2m1_sr_i(xr[c + 1] * m.mul, r1b) << 4));
+                    }
+                }
+            }
+            continue;
+        }
         for (int64_t r = r0; r < r1; r++) {
             uint8_t *row = q->codes + r * q->row_bytes;
             for (int64_t c = c0; c < c1; c++) {
@@ -369,6 +391,11 @@ void fqt_dequantize(const fqt_qtensor *q, float *dst) {
     const int bits = fqt_elem_bits(f->elem);
     const int64_t rows = q->rows, cols = q->cols;
     const float s_dec = q->tensor_scale;
+    /* 4- and 8-bit codes decode through a table of exact values; the arithmetic after it is
+     * the §5.1 order, (v * block scale) * tensor scale. */
+    float lut[256];
+    if (bits <= 8)
+        for (uint32_t c = 0; c < (1u << bits); c++) lut[c] = fqt_elem_decode_i(f->elem, c);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *row = q->codes + r * q->row_bytes;
@@ -381,12 +408,12 @@ void fqt_dequantize(const fqt_qtensor *q, float *dst) {
         for (int64_t j = 0; j < q->scale_cols; j++) {
             float s = scale_decode(q, srow + j);
             int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
-            if (f->tensor_scale)
-                for (int64_t c = c0; c < c1; c++)
-                    out[c] = (fqt_elem_decode_i(f->elem, get_code(row, bits, c)) * s) * s_dec;
+            if (bits == 4)
+                for (int64_t c = c0; c < c1; c++) out[c] = lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF] * s;
             else
-                for (int64_t c = c0; c < c1; c++)
-                    out[c] = fqt_elem_decode_i(f->elem, get_code(row, bits, c)) * s;
+                for (int64_t c = c0; c < c1; c++) out[c] = lut[row[c]] * s;
+            if (f->tensor_scale)
+                for (int64_t c = c0; c < c1; c++) out[c] *= s_dec;
         }
     }
 }
