@@ -74,7 +74,11 @@ static int builtin(const char *name, fqt_recipe *r) {
     return 0;
 }
 
-static fqt_status bad(const char *s, const char *why) {
+static fqt_status bad(const char *s, const char *why_in) {
+    /* why_in may be fqt_last_error() itself (a format parse error): copy it before
+     * fqt_set_error overwrites that buffer. */
+    char why[512];
+    snprintf(why, sizeof why, "%s", why_in);
     char names[200] = "";
     for (int i = 0; fqt_recipe_names[i]; i++) {
         strcat(names, i ? ", " : "");
