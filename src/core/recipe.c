@@ -129,6 +129,9 @@ fqt_status fqt_recipe_parse(const char *s, fqt_recipe *out) {
     char buf[sizeof out->name];
     if (!s || strlen(s) >= sizeof buf) return bad(s ? s : "(null)", "missing or too long");
     strcpy(buf, s);
+    size_t len = strlen(buf);
+    if (!len || buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,"))
+        return bad(s, "empty name or override");
     char *save = NULL;
     char *name = strtok_r(buf, ",", &save);
     fqt_recipe r;

@@ -91,7 +91,8 @@ FQT_INLINE uint8_t fqt_e2m1_rne_i(float x) {
      * quantizer flags it). Branch-free, so loops over it vectorize. */
     uint8_t c = (uint8_t)((a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) +
                           (a >= 3.5f) + (a > 5.0f));
-    return (uint8_t)(s | c);
+    uint8_t keep_sign = (uint8_t)(0u - (uint8_t)(a == a)); /* a NaN's sign bit is dropped too */
+    return (uint8_t)((s & keep_sign) | c);
 }
 
 FQT_INLINE uint8_t fqt_e2m1_sr_i(float x, uint32_t rnd) {
