@@ -116,7 +116,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-test: info $(TEST_BIN) $(FQT_BIN)
+test: info $(TEST_BIN) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)
 
 bench: info $(BENCH_BIN)

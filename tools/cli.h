@@ -13,6 +13,8 @@ int fqt_cmd_qdq(int argc, char **argv);
 int fqt_cmd_report(int argc, char **argv);
 int fqt_cmd_prepare(int argc, char **argv);
 int fqt_cmd_train(int argc, char **argv);
+int fqt_cmd_sample(int argc, char **argv);
+int fqt_cmd_eval(int argc, char **argv);
 int fqt_cmd_tokenize(int argc, char **argv);
 
 /* Print "fqt <cmd>: <message>" to stderr; returns 2 (usage) for convenience. */

@@ -16,6 +16,8 @@ static const command commands[] = {
     {"qdq", fqt_cmd_qdq, "quantize-dequantize a raw float32 file, diagnostics to stderr"},
     {"report", fqt_cmd_report, "compare training runs: table of final losses and an SVG plot"},
     {"train", fqt_cmd_train, "train a model with fully quantized FP4 training (the main job)"},
+    {"sample", fqt_cmd_sample, "generate text from a checkpoint"},
+    {"eval", fqt_cmd_eval, "validation loss of checkpoints; KL and top-1 agreement of two"},
     {"prepare", fqt_cmd_prepare, "download the default corpus, train its BPE, write shards"},
     {"tokenize", fqt_cmd_tokenize, "tokenize a text file into llm.c shards"},
 };

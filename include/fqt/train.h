@@ -101,6 +101,11 @@ int64_t fqt_vocab_size_of_file(const char *path);
 /* Print a few samples from the trained model when c->vocab names a tokenizer. */
 void fqt_train_print_samples(fqt_model *m, const fqt_train_config *c, const fqt_recipe *r);
 
+/* Open a checkpoint for inference: resolve path (run or checkpoint dir), create the model
+ * from config.json, load and validate the weights, and read train.json into tc when
+ * present (defaults otherwise; tc->recipe then "bf16"). */
+fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config *tc);
+
 /* A checkpoint directory given a run directory or a checkpoint directory. */
 fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n);
 

@@ -150,3 +150,34 @@ fqt_status fqt_checkpoint_load_model(fqt_model *m, const char *dir) {
     fqt_st_close(f);
     return st;
 }
+
+fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config *tc) {
+    char dir[4200];
+    fqt_model_config cfg;
+    fqt_status st;
+    memset(m, 0, sizeof *m);
+    if ((st = fqt_checkpoint_resolve(path, dir, sizeof dir)) || (st = fqt_checkpoint_read_config(dir, &cfg)) ||
+        (st = fqt_model_create(m, &cfg)))
+        return st;
+    if ((st = fqt_checkpoint_load_model(m, dir))) {
+        fqt_model_free(m);
+        return st;
+    }
+    char tpath[4300];
+    snprintf(tpath, sizeof tpath, "%s/train.json", dir);
+    void *data;
+    size_t n;
+    if (!fqt_read_file(tpath, &data, &n)) {
+        st = fqt_train_config_from_json(tc, data, n, tpath);
+        free(data);
+        if (st) {
+            fqt_model_free(m);
+            return st;
+        }
+    } else {
+        fqt_train_config_default(tc);
+        snprintf(tc->recipe, sizeof tc->recipe, "bf16");
+        tc->model = cfg;
+    }
+    return FQT_OK;
+}

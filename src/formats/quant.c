@@ -243,6 +243,28 @@ static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_
     const int64_t cols = q->cols;
     int64_t nonfinite = 0;
 
+    if (f->scale == FQT_SCALE_NONE && !st && (f->elem == FQT_ELEM_BF16 || f->elem == FQT_ELEM_FP32)) {
+        /* Fast paths for the high-precision formats (same bits as the loop below). */
+        for (int64_t r = r0; r < r1; r++) {
+            const float *xr = x + r * cols;
+            uint8_t *row = q->codes + r * q->row_bytes;
+            if (f->elem == FQT_ELEM_FP32) {
+                memcpy(row, xr, (size_t)cols * sizeof(float));
+            } else if (rounding == FQT_ROUND_RNE) {
+                for (int64_t c = 0; c < cols; c++) {
+                    uint16_t v = fqt_bf16_rne_i(xr[c]);
+                    memcpy(row + 2 * c, &v, 2);
+                }
+            } else {
+                for (int64_t c = 0; c < cols; c++) {
+                    uint16_t v = fqt_bf16_sr_i(xr[c], sr_next(rc, (uint64_t)(r * cols + c)));
+                    memcpy(row + 2 * c, &v, 2);
+                }
+            }
+            for (int64_t c = 0; c < cols; c++) nonfinite += !isfinite(xr[c]);
+        }
+        return nonfinite;
+    }
     if (f->scale == FQT_SCALE_NONE) {
         for (int64_t r = r0; r < r1; r++) {
             uint8_t *row = q->codes + r * q->row_bytes;

@@ -1,0 +1,90 @@
+/* tools/cmd_eval.c — `fqt eval`: validation loss and perplexity of one or two checkpoints,
+ * and for two the mean KL divergence of their next-token distributions and their top-1
+ * agreement. */
+#include "cli.h"
+#include "fqt/generate.h"
+#include "fqt/train.h"
+
+#include <math.h>
+#include <string.h>
+
+static int usage(void) {
+    printf("usage: fqt eval --ckpt A [--ckpt B] [--val-data GLOB] [--tokens N] [--seq T]\n"
+           "                [--batch B] [--recipe R]\n\n"
+           "Validation loss and perplexity of each checkpoint on the validation shards (default:\n"
+           "the first run's --val-data). With two checkpoints also KL(A || B) in nats per token\n"
+           "and how often their most likely next tokens agree. Each model runs its forward pass\n"
+           "with its own training recipe unless --recipe is given. Defaults: --tokens 65536.\n");
+    return 0;
+}
+
+int fqt_cmd_eval(int argc, char **argv) {
+    const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL;
+    int nck = 0;
+    int64_t tokens = 65536, seq = 0, batch = 8;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
+        if (!v) return cli_usage_error("eval", "%s needs a value (see fqt eval --help)", a);
+        i++;
+        if (!strcmp(a, "--ckpt")) {
+            if (nck == 2) return cli_usage_error("eval", "at most two --ckpt");
+            ck[nck++] = v;
+        } else if (!strcmp(a, "--val-data")) val = v;
+        else if (!strcmp(a, "--recipe")) recipe_s = v;
+        else if (!strcmp(a, "--tokens")) { if (cli_parse_i64(v, &tokens) || tokens <= 0) return cli_usage_error("eval", "bad --tokens '%s'", v); }
+        else if (!strcmp(a, "--seq")) { if (cli_parse_i64(v, &seq) || seq <= 0) return cli_usage_error("eval", "bad --seq '%s'", v); }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_i64(v, &batch) || batch <= 0) return cli_usage_error("eval", "bad --batch '%s'", v); }
+        else return cli_usage_error("eval", "unknown option '%s' (see fqt eval --help)", a);
+    }
+    if (!nck) return cli_usage_error("eval", "--ckpt is required");
+    fqt_model m[2];
+    fqt_train_config tc[2];
+    fqt_recipe r[2];
+    fqt_tokens data = {0};
+    int rc = 1, loaded = 0;
+    for (; loaded < nck; loaded++) {
+        if (fqt_checkpoint_open(ck[loaded], &m[loaded], &tc[loaded])) {
+            char what[300];
+            snprintf(what, sizeof what, "loading %s", ck[loaded]);
+            rc = cli_fail("eval", what);
+            goto out;
+        }
+        if (fqt_recipe_parse(recipe_s ? recipe_s : tc[loaded].recipe, &r[loaded])) {
+            rc = cli_usage_error("eval", "%s", fqt_last_error());
+            loaded++;
+            goto out;
+        }
+    }
+    if (!seq) seq = tc[0].seq < m[0].cfg.ctx ? tc[0].seq : m[0].cfg.ctx;
+    for (int i = 0; i < nck; i++)
+        if (seq > m[i].cfg.ctx) { rc = cli_usage_error("eval", "--seq %lld exceeds %s's context %lld", (long long)seq, ck[i], (long long)m[i].cfg.ctx); goto out; }
+    if (nck == 2 && m[0].cfg.vocab != m[1].cfg.vocab) {
+        fprintf(stderr, "fqt eval: %s and %s have different vocabularies (%lld vs %lld)\n", ck[0], ck[1],
+                (long long)m[0].cfg.vocab, (long long)m[1].cfg.vocab);
+        goto out;
+    }
+    if (fqt_tokens_load(&data, val ? val : tc[0].val_data, m[0].cfg.vocab)) { rc = cli_fail("eval", "loading validation data"); goto out; }
+    if (nck == 1) {
+        fqt_pass p = {&r[0], FQT_MODE_FQT, 0, 0, NULL};
+        double l = fqt_eval_loss(&m[0], &data, batch, seq, tokens, &p);
+        printf("%s: val loss %.4f, perplexity %.2f (recipe %s, %lld tokens)\n", ck[0], l, exp(l), r[0].name,
+               (long long)(tokens < data.n ? tokens : data.n - 1));
+    } else {
+        fqt_pass pa = {&r[0], FQT_MODE_FQT, 0, 0, NULL}, pb = {&r[1], FQT_MODE_FQT, 0, 0, NULL};
+        fqt_compare cmp;
+        if (fqt_compare_models(&m[0], &pa, &m[1], &pb, data.tok, data.n, batch, seq, tokens, &cmp)) {
+            rc = cli_fail("eval", "comparing");
+            goto out;
+        }
+        printf("A %s: val loss %.4f, perplexity %.2f (recipe %s)\n", ck[0], cmp.loss_a, exp(cmp.loss_a), r[0].name);
+        printf("B %s: val loss %.4f, perplexity %.2f (recipe %s)\n", ck[1], cmp.loss_b, exp(cmp.loss_b), r[1].name);
+        printf("KL(A || B) %.5f nats/token, top-1 agreement %.2f%% over %lld tokens\n", cmp.kl,
+               100.0 * cmp.top1, (long long)cmp.tokens);
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < loaded; i++) fqt_model_free(&m[i]);
+    fqt_tokens_free(&data);
+    return rc;
+}
