@@ -2,6 +2,7 @@
  * and for two the mean KL divergence of their next-token distributions and their top-1
  * agreement. */
 #include "cli.h"
+#include "fqt/fileio.h"
 #include "fqt/generate.h"
 #include "fqt/train.h"
 
@@ -14,12 +15,15 @@ static int usage(void) {
            "Validation loss and perplexity of each checkpoint on the validation shards (default:\n"
            "the first run's --val-data). With two checkpoints also KL(A || B) in nats per token\n"
            "and how often their most likely next tokens agree. Each model runs its forward pass\n"
-           "with its own training recipe unless --recipe is given. Defaults: --tokens 65536.\n");
+           "with its own training recipe unless --recipe is given. Defaults: --tokens 65536.\n"
+           "--dump-logits PREFIX (one checkpoint): also write the first window's token ids to\n"
+           "PREFIX.tokens.i32 and its logits [T, V] to PREFIX.logits.f32 (raw little-endian), for\n"
+           "scripts/check_hf.py.\n");
     return 0;
 }
 
 int fqt_cmd_eval(int argc, char **argv) {
-    const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL;
+    const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL, *dump = NULL;
     int nck = 0;
     int64_t tokens = 65536, seq = 0, batch = 8;
     for (int i = 1; i < argc; i++) {
@@ -31,6 +35,7 @@ int fqt_cmd_eval(int argc, char **argv) {
             if (nck == 2) return cli_usage_error("eval", "at most two --ckpt");
             ck[nck++] = v;
         } else if (!strcmp(a, "--val-data")) val = v;
+        else if (!strcmp(a, "--dump-logits")) dump = v;
         else if (!strcmp(a, "--recipe")) recipe_s = v;
         else if (!strcmp(a, "--tokens")) { if (cli_parse_i64(v, &tokens) || tokens <= 0) return cli_usage_error("eval", "bad --tokens '%s'", v); }
         else if (!strcmp(a, "--seq")) { if (cli_parse_i64(v, &seq) || seq <= 0) return cli_usage_error("eval", "bad --seq '%s'", v); }
@@ -70,6 +75,20 @@ int fqt_cmd_eval(int argc, char **argv) {
         double l = fqt_eval_loss(&m[0], &data, batch, seq, tokens, &p);
         printf("%s: val loss %.4f, perplexity %.2f (recipe %s, %lld tokens)\n", ck[0], l, exp(l), r[0].name,
                (long long)(tokens < data.n ? tokens : data.n - 1));
+        if (dump) {
+            if (data.n < seq) { rc = cli_usage_error("eval", "too little data to dump %lld tokens", (long long)seq); goto out; }
+            int32_t *x = fqt_xmalloc((size_t)seq * sizeof(int32_t));
+            for (int64_t t = 0; t < seq; t++) x[t] = data.tok[t];
+            fqt_model_forward(&m[0], x, NULL, 1, seq, &p);
+            char path[1200];
+            snprintf(path, sizeof path, "%s.tokens.i32", dump);
+            fqt_status st = fqt_write_file_atomic(path, x, (size_t)seq * sizeof(int32_t));
+            snprintf(path, sizeof path, "%s.logits.f32", dump);
+            if (!st) st = fqt_write_file_atomic(path, fqt_model_logits(&m[0]), (size_t)(seq * m[0].cfg.vocab) * sizeof(float));
+            free(x);
+            if (st) { rc = cli_fail("eval", "writing the logits"); goto out; }
+            printf("wrote %s.tokens.i32 and %s.logits.f32 (%lld tokens)\n", dump, dump, (long long)seq);
+        }
     } else {
         fqt_pass pa = {&r[0], FQT_MODE_FQT, 0, 0, NULL}, pb = {&r[1], FQT_MODE_FQT, 0, 0, NULL};
         fqt_compare cmp;
