@@ -16,7 +16,7 @@ fqt_status fqt_model_config_named(const char *name, fqt_model_config *c) {
     c->rope_theta = 10000.0f;
     c->norm_eps = 1e-5f;
     if (!strcmp(name, "tiny")) {
-        *c = (fqt_model_config){4096, 256, 4, 4, 4, 704, 256, 10000.0f, 1e-5f};
+        *c = (fqt_model_config){4096, 128, 4, 4, 4, 352, 256, 10000.0f, 1e-5f};
     } else if (!strcmp(name, "small")) {
         *c = (fqt_model_config){4096, 384, 6, 6, 2, 1024, 512, 10000.0f, 1e-5f};
     } else if (!strcmp(name, "llama-124m")) {

@@ -31,15 +31,15 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->batch = 16;
     c->seq = 128;
     c->grad_accum = 1;
-    c->steps = 400;
-    c->lr = 2e-3;
+    c->steps = 250;
+    c->lr = 3e-3;
     c->min_lr_frac = 0.1;
     c->weight_decay = 0.1;
     c->beta1 = 0.9;
     c->beta2 = 0.95;
     c->eps = 1e-8;
     c->grad_clip = 1.0;
-    c->warmup = 40;
+    c->warmup = 25;
     c->schedule = FQT_SCHED_COSINE;
     c->wsd_decay_frac = 0.2;
     c->qaf_auto_checks = 3;
@@ -104,7 +104,9 @@ static const opt_def opts[] = {
 void fqt_train_config_help(FILE *f) {
     fqt_train_config d;
     fqt_train_config_default(&d);
-    fprintf(f, "  --model SIZE        tiny (default), small, llama-124m\n"
+    fprintf(f, "  --model SIZE        tiny (default), small, llama-124m; then optionally --dim,\n"
+               "                      --layers, --heads, --kv-heads, --ffn, --ctx, --vocab-size\n"
+               "                      (vocabulary: from the tokenizer/data when not given)\n"
                "  --mode fqt|qat      fully quantized (default) or quantization-aware training\n"
                "  --qaf auto|N        QAF: switch automatically by the gradient-to-noise ratio,\n"
                "                      or run the last N steps as QAF\n"
@@ -135,6 +137,26 @@ fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char
         c->model = mc;
         if (strcmp(value, "llama-124m")) c->model.vocab = keep;
         snprintf(c->model_size, sizeof c->model_size, "%s", value);
+        return FQT_OK;
+    }
+    static const struct { const char *key; size_t off; } dims[] = {
+        {"dim", offsetof(fqt_model_config, dim)},
+        {"layers", offsetof(fqt_model_config, n_layers)},
+        {"heads", offsetof(fqt_model_config, n_heads)},
+        {"kv-heads", offsetof(fqt_model_config, n_kv_heads)},
+        {"ffn", offsetof(fqt_model_config, ffn)},
+        {"ctx", offsetof(fqt_model_config, ctx)},
+        {"vocab-size", offsetof(fqt_model_config, vocab)},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        if (strcmp(key, dims[i].key)) continue;
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || *end || end == value || v <= 0) return bad_value(key, value, "expected a positive integer");
+        *(int64_t *)((char *)&c->model + dims[i].off) = v;
+        if (!strcmp(key, "heads") && c->model.n_kv_heads > v) c->model.n_kv_heads = v;
+        snprintf(c->model_size, sizeof c->model_size, "custom");
         return FQT_OK;
     }
     if (!strcmp(key, "mode")) {
