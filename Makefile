@@ -41,7 +41,7 @@ endif
 
 # No fast-math anywhere (flushing subnormals breaks scales and NaN checks); no FMA
 # contraction, so quantizer arithmetic is the same on every machine and on the GPU.
-CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g \
+CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g \
   -Wall -Wextra -Wshadow -Wno-unused-parameter -ffp-contract=off -fno-fast-math \
   -Iinclude -Isrc
 ifeq ($(NATIVE),1)
@@ -79,7 +79,7 @@ else
   Q := @
 endif
 
-.PHONY: all test bench demo clean info
+.PHONY: all test bench demo clean info FORCE
 all: info fqt
 
 info:

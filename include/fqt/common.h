@@ -52,6 +52,14 @@ const char *fqt_last_error(void);
 
 #define FQT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
+/* Wall-clock accounting of where a step's time goes (for benchmarks and the trainer's
+ * overhead figure). Thread-safe; costs one clock read per timed region. */
+typedef enum { FQT_PROF_QUANTIZE = 0, FQT_PROF_DEQUANTIZE, FQT_PROF_GEMM, FQT_PROF_COUNT } fqt_prof_kind;
+double fqt_prof_now(void);
+void fqt_prof_add(fqt_prof_kind k, double seconds);
+double fqt_prof_get(fqt_prof_kind k);
+void fqt_prof_reset(void);
+
 /* malloc that aborts with a message on failure; for sizes derived from a validated config. */
 void *fqt_xmalloc(size_t n);
 void *fqt_xcalloc(size_t n, size_t size);

@@ -2,6 +2,7 @@
 #include "fqt/common.h"
 
 #include <stdarg.h>
+#include <time.h>
 
 static const char *const status_names[] = {
     "ok", "bad argument", "I/O error", "malformed file", "out of memory",
@@ -42,4 +43,23 @@ void *fqt_xcalloc(size_t n, size_t size) {
         abort();
     }
     return p;
+}
+
+static double prof_seconds[FQT_PROF_COUNT];
+
+double fqt_prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void fqt_prof_add(fqt_prof_kind k, double seconds) {
+#pragma omp atomic
+    prof_seconds[k] += seconds;
+}
+
+double fqt_prof_get(fqt_prof_kind k) { return prof_seconds[k]; }
+
+void fqt_prof_reset(void) {
+    for (int i = 0; i < FQT_PROF_COUNT; i++) prof_seconds[i] = 0;
 }

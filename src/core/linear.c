@@ -18,12 +18,14 @@ void fqt_linear_quantize(fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand o
                          const fqt_pass *pass, int64_t linear_id) {
     const fqt_operand_spec *o = &s->op[op];
     int64_t qr = axis == FQT_AXIS_ROWS ? R : C, qc = axis == FQT_AXIS_ROWS ? C : R;
+    double t0 = fqt_prof_now();
     FQT_ASSERT(fqt_qtensor_alloc(q, &o->fmt, qr, qc) == FQT_OK);
     /* A NaN/Inf input is kept as NaN (§5.1) and surfaces in the loss or the gradient norm,
      * where the trainer skips the step; nothing to do here. */
     (void)fqt_quantize(q, src, R, C, axis, o->rounding, pass->seed,
                        fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step),
                        stats_for(pass, linear_id, op));
+    fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
 }
 
 void fqt_linear_fprop(float *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,

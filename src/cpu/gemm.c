@@ -105,9 +105,13 @@ void fqt_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float be
      * from a block-scaled tensor-core GEMM. */
     float *a = fqt_xmalloc((size_t)(M * K) * sizeof(float) + 1);
     float *b = fqt_xmalloc((size_t)(N * K) * sizeof(float) + 1);
+    double t0 = fqt_prof_now();
     fqt_dequantize(A, a);
     fqt_dequantize(B, b);
+    double t1 = fqt_prof_now();
     fqt_sgemm_nt(M, N, K, alpha, a, K, b, K, beta, C, ldc);
+    fqt_prof_add(FQT_PROF_DEQUANTIZE, t1 - t0);
+    fqt_prof_add(FQT_PROF_GEMM, fqt_prof_now() - t1);
     free(a);
     free(b);
 }
