@@ -438,6 +438,14 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(dir, sizeof dir, "%s/ckpt", c->run_dir);
     snprintf(newd, sizeof newd, "%s/ckpt.new", c->run_dir);
     snprintf(oldd, sizeof oldd, "%s/ckpt.old", c->run_dir);
+    struct stat sb;
+    char cmd[3400];
+    /* A ckpt.new left by an interrupted save (a directory with stale files, or anything
+     * else) must not leak into the new checkpoint or block it. */
+    if (!lstat(newd, &sb)) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", newd);
+        if (system(cmd)) { fqt_set_error("%s: cannot remove a stale checkpoint", newd); return FQT_ERR_IO; }
+    }
     fqt_status st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
     char *cj = fqt_train_config_json(c);
@@ -462,8 +470,6 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(path, sizeof path, "%s/state.safetensors", newd);
     if ((st = fqt_st_write(path, t, 2, meta))) return st;
     /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
-    struct stat sb;
-    char cmd[3400];
     if (!stat(oldd, &sb)) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
         if (system(cmd)) { fqt_set_error("%s: cannot remove", oldd); return FQT_ERR_IO; }
