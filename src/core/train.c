@@ -713,7 +713,14 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         fqt_model_config saved_cfg;
         if ((st = fqt_checkpoint_read_config(ckdir, &saved_cfg))) goto out;
         if (memcmp(&saved_cfg, &c->model, sizeof saved_cfg)) {
-            fqt_set_error("%s: checkpoint model config differs from the run's train.json", ckdir);
+            const fqt_model_config *a = &saved_cfg, *b = &c->model;
+            fqt_set_error("%s/config.json: model (V=%lld C=%lld L=%lld NH=%lld NKV=%lld F=%lld ctx=%lld) "
+                          "differs from %s/train.json (V=%lld C=%lld L=%lld NH=%lld NKV=%lld F=%lld ctx=%lld): "
+                          "a checkpoint of another model?",
+                          ckdir, (long long)a->vocab, (long long)a->dim, (long long)a->n_layers,
+                          (long long)a->n_heads, (long long)a->n_kv_heads, (long long)a->ffn, (long long)a->ctx,
+                          ckdir, (long long)b->vocab, (long long)b->dim, (long long)b->n_layers,
+                          (long long)b->n_heads, (long long)b->n_kv_heads, (long long)b->ffn, (long long)b->ctx);
             st = FQT_ERR_MISMATCH;
             goto out;
         }
