@@ -53,6 +53,8 @@ int fqt_cmd_train(int argc, char **argv) {
     }
     /* A resume keeps the stored length unless --steps extends it (0 = keep). */
     if (resume && !steps_given) c.steps = 0;
+    /* Configuration errors are usage errors, found before any data is prepared. */
+    if (!resume && fqt_train_config_check(&c)) return cli_usage_error("train", "%s", fqt_last_error());
     /* The default corpus is prepared on first use. */
     if (!resume && !data_given && !have_files(c.train_data)) {
         fqt_sotu_options o = {.data_dir = "data/sotu", .vocab_size = 4096, .log = log_line};

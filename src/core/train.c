@@ -637,6 +637,30 @@ static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step
 }
 
 
+static int64_t qaf_steps_of(const fqt_train_config *c) {
+    if (c->qaf_frac > 0 && !c->qaf_steps) return (int64_t)llround(c->qaf_frac * (double)c->steps);
+    return c->qaf_steps;
+}
+
+fqt_status fqt_train_config_check(const fqt_train_config *c) {
+    fqt_recipe r;
+    if (fqt_recipe_parse(c->recipe, &r)) return FQT_ERR_ARG;
+    if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
+        fqt_set_error("batch, seq, grad-accum and steps must be positive");
+        return FQT_ERR_ARG;
+    }
+    const int64_t qaf = qaf_steps_of(c);
+    if (qaf >= c->steps) {
+        fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)qaf, (long long)c->steps);
+        return FQT_ERR_ARG;
+    }
+    if (c->seq > c->model.ctx) {
+        fqt_set_error("--seq %lld exceeds the model's context %lld", (long long)c->seq, (long long)c->model.ctx);
+        return FQT_ERR_ARG;
+    }
+    return FQT_OK;
+}
+
 fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     fqt_status st;
     fqt_recipe recipe, fp32;
@@ -666,18 +690,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         saved.quiet = c->quiet;
         *c = saved;
     }
-    if (fqt_recipe_parse(c->recipe, &recipe)) return FQT_ERR_ARG;
+    if ((st = fqt_train_config_check(c))) return st;
+    FQT_ASSERT(fqt_recipe_parse(c->recipe, &recipe) == FQT_OK);
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
-    if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
-        fqt_set_error("batch, seq, grad-accum and steps must be positive");
-        return FQT_ERR_ARG;
-    }
-    if (c->qaf_frac > 0 && !c->qaf_steps) c->qaf_steps = (int64_t)llround(c->qaf_frac * (double)c->steps);
-    if (c->qaf_steps >= c->steps) {
-        fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)c->qaf_steps,
-                      (long long)c->steps);
-        return FQT_ERR_ARG;
-    }
+    c->qaf_steps = qaf_steps_of(c);
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
 
     /* Data first: its vocabulary must fit the model. */
@@ -691,11 +707,6 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         int64_t vs = c->vocab[0] ? fqt_vocab_size_of_file(c->vocab) : 0;
         if (vs > mx) c->model.vocab = vs;
         fqt_tokens_free(&train);
-    }
-    if (c->seq > c->model.ctx) {
-        fqt_set_error("--seq %lld exceeds the model's context %lld", (long long)c->seq, (long long)c->model.ctx);
-        st = FQT_ERR_ARG;
-        goto out;
     }
     if ((st = fqt_model_create(&m, &c->model))) goto out;
     if ((st = fqt_tokens_load(&train, c->train_data, c->model.vocab))) goto out;
