@@ -818,7 +818,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 st = FQT_ERR_NONFINITE;
                 goto out;
             }
-            continue;
+            /* The step happened (its data is consumed), only its update is skipped: it
+             * still counts, validates and checkpoints like any other. */
+            s.step = step + 1;
+            goto step_done;
         }
         bad = 0;
         if (do_diag) log_diag(mf, &m, &diag, step + 1);
@@ -901,6 +904,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                     tty ? "\r" : "", (long long)s.step, (long long)c->steps, loss, tps, lr, etas,
                     tty ? "   " : "\n");
         }
+    step_done:
         if ((c->val_every && s.step % c->val_every == 0) || s.step == c->steps) {
             fqt_pass ep = {&recipe, mode, c->seed, 0, NULL};
             double vl = fqt_eval_loss(&m, &val, c->batch, c->seq, c->val_tokens, &ep);
