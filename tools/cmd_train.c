@@ -35,7 +35,7 @@ int fqt_cmd_train(int argc, char **argv) {
     fqt_train_config c;
     fqt_train_config_default(&c);
     const char *resume = NULL;
-    int data_given = 0, run_dir_given = 0;
+    int data_given = 0, run_dir_given = 0, steps_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
@@ -47,9 +47,14 @@ int fqt_cmd_train(int argc, char **argv) {
         if (fqt_train_config_set(&c, a + 2, v)) return cli_usage_error("train", "%s", fqt_last_error());
         if (!strcmp(a, "--train-data") || !strcmp(a, "--val-data")) data_given = 1;
         if (!strcmp(a, "--run-dir")) run_dir_given = 1;
+        if (!strcmp(a, "--steps")) steps_given = 1;
         if (!strcmp(a, "--recipe") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
         if (!strcmp(a, "--name") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
     }
+    /* A resume keeps the stored length unless --steps extends it (0 = keep). */
+    if (resume && !steps_given) c.steps = 0;
+    /* Configuration errors are usage errors, found before any data is prepared. */
+    if (!resume && fqt_train_config_check(&c)) return cli_usage_error("train", "%s", fqt_last_error());
     /* The default corpus is prepared on first use. */
     if (!resume && !data_given && !have_files(c.train_data)) {
         fqt_sotu_options o = {.data_dir = "data/sotu", .vocab_size = 4096, .log = log_line};

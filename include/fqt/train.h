@@ -65,7 +65,13 @@ fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, siz
 /* Help text of all options with their defaults. */
 void fqt_train_config_help(FILE *f);
 
-/* Train. resume: a checkpoint directory (or a run directory holding ckpt/), or NULL.
+/* The checks that need no data: a known recipe, positive batch, seq, grad-accum and steps,
+ * QAF shorter than the run, seq within the model's context. FQT_ERR_ARG with a message. */
+fqt_status fqt_train_config_check(const fqt_train_config *c);
+
+/* Train. resume: a checkpoint directory (or a run directory holding ckpt/), or NULL. On a
+ * resume the stored configuration is used; only c->steps (when larger: extends the run; 0
+ * keeps it), c->stop_at and c->quiet are taken from c.
  * Returns FQT_OK, or an error with fqt_last_error() set (bad data, impossible configuration,
  * too many non-finite steps: the last good checkpoint stays intact). */
 fqt_status fqt_train(fqt_train_config *c, const char *resume);

@@ -460,6 +460,14 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(dir, sizeof dir, "%s/ckpt", c->run_dir);
     snprintf(newd, sizeof newd, "%s/ckpt.new", c->run_dir);
     snprintf(oldd, sizeof oldd, "%s/ckpt.old", c->run_dir);
+    struct stat sb;
+    char cmd[3400];
+    /* A ckpt.new left by an interrupted save (a directory with stale files, or anything
+     * else) must not leak into the new checkpoint or block it. */
+    if (!lstat(newd, &sb)) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", newd);
+        if (system(cmd)) { fqt_set_error("%s: cannot remove a stale checkpoint", newd); return FQT_ERR_IO; }
+    }
     fqt_status st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
     char *cj = fqt_train_config_json(c);
@@ -484,8 +492,6 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(path, sizeof path, "%s/state.safetensors", newd);
     if ((st = fqt_st_write(path, t, 2, meta))) return st;
     /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
-    struct stat sb;
-    char cmd[3400];
     if (!stat(oldd, &sb)) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
         if (system(cmd)) { fqt_set_error("%s: cannot remove", oldd); return FQT_ERR_IO; }
@@ -653,6 +659,30 @@ static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step
 }
 
 
+static int64_t qaf_steps_of(const fqt_train_config *c) {
+    if (c->qaf_frac > 0 && !c->qaf_steps) return (int64_t)llround(c->qaf_frac * (double)c->steps);
+    return c->qaf_steps;
+}
+
+fqt_status fqt_train_config_check(const fqt_train_config *c) {
+    fqt_recipe r;
+    if (fqt_recipe_parse(c->recipe, &r)) return FQT_ERR_ARG;
+    if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
+        fqt_set_error("batch, seq, grad-accum and steps must be positive");
+        return FQT_ERR_ARG;
+    }
+    const int64_t qaf = qaf_steps_of(c);
+    if (qaf >= c->steps) {
+        fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)qaf, (long long)c->steps);
+        return FQT_ERR_ARG;
+    }
+    if (c->seq > c->model.ctx) {
+        fqt_set_error("--seq %lld exceeds the model's context %lld", (long long)c->seq, (long long)c->model.ctx);
+        return FQT_ERR_ARG;
+    }
+    return FQT_OK;
+}
+
 fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     fqt_status st;
     fqt_recipe recipe, fp32;
@@ -682,18 +712,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         saved.quiet = c->quiet;
         *c = saved;
     }
-    if (fqt_recipe_parse(c->recipe, &recipe)) return FQT_ERR_ARG;
+    if ((st = fqt_train_config_check(c))) return st;
+    FQT_ASSERT(fqt_recipe_parse(c->recipe, &recipe) == FQT_OK);
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
-    if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
-        fqt_set_error("batch, seq, grad-accum and steps must be positive");
-        return FQT_ERR_ARG;
-    }
-    if (c->qaf_frac > 0 && !c->qaf_steps) c->qaf_steps = (int64_t)llround(c->qaf_frac * (double)c->steps);
-    if (c->qaf_steps >= c->steps) {
-        fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)c->qaf_steps,
-                      (long long)c->steps);
-        return FQT_ERR_ARG;
-    }
+    c->qaf_steps = qaf_steps_of(c);
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
 
     /* Data first: its vocabulary must fit the model. */
@@ -707,11 +729,6 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         int64_t vs = c->vocab[0] ? fqt_vocab_size_of_file(c->vocab) : 0;
         if (vs > mx) c->model.vocab = vs;
         fqt_tokens_free(&train);
-    }
-    if (c->seq > c->model.ctx) {
-        fqt_set_error("--seq %lld exceeds the model's context %lld", (long long)c->seq, (long long)c->model.ctx);
-        st = FQT_ERR_ARG;
-        goto out;
     }
     if ((st = fqt_model_create(&m, &c->model))) goto out;
     if ((st = fqt_tokens_load(&train, c->train_data, c->model.vocab))) goto out;
@@ -729,7 +746,14 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         fqt_model_config saved_cfg;
         if ((st = fqt_checkpoint_read_config(ckdir, &saved_cfg))) goto out;
         if (memcmp(&saved_cfg, &c->model, sizeof saved_cfg)) {
-            fqt_set_error("%s: checkpoint model config differs from the run's train.json", ckdir);
+            const fqt_model_config *a = &saved_cfg, *b = &c->model;
+            fqt_set_error("%s/config.json: model (V=%lld C=%lld L=%lld NH=%lld NKV=%lld F=%lld ctx=%lld) "
+                          "differs from %s/train.json (V=%lld C=%lld L=%lld NH=%lld NKV=%lld F=%lld ctx=%lld): "
+                          "a checkpoint of another model?",
+                          ckdir, (long long)a->vocab, (long long)a->dim, (long long)a->n_layers,
+                          (long long)a->n_heads, (long long)a->n_kv_heads, (long long)a->ffn, (long long)a->ctx,
+                          ckdir, (long long)b->vocab, (long long)b->dim, (long long)b->n_layers,
+                          (long long)b->n_heads, (long long)b->n_kv_heads, (long long)b->ffn, (long long)b->ctx);
             st = FQT_ERR_MISMATCH;
             goto out;
         }
@@ -816,7 +840,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 st = FQT_ERR_NONFINITE;
                 goto out;
             }
-            continue;
+            /* The step happened (its data is consumed), only its update is skipped: it
+             * still counts, validates and checkpoints like any other. */
+            s.step = step + 1;
+            goto step_done;
         }
         bad = 0;
         if (do_diag) log_diag(mf, &m, &diag, step + 1);
@@ -899,6 +926,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                     tty ? "\r" : "", (long long)s.step, (long long)c->steps, loss, tps, lr, etas,
                     tty ? "   " : "\n");
         }
+    step_done:
         if ((c->val_every && s.step % c->val_every == 0) || s.step == c->steps) {
             fqt_pass ep = {&recipe, mode, c->seed, 0, NULL};
             double vl = fqt_eval_loss(&m, &val, c->batch, c->seq, c->val_tokens, &ep);
