@@ -34,7 +34,7 @@ static int have_files(const char *pattern) {
 int fqt_cmd_train(int argc, char **argv) {
     fqt_train_config c;
     fqt_train_config_default(&c);
-    const char *resume = NULL;
+    const char *resume = NULL, *other = NULL;
     int data_given = 0, run_dir_given = 0, steps_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -44,6 +44,7 @@ int fqt_cmd_train(int argc, char **argv) {
         if (i + 1 >= argc) return cli_usage_error("train", "%s needs a value", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--resume")) { resume = v; continue; }
+        if (strcmp(a, "--steps") && strcmp(a, "--stop-at")) other = a;
         if (fqt_train_config_set(&c, a + 2, v)) return cli_usage_error("train", "%s", fqt_last_error());
         if (!strcmp(a, "--train-data") || !strcmp(a, "--val-data")) data_given = 1;
         if (!strcmp(a, "--run-dir")) run_dir_given = 1;
@@ -51,6 +52,10 @@ int fqt_cmd_train(int argc, char **argv) {
         if (!strcmp(a, "--recipe") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
         if (!strcmp(a, "--name") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
     }
+    /* A resumed run is the stored run: silently ignoring --lr and friends would mislead. */
+    if (resume && other)
+        return cli_usage_error("train", "%s cannot be combined with --resume: a resumed run keeps its "
+                               "stored configuration (only --steps and --stop-at may change)", other);
     /* A resume keeps the stored length unless --steps extends it (0 = keep). */
     if (resume && !steps_given) c.steps = 0;
     /* Configuration errors are usage errors, found before any data is prepared. */

@@ -30,6 +30,10 @@ fqt_status fqt_mkdir_p(const char *path);
  * sync directories is not an error. */
 fqt_status fqt_fsync_dir_of(const char *path);
 
+/* rm -rf: remove path and everything below it; a missing path is fine. Symbolic links
+ * are removed, never followed. */
+fqt_status fqt_remove_tree(const char *path);
+
 /* 1 if path exists as a regular file (following symlinks), else 0; *size gets its size
  * when size is non-NULL. Never sets an error. */
 int fqt_file_exists(const char *path, int64_t *size);

@@ -2,9 +2,11 @@
  * directory fsync) and mkdir -p, for every module that persists files.
  *
  * Not for: parsing or validating contents; each format checks its own bytes. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "fqt/fileio.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -194,4 +196,21 @@ int fqt_file_exists(const char *path, int64_t *size) {
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
     if (size) *size = (int64_t)sb.st_size;
     return 1;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) ? -1 : 0;
+}
+
+fqt_status fqt_remove_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb)) return errno == ENOENT ? FQT_OK : (fqt_set_error("%s: %s", path, strerror(errno)), FQT_ERR_IO);
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS)) {
+        fqt_set_error("%s: cannot remove: %s", path, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    return FQT_OK;
 }

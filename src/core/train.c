@@ -461,14 +461,11 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(newd, sizeof newd, "%s/ckpt.new", c->run_dir);
     snprintf(oldd, sizeof oldd, "%s/ckpt.old", c->run_dir);
     struct stat sb;
-    char cmd[3400];
     /* A ckpt.new left by an interrupted save (a directory with stale files, or anything
      * else) must not leak into the new checkpoint or block it. */
-    if (!lstat(newd, &sb)) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", newd);
-        if (system(cmd)) { fqt_set_error("%s: cannot remove a stale checkpoint", newd); return FQT_ERR_IO; }
-    }
-    fqt_status st = fqt_checkpoint_save_model(m, newd);
+    fqt_status st = fqt_remove_tree(newd);
+    if (st) return st;
+    st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
     char *cj = fqt_train_config_json(c);
     snprintf(path, sizeof path, "%s/train.json", newd);
@@ -492,10 +489,7 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(path, sizeof path, "%s/state.safetensors", newd);
     if ((st = fqt_st_write(path, t, 2, meta))) return st;
     /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
-    if (!stat(oldd, &sb)) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
-        if (system(cmd)) { fqt_set_error("%s: cannot remove", oldd); return FQT_ERR_IO; }
-    }
+    if ((st = fqt_remove_tree(oldd))) return st;
     if (!stat(dir, &sb) && rename(dir, oldd)) {
         fqt_set_error("%s: cannot rename to %s: %s", dir, oldd, strerror(errno));
         return FQT_ERR_IO;
@@ -505,10 +499,8 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
         return FQT_ERR_IO;
     }
     fqt_fsync_dir_of(dir);
-    if (!stat(oldd, &sb)) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", oldd);
-        if (system(cmd)) { /* harmless leftover; resolve() prefers ckpt/ */ }
-    }
+    /* A leftover ckpt.old is harmless (fqt_checkpoint_resolve prefers ckpt/). */
+    (void)fqt_remove_tree(oldd);
     return FQT_OK;
 }
 
@@ -734,8 +726,9 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     if ((st = fqt_tokens_load(&train, c->train_data, c->model.vocab))) goto out;
     if ((st = fqt_tokens_load(&val, c->val_data, c->model.vocab))) goto out;
     if (train.n < c->seq + 2 || val.n < 2) {
-        fqt_set_error("%s: %lld tokens, too few for sequences of %lld", c->train_data,
-                      (long long)train.n, (long long)c->seq);
+        bool tr = train.n < c->seq + 2;
+        fqt_set_error("%s: %lld tokens, too few for %s", tr ? c->train_data : c->val_data,
+                      (long long)(tr ? train.n : val.n), tr ? "one training sequence" : "validation");
         st = FQT_ERR_ARG;
         goto out;
     }
