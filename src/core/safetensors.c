@@ -6,6 +6,7 @@
  * writer here streams tensors without building the file in memory, and will be unified
  * with that one later). */
 #include "fqt/safetensors.h"
+#include "fqt/formats.h"
 #include "fqt/json.h"
 #include "core/safetensors_internal.h"
 
@@ -46,59 +47,8 @@ static bool dtype_parse(const char *s, fqt_st_dtype *out) {
     return false;
 }
 
-/* ---- 16-bit float conversions ----------------------------------------------------------
- * Kept together and private: a later merge replaces them with the format core's
- * fqt_bf16_* / fqt_fp16_* codecs (docs/FORMATS.md), which must agree bit for bit. */
-
-static uint32_t f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
-static float f32_from_bits(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
-
-/* float -> bf16, round to nearest, ties to even; NaN stays a (quiet) NaN of the same sign;
- * values past the largest bf16 round to Inf. */
-static uint16_t st_bf16_from_f32(float x) {
-    uint32_t u = f32_bits(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* bf16 -> float, exact. */
-static float st_f32_from_bf16(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
-
-/* IEEE binary16 -> float, exact (subnormals included). */
-static float st_f32_from_f16(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in float */
-        float v = (float)man * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    if (exp == 31) return f32_from_bits(sign | 0x7f800000u | (man << 13));
-    return f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
-/* float -> IEEE binary16, round to nearest, ties to even; |x| >= 65520 becomes Inf; NaN
- * stays a quiet NaN of the same sign. */
-static uint16_t st_f16_from_f32(float x) {
-    uint32_t u = f32_bits(x);
-    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* 65520: the tie goes up */
-    if (a >= 0x38800000u) { /* normal half: rebias the exponent, round off 13 bits */
-        a -= 112u << 23;
-        a += 0xfffu + ((a >> 13) & 1u);
-        return (uint16_t)(sign | (a >> 13));
-    }
-    if (a <= 0x33000000u) return sign; /* <= 2^-25: rounds to zero (the tie is even) */
-    /* subnormal half: the result counts units of 2^-24 */
-    uint32_t e = a >> 23, mant = (a & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126u - e; /* 14..24 for 2^-25 < |x| < 2^-14 */
-    uint32_t r = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (r & 1u))) r++;
-    return (uint16_t)(sign | r);
-}
-
+/* 16-bit float conversions are the format core's (docs/FORMATS.md §2.6): one definition of
+ * every bit conversion in fqt. */
 fqt_status fqt_st_encode_f32(fqt_st_dtype dtype, const float *src, int64_t n, void *dst) {
     if (n < 0 || (n > 0 && (!src || !dst))) {
         fqt_set_error("fqt_st_encode_f32: bad arguments (n = %lld)", (long long)n);
@@ -111,13 +61,13 @@ fqt_status fqt_st_encode_f32(fqt_st_dtype dtype, const float *src, int64_t n, vo
         return FQT_OK;
     case FQT_ST_BF16:
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = st_bf16_from_f32(src[i]);
+            uint16_t h = fqt_bf16_encode_rne(src[i]);
             memcpy(d + 2 * i, &h, 2);
         }
         return FQT_OK;
     case FQT_ST_F16:
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = st_f16_from_f32(src[i]);
+            uint16_t h = fqt_fp16_encode_rne(src[i]);
             memcpy(d + 2 * i, &h, 2);
         }
         return FQT_OK;
@@ -729,7 +679,7 @@ fqt_status fqt_st_read_f32(const fqt_st_file *f, const char *name, int ndim,
         for (int64_t i = 0; i < inf->numel; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = inf->dtype == FQT_ST_BF16 ? st_f32_from_bf16(h) : st_f32_from_f16(h);
+            dst[i] = inf->dtype == FQT_ST_BF16 ? fqt_bf16_decode(h) : fqt_fp16_decode(h);
         }
         return FQT_OK;
     default:
