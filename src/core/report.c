@@ -446,7 +446,9 @@ fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_
     fqt_svg_figure *f = fqt_svg_figure_new(NULL, any_gnr ? 3 : 2, 440, 320);
     int pa = fqt_svg_panel_add(f, "(a) training loss", "tokens", "loss (EMA; raw faint)", logx);
     int pb = fqt_svg_panel_add(f, "(b) validation loss", "tokens", "validation loss", logx);
-    int pc = any_gnr ? fqt_svg_panel_add(f, "(c) gradient-to-noise ratio", "tokens", "GNR", logx) : -1;
+    /* r spans orders of magnitude (BF16 in the hundreds, FP4 near sqrt(3)): plot log10 r. */
+    int pc = any_gnr ? fqt_svg_panel_add(f, "(c) gradient-to-noise ratio", "tokens",
+                                         "log10 r = log10(|g| / |g\xcc\x82 - g|)", logx) : -1;
 
     int64_t most = 1;
     for (int i = 0; i < n; i++) {
@@ -508,12 +510,15 @@ fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_
             fqt_svg_vline_add(f, pb, (double)r->events[k].tokens, r->events[k].msg, i);
         }
         if (pc >= 0 && r->n_gnr > 0) {
-            for (int64_t k = 0; k < r->n_gnr; k++) { x[k] = (double)r->gnr[k].tokens; y[k] = r->gnr[k].r; }
+            for (int64_t k = 0; k < r->n_gnr; k++) {
+                x[k] = (double)r->gnr[k].tokens;
+                y[k] = r->gnr[k].r > 0 ? log10(r->gnr[k].r) : NAN;
+            }
             fqt_svg_style g = {.color = i, .width = 1.6};
             fqt_svg_series_add(f, pc, r->name, x, y, r->n_gnr, &g);
         }
     }
-    if (pc >= 0) fqt_svg_hline_add(f, pc, sqrt(3.0), "\xe2\x88\x9a" "3 \xe2\x89\x88 1.73");
+    if (pc >= 0) fqt_svg_hline_add(f, pc, log10(sqrt(3.0)), "r = \xe2\x88\x9a" "3");
     free(x);
     free(y);
     free(e);

@@ -786,6 +786,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     }
 
     double t_start = now_s(), t_last = t_start;
+    const double t_begin = t_start;
+    const int64_t step_begin = s.step;
     int64_t bad = 0, tokens_since = 0;
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
     const double sqrt3 = sqrt(3.0);
@@ -910,14 +912,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             emit(mf, &b);
         }
         if (!c->quiet && (tty || s.step % c->log_every == 0 || s.step == end)) {
-            double elapsed = t - t_start;
-            double eta = elapsed / (double)(s.step - (resume ? 0 : 0) > 0 ? s.step : 1) * (double)(end - s.step);
+            /* Rates and ETA over this process's steps (checkpoints, validation and GNR checks
+             * included), not the last step's instantaneous rate. */
+            double elapsed = t - t_begin;
+            int64_t done = s.step - step_begin;
             char etas[32];
-            fmt_eta(etas, sizeof etas, (end - s.step) * elapsed / (double)(s.step > 0 ? s.step : 1));
-            (void)eta;
+            fmt_eta(etas, sizeof etas, done > 0 ? (double)(end - s.step) * elapsed / (double)done : NAN);
             fprintf(stderr, "%sstep %5lld/%lld | loss %.4f | %7.0f tok/s | lr %.2e | ETA %s%s",
-                    tty ? "\r" : "", (long long)s.step, (long long)c->steps, loss, tps, lr, etas,
-                    tty ? "   " : "\n");
+                    tty ? "\r" : "", (long long)s.step, (long long)c->steps, loss,
+                    elapsed > 0 ? (double)(done * tok_step) / elapsed : 0.0, lr, etas, tty ? "   " : "\n");
         }
     step_done:
         if ((c->val_every && s.step % c->val_every == 0) || s.step == c->steps) {
