@@ -5,16 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     int64_t M = argc > 3 ? atoll(argv[1]) : 2048, N = argc > 3 ? atoll(argv[2]) : 768,
@@ -35,9 +28,9 @@ int main(int argc, char **argv) {
     double best = 1e30;
     fqt_sgemm_nt(M, N, K, 1.0f, A, K, B, K, 0.0f, C, N); /* warm-up */
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = fqt_prof_now();
         fqt_sgemm_nt(M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-        double t = now() - t0;
+        double t = fqt_prof_now() - t0;
         if (t < best) best = t;
     }
     double fp32 = flops / best * 1e-9;
@@ -49,7 +42,7 @@ int main(int argc, char **argv) {
             fqt_format_parse(fmts[f], &fm);
             best = 1e30;
             for (int r = 0; r <= reps; r++) {
-                double t0 = now();
+                double t0 = fqt_prof_now();
                 fqt_qtensor qa, qb;
                 fqt_qtensor_alloc(&qa, &fm, M, K);
                 fqt_qtensor_alloc(&qb, &fm, N, K);
@@ -58,7 +51,7 @@ int main(int argc, char **argv) {
                 fqt_qgemm(&qa, &qb, 1.0f, 0.0f, C, N);
                 fqt_qtensor_free(&qa);
                 fqt_qtensor_free(&qb);
-                double t = now() - t0;
+                double t = fqt_prof_now() - t0;
                 if (r && t < best) best = t;
             }
             char name[64];

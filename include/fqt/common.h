@@ -52,6 +52,10 @@ const char *fqt_last_error(void);
 
 #define FQT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
+/* splitmix64: the small deterministic generator for initialisation, data windows and
+ * sampling (not for stochastic rounding, which uses Philox: fqt/formats.h §4). */
+uint64_t fqt_splitmix64(uint64_t *state);
+
 /* Wall-clock accounting of where a step's time goes (for benchmarks and the trainer's
  * overhead figure). Thread-safe; costs one clock read per timed region. */
 typedef enum { FQT_PROF_QUANTIZE = 0, FQT_PROF_DEQUANTIZE, FQT_PROF_GEMM, FQT_PROF_COUNT } fqt_prof_kind;

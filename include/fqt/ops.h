@@ -56,8 +56,8 @@ typedef struct fqt_ops {
                        const float *up, int64_t n);
 
     /* Softmax cross-entropy over logits[N,V] with targets[N] (a target < 0 is ignored).
-     * Returns the mean loss over counted rows (computed in double); losses[N] (written, may
-     * be NULL); if dlogits is not NULL it is WRITTEN with dscale * (softmax - onehot) for
+     * Returns the mean loss over counted rows (per-row terms in float, summed in double);
+     * losses[N] (written, may be NULL); if dlogits is not NULL it is WRITTEN with dscale * (softmax - onehot) for
      * counted rows and 0 for ignored ones (dscale is typically 1/count). dlogits may alias
      * logits. */
     double (*xent_fwd_bwd)(float *dlogits, float *losses, const float *logits,

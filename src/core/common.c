@@ -63,3 +63,10 @@ double fqt_prof_get(fqt_prof_kind k) { return prof_seconds[k]; }
 void fqt_prof_reset(void) {
     for (int i = 0; i < FQT_PROF_COUNT; i++) prof_seconds[i] = 0;
 }
+
+uint64_t fqt_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}

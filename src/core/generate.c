@@ -8,13 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-static uint64_t mix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Draw from softmax(logits / temperature) restricted to the top_k largest. */
 static int32_t sample_row(const float *logits, int64_t V, const fqt_sample_opts *o, uint64_t *rng,
                           double *p, int32_t *idx) {
@@ -37,7 +30,7 @@ static int32_t sample_row(const float *logits, int64_t V, const fqt_sample_opts 
         p[i] = exp(((double)logits[idx[i]] - mx) / o->temperature);
         sum += p[i];
     }
-    double u = (double)(mix(rng) >> 11) * 0x1p-53 * sum, acc = 0;
+    double u = (double)(fqt_splitmix64(rng) >> 11) * 0x1p-53 * sum, acc = 0;
     for (int64_t i = 0; i < k; i++) {
         acc += p[i];
         if (u < acc) return idx[i];

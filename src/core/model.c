@@ -178,16 +178,9 @@ const fqt_param_info *fqt_model_find(const fqt_model *m, const char *name) {
     return NULL;
 }
 
-/* splitmix64 + Box-Muller: a small deterministic normal generator for initialisation. */
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
+/* Box-Muller on splitmix64: a deterministic normal generator for initialisation. */
 static double normal(uint64_t *s) {
-    double u1 = ((splitmix(s) >> 11) + 1) * 0x1p-53, u2 = (splitmix(s) >> 11) * 0x1p-53;
+    double u1 = ((fqt_splitmix64(s) >> 11) + 1) * 0x1p-53, u2 = (fqt_splitmix64(s) >> 11) * 0x1p-53;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 

@@ -13,7 +13,6 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- configuration ------------------------------------------------------------------- */
@@ -326,19 +325,12 @@ void fqt_tokens_free(fqt_tokens *t) {
     t->n = 0;
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* B random windows of T+1 tokens: inputs and next-token targets. */
 static void sample_batch(const fqt_tokens *d, int64_t B, int64_t T, uint64_t *rng, int32_t *x,
                          int32_t *y) {
     const uint64_t span = (uint64_t)(d->n - T - 1) + 1;
     for (int64_t b = 0; b < B; b++) {
-        int64_t p = (int64_t)(rng_next(rng) % span);
+        int64_t p = (int64_t)(fqt_splitmix64(rng) % span);
         for (int64_t t = 0; t < T; t++) {
             x[b * T + t] = d->tok[p + t];
             y[b * T + t] = d->tok[p + t + 1];
@@ -450,6 +442,7 @@ typedef struct {
     int64_t qaf_start;    /* first QAF step, or -1 */
     double qaf_lr0;       /* learning rate when QAF began */
     int64_t gnr_low;      /* consecutive GNR checks below sqrt(3) */
+    int64_t bad_steps;    /* consecutive non-finite steps (survives a resume) */
     int64_t tokens;
     double wall;          /* seconds trained before this process (resumes) */
 } train_state;
@@ -472,17 +465,18 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     st = fqt_write_file_atomic(path, cj, strlen(cj));
     free(cj);
     if (st) return st;
-    char meta_v[6][64];
+    char meta_v[7][64];
     snprintf(meta_v[0], 64, "%lld", (long long)s->step);
     snprintf(meta_v[1], 64, "%llu", (unsigned long long)s->data_rng);
     snprintf(meta_v[2], 64, "%lld", (long long)s->qaf_start);
     snprintf(meta_v[3], 64, "%.17g", s->qaf_lr0);
     snprintf(meta_v[4], 64, "%lld", (long long)s->gnr_low);
     snprintf(meta_v[5], 64, "%lld", (long long)s->tokens);
+    snprintf(meta_v[6], 64, "%lld", (long long)s->bad_steps);
     char wall[64];
     snprintf(wall, sizeof wall, "%.17g", s->wall);
     const char *meta[] = {"step", meta_v[0], "data_rng", meta_v[1], "qaf_start", meta_v[2],
-                          "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5],
+                          "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5], "bad_steps", meta_v[6],
                           "wall_s", wall, "recipe", c->recipe, NULL};
     fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, mom},
                           {"adam.v", FQT_ST_F32, 1, {m->n_params}, vel}};
@@ -531,6 +525,9 @@ static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *v
     const char *lr0 = fqt_st_meta(f, "qaf_lr0");
     s->qaf_lr0 = lr0 ? strtod(lr0, NULL) : (ok = false, 0);
     s->gnr_low = meta_i64(f, "gnr_low", &ok);
+    bool have_bad = true;
+    s->bad_steps = meta_i64(f, "bad_steps", &have_bad); /* absent in older checkpoints: 0 */
+    if (!have_bad) s->bad_steps = 0;
     s->tokens = meta_i64(f, "tokens", &ok);
     const char *w = fqt_st_meta(f, "wall_s");
     s->wall = w ? strtod(w, NULL) : 0;
@@ -550,12 +547,6 @@ static void emit(FILE *f, fqt_buf *b) {
     fwrite(b->s, 1, b->len, f);
     fflush(f);
     fqt_buf_free(b);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void fmt_eta(char *buf, size_t n, double s) {
@@ -684,7 +675,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     FILE *mf = NULL;
     batch_buf bb = {0};
     fqt_diag diag = {0};
-    train_state s = {0, c->seed ^ 0x5DEECE66Dull, -1, 0, 0, 0, 0};
+    train_state s = {.data_rng = c->seed ^ 0x5DEECE66Dull, .qaf_start = -1};
     char ckdir[1100] = "";
 
     if (resume) {
@@ -785,10 +776,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         if (resume) fprintf(stderr, "  resuming at step %lld from %s\n", (long long)s.step, ckdir);
     }
 
-    double t_start = now_s(), t_last = t_start;
+    double t_start = fqt_prof_now(), t_last = t_start;
     const double t_begin = t_start;
     const int64_t step_begin = s.step;
-    int64_t bad = 0, tokens_since = 0;
+    int64_t tokens_since = 0;
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
     const double sqrt3 = sqrt(3.0);
     for (int64_t step = s.step; step < end; step++) {
@@ -821,17 +812,17 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         s.tokens += tok_step;
         tokens_since += tok_step;
         if (!isfinite(loss) || !isfinite(gnorm)) {
-            bad++;
+            s.bad_steps++;
             fqt_buf b = {0};
             fqt_buf_printf(&b, "{\"kind\":\"event\",\"step\":%lld,\"tokens\":%lld,\"msg\":\"non-finite %s, update skipped\"}",
                            (long long)step + 1, (long long)s.tokens, isfinite(loss) ? "gradient" : "loss");
             emit(mf, &b);
             if (!c->quiet) fprintf(stderr, "%sstep %lld: non-finite %s, update skipped (%lld in a row)\n",
-                                   tty ? "\n" : "", (long long)step + 1, isfinite(loss) ? "gradient" : "loss", (long long)bad);
-            if (bad >= c->max_bad_steps) {
+                                   tty ? "\n" : "", (long long)step + 1, isfinite(loss) ? "gradient" : "loss", (long long)s.bad_steps);
+            if (s.bad_steps >= c->max_bad_steps) {
                 fqt_set_error("stopping: %lld non-finite steps in a row (last at step %lld); the last good "
                               "checkpoint in %s/ckpt is intact (try a lower --lr or another recipe)",
-                              (long long)bad, (long long)step + 1, c->run_dir);
+                              (long long)s.bad_steps, (long long)step + 1, c->run_dir);
                 st = FQT_ERR_NONFINITE;
                 goto out;
             }
@@ -840,7 +831,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             s.step = step + 1;
             goto step_done;
         }
-        bad = 0;
+        s.bad_steps = 0;
         if (do_diag) log_diag(mf, &m, &diag, step + 1);
 
         if (do_gnr) {
@@ -893,7 +884,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         adamw_step(&m, mom, vel, step + 1, lr, c, scale);
         s.step = step + 1;
 
-        double t = now_s();
+        double t = fqt_prof_now();
         double tps = tokens_since / (t - t_last > 1e-9 ? t - t_last : 1e-9);
         t_last = t;
         tokens_since = 0;
@@ -937,7 +928,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             if (!c->quiet) fprintf(stderr, "%sstep %lld: val loss %.4f, perplexity %.2f\n", tty ? "\n" : "",
                                    (long long)s.step, vl, exp(vl));
             if (s.step == c->steps) {
-                double wall = s.wall + (now_s() - t_start);
+                double wall = s.wall + (fqt_prof_now() - t_start);
                 fqt_buf f = {0};
                 fqt_buf_printf(&f, "{\"kind\":\"final\",\"step\":%lld,\"tokens\":%lld,\"val_loss\":",
                                (long long)s.step, (long long)s.tokens);
@@ -953,8 +944,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             }
         }
         if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end) {
-            s.wall += now_s() - t_start;
-            t_start = now_s();
+            s.wall += fqt_prof_now() - t_start;
+            t_start = fqt_prof_now();
             if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
         }
     }

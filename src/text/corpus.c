@@ -19,14 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void logf_(const fqt_sotu_options *o, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -346,7 +339,7 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
     if ((st = fqt_mkdir_p(xdir)) != FQT_OK) goto out;
 
     /* 1. fetch and verify, 2. extract */
-    double t0 = now_s();
+    double t0 = fqt_prof_now();
     if ((st = fetch_tarball(&o, tarball, scratch, rep)) != FQT_OK) goto out;
     {
         char log[PATH_MAX], tail[300];
@@ -365,7 +358,7 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
             goto out;
         }
     }
-    rep->seconds_fetch = now_s() - t0;
+    rep->seconds_fetch = fqt_prof_now() - t0;
 
     /* 3. documents and the split */
     if ((st = read_docs(speeches, &docs)) != FQT_OK) goto out;
@@ -393,15 +386,15 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
     }
 
     /* 4. train on the train split only */
-    t0 = now_s();
+    t0 = fqt_prof_now();
     logf_(&o, "training a %d-token BPE on %lld train documents (%lld bytes)", o.vocab_size,
           (long long)rep->n_train_docs, (long long)rep->train_bytes);
     if ((st = fqt_bpe_train(train_text, train_len, o.vocab_size, &bpe)) != FQT_OK) goto out;
     rep->vocab_size = fqt_bpe_vocab_size(bpe);
-    rep->seconds_train = now_s() - t0;
+    rep->seconds_train = fqt_prof_now() - t0;
 
     /* 5. encode: <|endoftext|> then the document, never parsing specials inside speeches */
-    t0 = now_s();
+    t0 = fqt_prof_now();
     int64_t cap[2] = {0, 0}, cnt[2] = {0, 0};
     int64_t *doc_tokens = fqt_xcalloc((size_t)docs.n, sizeof *doc_tokens);
     for (int64_t i = 0; i < docs.n; i++) {
@@ -453,7 +446,7 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
             goto out;
         }
     }
-    rep->seconds_encode = now_s() - t0;
+    rep->seconds_encode = fqt_prof_now() - t0;
     mlen += (size_t)snprintf(manifest + mlen, mcap - mlen,
                              "fqt-sotu-manifest 1\n"
                              "source %s %s\n"
