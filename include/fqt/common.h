@@ -67,5 +67,10 @@ void fqt_prof_reset(void);
 /* malloc that aborts with a message on failure; for sizes derived from a validated config. */
 void *fqt_xmalloc(size_t n);
 void *fqt_xcalloc(size_t n, size_t size);
+/* strdup that aborts on failure; NULL gives NULL. */
+char *fqt_xstrdup(const char *s);
+/* Make room for one more element in a growable array p of `size`-byte elements holding n,
+ * capacity *cap (doubling); returns the (possibly moved) array. Aborts on failure. */
+void *fqt_xgrow(void *p, int64_t *cap, int64_t n, size_t size);
 
 #endif

@@ -2,6 +2,7 @@
 #include "fqt/common.h"
 
 #include <stdarg.h>
+#include <string.h>
 #include <time.h>
 
 static const char *const status_names[] = {
@@ -43,6 +44,26 @@ void *fqt_xcalloc(size_t n, size_t size) {
         abort();
     }
     return p;
+}
+
+char *fqt_xstrdup(const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = fqt_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+void *fqt_xgrow(void *p, int64_t *cap, int64_t n, size_t size) {
+    if (n < *cap) return p;
+    int64_t c = *cap ? *cap * 2 : 8;
+    void *q = realloc(p, (size_t)c * size);
+    if (!q) {
+        fprintf(stderr, "fqt: out of memory growing an array to %lld elements\n", (long long)c);
+        abort();
+    }
+    *cap = c;
+    return q;
 }
 
 static double prof_seconds[FQT_PROF_COUNT];

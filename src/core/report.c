@@ -11,23 +11,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = fqt_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-/* Grow *p (an array of `size`-byte elements holding n) so one more fits. */
-static void *grow(void *p, int64_t *cap, int64_t n, size_t size) {
-    if (n < *cap) return p;
-    int64_t c = *cap ? *cap * 2 : 64;
-    void *q = realloc(p, (size_t)c * size);
-    if (!q) { fprintf(stderr, "fqt: out of memory\n"); abort(); }
-    *cap = c;
-    return q;
-}
-
 /* Whole file into a NUL-terminated buffer. */
 static fqt_status read_text(const char *path, const char *hint, char **text, size_t *len) {
     *text = NULL;
@@ -130,14 +113,14 @@ static fqt_status take_line(const where *w, const fqt_json *o, fqt_run_metrics *
             (st = field_num(w, o, "tok_per_s", &p.tok_per_s)) || (st = field_str(w, o, "phase", "", &phase)))
             return st;
         snprintf(p.phase, sizeof p.phase, "%s", phase);
-        r->train = grow(r->train, &c->train, r->n_train, sizeof *r->train);
+        r->train = fqt_xgrow(r->train, &c->train, r->n_train, sizeof *r->train);
         r->train[r->n_train++] = p;
     } else if (!strcmp(kind, "val")) {
         fqt_val_point p = {0};
         if ((st = step_tokens(w, o, r, &p.step, &p.tokens)) || (st = field_num(w, o, "val_loss", &p.val_loss)) ||
             (st = field_num(w, o, "val_ppl", &p.val_ppl)))
             return st;
-        r->val = grow(r->val, &c->val, r->n_val, sizeof *r->val);
+        r->val = fqt_xgrow(r->val, &c->val, r->n_val, sizeof *r->val);
         r->val[r->n_val++] = p;
     } else if (!strcmp(kind, "gnr")) {
         fqt_gnr_point p = {0};
@@ -146,7 +129,7 @@ static fqt_status take_line(const where *w, const fqt_json *o, fqt_run_metrics *
             (st = field_str(w, o, "layer", "all", &layer)))
             return st;
         if (strcmp(layer, "all") != 0) return FQT_OK;   /* per-layer ratios: not plotted */
-        r->gnr = grow(r->gnr, &c->gnr, r->n_gnr, sizeof *r->gnr);
+        r->gnr = fqt_xgrow(r->gnr, &c->gnr, r->n_gnr, sizeof *r->gnr);
         r->gnr[r->n_gnr++] = p;
     } else if (!strcmp(kind, "event")) {
         fqt_run_event e = {0};
@@ -154,8 +137,8 @@ static fqt_status take_line(const where *w, const fqt_json *o, fqt_run_metrics *
         if ((st = field_int(w, o, "step", true, 0, &e.step)) || (st = field_str(w, o, "msg", "", &msg)))
             return st;
         e.tokens = -1;
-        e.msg = xstrdup(msg);
-        r->events = grow(r->events, &c->events, r->n_events, sizeof *r->events);
+        e.msg = fqt_xstrdup(msg);
+        r->events = fqt_xgrow(r->events, &c->events, r->n_events, sizeof *r->events);
         r->events[r->n_events++] = e;
     } else if (!strcmp(kind, "final")) {
         fqt_run_final f = {.present = true};
@@ -195,8 +178,8 @@ static fqt_status load_config(const char *dir, fqt_run_metrics *r) {
     while (b > 0 && dir[b - 1] != '/') b--;
     char base[256];
     snprintf(base, sizeof base, "%.*s", (int)(dl - b), dir + b);
-    r->name = xstrdup(fqt_json_get_str(j, "name", base));
-    r->recipe = xstrdup(fqt_json_get_str(j, "recipe", "?"));
+    r->name = fqt_xstrdup(fqt_json_get_str(j, "name", base));
+    r->recipe = fqt_xstrdup(fqt_json_get_str(j, "recipe", "?"));
     const fqt_json *v;
     if ((v = fqt_json_get(j, "tokens_per_step")) && !fqt_json_int64(v, &r->tokens_per_step)) r->tokens_per_step = 0;
     if ((v = fqt_json_get(j, "steps")) && !fqt_json_int64(v, &r->steps)) r->steps = 0;
@@ -209,7 +192,7 @@ out:
 
 fqt_status fqt_run_metrics_load(const char *dir, fqt_run_metrics *r) {
     memset(r, 0, sizeof *r);
-    r->dir = xstrdup(dir);
+    r->dir = fqt_xstrdup(dir);
     fqt_status st = load_config(dir, r);
     if (st) return st;
 

@@ -29,9 +29,9 @@ typedef struct {
     bool logx;
     double ylo, yhi;            /* fixed y range ends, NaN when automatic */
     series *s;
-    int ns, cs;
+    int64_t ns, cs;
     refline *h, *v;
-    int nh, ch, nv, cv;
+    int64_t nh, ch, nv, cv;
 } panel;
 
 struct fqt_svg_figure {
@@ -39,7 +39,7 @@ struct fqt_svg_figure {
     int ncols;
     double pw, ph;
     panel *p;
-    int np, cp;
+    int64_t np, cp;
 };
 
 /* Okabe & Ito (2008), "Color Universal Design": distinguishable with any common form of
@@ -60,27 +60,9 @@ const char *fqt_svg_palette(int i) {
     return palette[i % FQT_SVG_PALETTE_SIZE];
 }
 
-static char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = fqt_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-/* Make room for one more element in a growable array of `size`-byte elements. */
-static void *grow(void *p, int *cap, int n, size_t size) {
-    if (n < *cap) return p;
-    int c = *cap ? *cap * 2 : 4;
-    void *q = realloc(p, (size_t)c * size);
-    if (!q) { fprintf(stderr, "fqt: out of memory\n"); abort(); }
-    *cap = c;
-    return q;
-}
-
 fqt_svg_figure *fqt_svg_figure_new(const char *title, int ncols, double panel_w, double panel_h) {
     fqt_svg_figure *f = fqt_xcalloc(1, sizeof *f);
-    f->title = xstrdup(title);
+    f->title = fqt_xstrdup(title);
     f->ncols = ncols > 0 ? ncols : 1;
     f->pw = panel_w > 0 ? panel_w : 440;
     f->ph = panel_h > 0 ? panel_h : 320;
@@ -104,12 +86,12 @@ void fqt_svg_figure_free(fqt_svg_figure *f) {
 
 int fqt_svg_panel_add(fqt_svg_figure *f, const char *title, const char *xlabel,
                       const char *ylabel, bool logx) {
-    f->p = grow(f->p, &f->cp, f->np, sizeof *f->p);
+    f->p = fqt_xgrow(f->p, &f->cp, f->np, sizeof *f->p);
     panel *p = &f->p[f->np];
     memset(p, 0, sizeof *p);
-    p->title = xstrdup(title);
-    p->xlabel = xstrdup(xlabel);
-    p->ylabel = xstrdup(ylabel);
+    p->title = fqt_xstrdup(title);
+    p->xlabel = fqt_xstrdup(xlabel);
+    p->ylabel = fqt_xstrdup(ylabel);
     p->logx = logx;
     p->ylo = p->yhi = NAN;
     return f->np++;
@@ -130,10 +112,10 @@ void fqt_svg_series_add(fqt_svg_figure *f, int i, const char *label, const doubl
                         const double *y, int64_t n, const fqt_svg_style *style) {
     panel *p = get_panel(f, i);
     FQT_ASSERT(n >= 0 && (n == 0 || (x && y)));
-    p->s = grow(p->s, &p->cs, p->ns, sizeof *p->s);
+    p->s = fqt_xgrow(p->s, &p->cs, p->ns, sizeof *p->s);
     series *s = &p->s[p->ns];
     memset(s, 0, sizeof *s);
-    s->label = xstrdup(label);
+    s->label = fqt_xstrdup(label);
     s->n = n;
     s->x = fqt_xmalloc((size_t)n * sizeof *s->x);
     s->y = fqt_xmalloc((size_t)n * sizeof *s->y);
@@ -150,8 +132,8 @@ void fqt_svg_series_add(fqt_svg_figure *f, int i, const char *label, const doubl
 
 void fqt_svg_hline_add(fqt_svg_figure *f, int i, double y, const char *label) {
     panel *p = get_panel(f, i);
-    p->h = grow(p->h, &p->ch, p->nh, sizeof *p->h);
-    p->h[p->nh++] = (refline){y, xstrdup(label), -1};
+    p->h = fqt_xgrow(p->h, &p->ch, p->nh, sizeof *p->h);
+    p->h[p->nh++] = (refline){y, fqt_xstrdup(label), -1};
 }
 
 void fqt_svg_vline_add(fqt_svg_figure *f, int i, double x, const char *label, int color) {
@@ -160,8 +142,8 @@ void fqt_svg_vline_add(fqt_svg_figure *f, int i, double x, const char *label, in
     for (int k = 0; k < p->nv; k++)
         if (p->v[k].v == x && !strcmp(p->v[k].label ? p->v[k].label : "", label ? label : ""))
             return;
-    p->v = grow(p->v, &p->cv, p->nv, sizeof *p->v);
-    p->v[p->nv++] = (refline){x, xstrdup(label), color};
+    p->v = fqt_xgrow(p->v, &p->cv, p->nv, sizeof *p->v);
+    p->v[p->nv++] = (refline){x, fqt_xstrdup(label), color};
 }
 
 void fqt_svg_escape(fqt_buf *out, const char *s) {
