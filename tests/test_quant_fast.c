@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 int main(void) {
-    const int64_t R = 67, C = 96;
+    const int64_t R = 67, C = 98; /* rows start at indices that are not multiples of 4 */
     float *x = malloc(sizeof(float) * R * C);
     uint64_t s = 12345;
     for (int64_t i = 0; i < R * C; i++) {

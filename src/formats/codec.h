@@ -102,8 +102,10 @@ FQT_INLINE uint8_t fqt_e2m1_sr_i(float x, uint32_t rnd) {
     if (a >= 6.0f) return (uint8_t)(s | 7);
     uint8_t c = (uint8_t)((a >= 0.5f) + (a >= 1.0f) + (a >= 1.5f) + (a >= 2.0f) + (a >= 3.0f) +
                           (a >= 4.0f));
-    float lo = fqt_e2m1_mag(c), hi = fqt_e2m1_mag(c + 1u);
-    float frac = (a - lo) / (hi - lo); /* exact: Sterbenz, power-of-two divisor */
+    /* (a - lo) / (hi - lo), with the grid step a power of two: multiplying by its exact
+     * reciprocal gives the same float, without a division. Exact (Sterbenz). */
+    float lo = fqt_e2m1_mag(c), inv_step = c < 4 ? 2.0f : c < 6 ? 1.0f : 0.5f;
+    float frac = (a - lo) * inv_step;
     return (uint8_t)(s | (c + (fqt_sr_uniform(rnd) < frac ? 1u : 0u)));
 }
 
