@@ -30,6 +30,14 @@ int main(void) {
     fqt_model a, b;
     tiny(&a, 1);
     tiny(&b, 2);
+    /* fqt_model_linear_param maps each linear to the weight of the same Hugging Face name. */
+    for (int64_t li = 0; li < a.n_linears; li++) {
+        char want[200];
+        snprintf(want, sizeof want, li == a.n_linears - 1 ? "%s.weight" : "model.%s.weight",
+                 a.linear_names[li]);
+        CHECK_MSG(!strcmp(fqt_model_linear_param(&a, li)->name, want), "linear %lld: %s vs %s",
+                  (long long)li, fqt_model_linear_param(&a, li)->name, want);
+    }
     fqt_recipe fp32, nv;
     CHECK(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
     CHECK(fqt_recipe_parse("nvfp4,lm_head=quant", &nv) == FQT_OK);

@@ -86,6 +86,8 @@ void fqt_model_free(fqt_model *m);
  * down_proj) scaled by 1/sqrt(2L), norms at 1. Deterministic in seed. */
 void fqt_model_init(fqt_model *m, uint64_t seed);
 const fqt_param_info *fqt_model_find(const fqt_model *m, const char *name);
+/* The weight of linear layer li (0 <= li < n_linears, in linear_names order). */
+const fqt_param_info *fqt_model_linear_param(const fqt_model *m, int64_t li);
 
 /* Forward over tokens[B*T] (each < V). With targets (a target < 0 is ignored) returns the
  * mean cross-entropy and keeps what backward needs; logits of the last pass are available

@@ -178,6 +178,12 @@ const fqt_param_info *fqt_model_find(const fqt_model *m, const char *name) {
     return NULL;
 }
 
+const fqt_param_info *fqt_model_linear_param(const fqt_model *m, int64_t li) {
+    FQT_ASSERT(li >= 0 && li < m->n_linears);
+    if (li == m->n_linears - 1) return &m->tensors[m->n_tensors - 1];
+    return &m->tensors[tidx(li / FQT_LINEARS_PER_LAYER, linear_tensor[li % FQT_LINEARS_PER_LAYER])];
+}
+
 /* Box-Muller on splitmix64: a deterministic normal generator for initialisation. */
 static double normal(uint64_t *s) {
     double u1 = ((fqt_splitmix64(s) >> 11) + 1) * 0x1p-53, u2 = (fqt_splitmix64(s) >> 11) * 0x1p-53;

@@ -703,7 +703,6 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
 
     /* Data first: its vocabulary must fit the model. */
     if (!c->model.vocab) {
-        c->model.vocab = 0;
         if ((st = fqt_shards_load(c->train_data, &train.tok, &train.n))) goto out;
         int64_t mx = 0;
         for (int64_t i = 0; i < train.n; i++) if (train.tok[i] > mx) mx = train.tok[i];
@@ -760,7 +759,6 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     bb.y = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
     fqt_diag_alloc(&diag, m.n_linears);
     ghat = fqt_xmalloc((size_t)m.n_params * sizeof(float));
-    if (c->qaf_steps && s.qaf_start < 0 && !resume) s.qaf_start = -1;
     const int64_t fixed_qaf_start = c->qaf_steps ? c->steps - c->qaf_steps : -1;
     const bool tty = isatty(2) && !c->quiet;
     if (!c->quiet) {
@@ -841,13 +839,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             double l32 = run_step(&m, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
             double tot_g = 0, tot_e = 0;
             for (int64_t li = 0; li < m.n_linears && isfinite(l32); li++) {
-                int64_t l = li / FQT_LINEARS_PER_LAYER;
                 const char *nm = m.linear_names[li];
-                char pname[160];
-                snprintf(pname, sizeof pname, li == m.n_linears - 1 ? "%s.weight" : "model.%s.weight", nm);
-                const fqt_param_info *p = fqt_model_find(&m, pname);
-                FQT_ASSERT(p);
-                (void)l;
+                const fqt_param_info *p = fqt_model_linear_param(&m, li);
                 double g2 = 0, e2 = 0;
                 for (int64_t j = 0; j < p->numel; j++) {
                     double g = m.grads[p->offset + j], e = (double)ghat[p->offset + j] - g;
@@ -950,8 +943,6 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         }
     }
     if (s.step == c->steps && !c->quiet) {
-        fqt_pass ep = {&recipe, c->mode, c->seed, 0, NULL};
-        (void)ep;
         fqt_train_print_samples(&m, c, &recipe);
     }
     st = FQT_OK;

@@ -55,6 +55,20 @@ static inline int64_t fqt_ops_min64_(int64_t a, int64_t b) { return a < b ? a : 
 
 /* out[n, :] = wte[tok[n], :] (written). tok[n] in [0, V) is the caller's job; a negative
  * token aborts. */
+/* out[s] = sum_d x[d] * mT[d*T + s] for s < ns: one row of x·Mᵀ against a head stored
+ * transposed ([HS, T], so the inner loop streams contiguous memory). Accumulates over d in
+ * order, the same in every caller. */
+static void SUFFIX(row_times_T)(REAL *out, const REAL *x, const REAL *mT, int64_t T, int64_t HS,
+                                int64_t ns) {
+    for (int64_t s = 0; s < ns; s++) out[s] = 0;
+    for (int64_t d = 0; d < HS; d++) {
+        const REAL xd = x[d];
+        const REAL *mr = mT + d * T;
+        FQT_OMP(simd)
+        for (int64_t s = 0; s < ns; s++) out[s] += xd * mr[s];
+    }
+}
+
 static void SUFFIX(embedding_fwd)(REAL *out, const int32_t *tok, const REAL *wte, int64_t N,
                                   int64_t C) {
     FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
@@ -228,13 +242,7 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REA
             for (int64_t t = 0; t < T; t++) {
                 const REAL *qt = qb + t * qs;
                 const int64_t ns = t + 1;
-                for (int64_t s = 0; s < ns; s++) p[s] = 0;
-                for (int64_t d = 0; d < HS; d++) {
-                    const REAL qd = qt[d];
-                    const REAL *kr = kT + d * T;
-                    FQT_OMP(simd)
-                    for (int64_t s = 0; s < ns; s++) p[s] += qd * kr[s];
-                }
+                SUFFIX(row_times_T)(p, qt, kT, T, HS, ns);
                 REAL mx = -INFINITY;
                 for (int64_t s = 0; s < ns; s++) {
                     p[s] *= scale;
@@ -307,13 +315,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
                 for (int64_t t = 0; t < T; t++) {
                     const REAL *gt = gb + t * qs, *qt = qb + t * qs, *arow = ab + t * T;
                     const int64_t ns = t + 1;
-                    for (int64_t s = 0; s < ns; s++) ds[s] = 0;
-                    for (int64_t d = 0; d < HS; d++) {
-                        const REAL gd = gt[d];
-                        const REAL *vr = vT + d * T;
-                        FQT_OMP(simd)
-                        for (int64_t s = 0; s < ns; s++) ds[s] += gd * vr[s];
-                    }
+                    SUFFIX(row_times_T)(ds, gt, vT, T, HS, ns);
                     double rowdot = 0.0;
                     for (int64_t s = 0; s < ns; s++) rowdot += (double)arow[s] * (double)ds[s];
                     const REAL rd = (REAL)rowdot;
