@@ -7,7 +7,7 @@
  * directory under /tmp that is removed at the end. */
 #include "check.h"
 #include "fqt/safetensors.h"
-#include "core/safetensors_internal.h"
+#include "io/safetensors_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* text/bpe.c — byte-level BPE: GPT-2-style pre-split, training, encode/decode, the fqt-bpe
  * vocabulary file, and loading GPT-2's r50k_base.tiktoken.
  *
- * Not for: shards or corpus handling (core/shard.c, text/sotu.c).
+ * Not for: shards or corpus handling (io/shard.c, text/sotu.c).
  *
  * Pre-split classification (fqt/bpe.h has the pattern). ASCII is classified here: letters
  * A-Z a-z, numbers 0-9, whitespace per below, everything else "other". Non-ASCII code points

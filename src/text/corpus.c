@@ -1,7 +1,7 @@
 /* text/corpus.c — `fqt prepare` (the State of the Union corpus: npm pack, sha512 check, tar,
  * BPE training, shards, manifest) and `fqt tokenize` (one text file into shards).
  *
- * Not for: the tokenizer (text/bpe.c) or the shard format (core/shard.c). External programs
+ * Not for: the tokenizer (text/bpe.c) or the shard format (io/shard.c). External programs
  * (npm, tar) run through fork/execvp with their output captured to a log file whose tail
  * goes into the error message; nothing here prints. */
 #define _GNU_SOURCE /* nftw, FTW_PHYS */

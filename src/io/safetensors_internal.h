@@ -1,4 +1,4 @@
-/* core/safetensors_internal.h — test hooks of core/safetensors.c; not part of the API.
+/* io/safetensors_internal.h — test hooks of io/safetensors.c; not part of the API.
  *
  * For: tests/test_safetensors.c, which needs to fail a write halfway to check atomicity.
  * Not for: anything else (the hook is a process-wide global, not thread-safe). */

@@ -1,7 +1,7 @@
-/* core/shard.c — llm.c token shards (fqt/shard.h): 256 little-endian int32 header words
+/* io/shard.c — llm.c token shards (fqt/shard.h): 256 little-endian int32 header words
  * (magic 20240520, version 1, token count, zeros) followed by count uint16 tokens.
  *
- * Not for: tokenization (text/bpe.c) or batching (core/data.c). Byte order is explicit, so
+ * Not for: tokenization (text/bpe.c) or batching (core/train.c). Byte order is explicit, so
  * shards are the same bytes on any host. */
 #include "fqt/shard.h"
 #include "fqt/fileio.h"

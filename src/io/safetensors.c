@@ -1,14 +1,14 @@
-/* core/safetensors.c — safetensors writer (streamed to a temporary file, then renamed) and
+/* io/safetensors.c — safetensors writer (streamed to a temporary file, then renamed) and
  * reader (mmap, validated in full before any tensor pointer is formed).
  *
  * For: the byte layer under checkpoints. Not for: deciding which tensors a checkpoint holds
- * or their meaning (core/checkpoint), or general file helpers (core/fileio.c: the atomic
+ * or their meaning (core/checkpoint.c), or general file helpers (io/fileio.c: the atomic
  * writer here streams tensors without building the file in memory, and will be unified
  * with that one later). */
 #include "fqt/safetensors.h"
 #include "fqt/formats.h"
 #include "fqt/json.h"
-#include "core/safetensors_internal.h"
+#include "io/safetensors_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "safetensors data is little-endian; core/safetensors.c assumes a little-endian host"
+#error "safetensors data is little-endian; io/safetensors.c assumes a little-endian host"
 #endif
 
 int64_t fqt_st_test_fail_at_byte = -1;

@@ -1,4 +1,4 @@
-/* core/svg.c — the SVG line-plot writer declared in fqt/svg.h.
+/* report/svg.c — the SVG line-plot writer declared in fqt/svg.h.
  *
  * Everything is laid out in pixels by hand: each panel is a fixed-size cell with margins
  * for tick labels, axis labels and the title; data are drawn inside a clip path so a fixed

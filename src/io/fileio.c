@@ -1,4 +1,4 @@
-/* core/fileio.c — whole-file reads, atomic whole-file writes (temp + fsync + rename +
+/* io/fileio.c — whole-file reads, atomic whole-file writes (temp + fsync + rename +
  * directory fsync) and mkdir -p, for every module that persists files.
  *
  * Not for: parsing or validating contents; each format checks its own bytes. */

@@ -1,8 +1,8 @@
-/* core/report.c — loading run directories, summarising them against a baseline, the
+/* report/report.c — loading run directories, summarising them against a baseline, the
  * comparison table and the report figure (see fqt/report.h).
  *
  * Not for: printing (the CLI prints the table and the warnings) or drawing primitives
- * (core/svg.c). */
+ * (report/svg.c). */
 #include "fqt/report.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* core/sha512.c — SHA-512 written from FIPS 180-4 (§4.1.3 functions, §4.2.3 constants,
+/* io/sha512.c — SHA-512 written from FIPS 180-4 (§4.1.3 functions, §4.2.3 constants,
  * §5.1.2 padding, §5.3.5 initial value, §6.4 computation) and RFC 4648 base64.
  *
  * Why our own: `fqt prepare` verifies the corpus tarball against the npm registry's

@@ -1,4 +1,4 @@
-/* core/json.c — recursive-descent JSON parser into a small DOM, and the JSON writers.
+/* io/json.c — recursive-descent JSON parser into a small DOM, and the JSON writers.
  *
  * Strict RFC 8259 except that it accepts any bytes >= 0x20 inside strings (no UTF-8
  * validation). Not for: huge inputs; the whole document lives in memory. */
