@@ -146,6 +146,9 @@ size_t fqt_backend_qtensor_bytes(const fqt_format *f, int64_t rows, int64_t cols
 /* Shape q as [rows, cols] in f and point codes and scales into mem (that many bytes). */
 void fqt_backend_qtensor_bind(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols,
                               void *mem);
+/* The trailing float of a bound tensor (backend memory): where a device backend's quantize
+ * writes s_dec and its GEMM reads it. */
+float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q);
 /* Ordered sum of the partials of sumsq_partials over x[0..n). */
 double fqt_backend_sumsq(const fqt_backend *be, const float *x, const float *y, int64_t n,
                          double *part_scratch);
