@@ -51,6 +51,7 @@ typedef struct {
     uint64_t seed;
     char run_dir[1024];
     char name[160];
+    char device[16];              /* "auto" (the GPU when present), "cpu" or "cuda" */
     bool quiet;
 } fqt_train_config;
 

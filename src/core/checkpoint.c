@@ -56,6 +56,7 @@ fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir) {
     fqt_status st = fqt_mkdir_p(dir);
     if (st) return st;
     fqt_st_tensor *t = fqt_xcalloc((size_t)m->n_tensors, sizeof *t);
+    float *w = fqt_backend_host_get(m->be, m->params, m->n_params, true);
     for (int i = 0; i < m->n_tensors; i++) {
         const fqt_param_info *p = &m->tensors[i];
         t[i].name = p->name;
@@ -63,12 +64,13 @@ fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir) {
         t[i].ndim = p->ndim;
         t[i].shape[0] = p->shape[0];
         t[i].shape[1] = p->shape[1];
-        t[i].data = m->params + p->offset;
+        t[i].data = w + p->offset;
     }
     const char *meta[] = {"format", "pt", "producer", "fqt", NULL};
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st = fqt_st_write(path, t, m->n_tensors, meta);
+    fqt_backend_host_put(m->be, w, m->params, m->n_params, false);
     free(t);
     if (st) return st;
     char *cj = config_json(&m->cfg);
@@ -138,10 +140,12 @@ fqt_status fqt_checkpoint_load_model(fqt_model *m, const char *dir) {
     fqt_st_file *f = NULL;
     fqt_status st = fqt_st_open(path, &f);
     if (st) return st;
+    float *w = fqt_backend_host_get(m->be, m->params, m->n_params, false);
     for (int i = 0; i < m->n_tensors && !st; i++) {
         const fqt_param_info *p = &m->tensors[i];
-        st = fqt_st_read_f32(f, p->name, p->ndim, p->shape, m->params + p->offset);
+        st = fqt_st_read_f32(f, p->name, p->ndim, p->shape, w + p->offset);
     }
+    fqt_backend_host_put(m->be, w, m->params, m->n_params, !st);
     if (!st && fqt_st_count(f) != m->n_tensors) {
         fqt_set_error("%s: holds %lld tensors, the model has %d (a checkpoint of another model?)",
                       path, (long long)fqt_st_count(f), m->n_tensors);
