@@ -144,7 +144,12 @@ const char *fqt_train_config_key(size_t i) {
 fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char *value) {
     if (!strcmp(key, "model")) {
         fqt_model_config mc;
-        if (fqt_model_config_named(value, &mc)) return bad_value(key, value, fqt_last_error());
+        if (fqt_model_config_named(value, &mc)) {
+            char msg[512]; /* the model's message names the value already */
+            snprintf(msg, sizeof msg, "%s", fqt_last_error());
+            fqt_set_error("--model: %s", msg);
+            return FQT_ERR_ARG;
+        }
         int64_t keep = c->model.vocab;
         c->model = mc;
         if (strcmp(value, "llama-124m")) c->model.vocab = keep;

@@ -4,6 +4,7 @@
 #include "core/train_extra.h"
 #include "fqt/bpe.h"
 #include "fqt/corpus.h"
+#include "fqt/fileio.h"
 #include "fqt/shard.h"
 #include "fqt/train.h"
 
@@ -132,6 +133,21 @@ fqt_status fqt_train_init_from(fqt_model *m, const fqt_train_config *c) {
         fqt_set_error("--init-from %s: rope_theta %g / rms_norm_eps %g differ from the model's %g / %g",
                       dir, (double)a->rope_theta, (double)a->norm_eps, (double)b->rope_theta, (double)b->norm_eps);
         return FQT_ERR_MISMATCH;
+    }
+    /* The checkpoint's own tokenizer (fqt writes one into every checkpoint) must be the
+     * data's: same size is not enough, the ids must mean the same text. */
+    const char *names[] = {"tokenizer.bpe", "r50k_base.tiktoken"};
+    for (int i = 0; i < 2 && c->tokenizer_sha512[0]; i++) {
+        char path[4300], hex[2 * 64 + 1];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (!fqt_file_exists(path, NULL)) continue;
+        if ((st = fqt_file_sha512_hex(path, hex))) return st;
+        if (strcmp(hex, c->tokenizer_sha512)) {
+            fqt_set_error("--init-from %s was trained with another tokenizer (%s) than the data's (%s); "
+                          "tokenize the data with %s", dir, path, c->vocab, path);
+            return FQT_ERR_MISMATCH;
+        }
+        break;
     }
     return fqt_checkpoint_load_model(m, dir);
 }
