@@ -4,6 +4,7 @@
 #include "fqt/fileio.h"
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
+#include "fqt/tokenizer_export.h"
 #include "fqt/train.h"
 
 #include <string.h>
@@ -31,7 +32,8 @@ fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n) {
     return FQT_ERR_IO;
 }
 
-static char *config_json(const fqt_model_config *c) {
+/* eot < 0: no tokenizer known, so no bos/eos ids (transformers then assumes 1 and 2). */
+static char *config_json(const fqt_model_config *c, int64_t eot) {
     fqt_buf b = {0};
     fqt_buf_printf(&b,
                    "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
@@ -48,7 +50,9 @@ static char *config_json(const fqt_model_config *c) {
     fqt_buf_json_num(&b, (double)c->rope_theta);
     fqt_buf_printf(&b, ",\n  \"tie_word_embeddings\": false,\n  \"attention_bias\": false,\n"
                        "  \"mlp_bias\": false,\n  \"torch_dtype\": \"float32\",\n"
-                       "  \"initializer_range\": 0.02\n}\n");
+                       "  \"initializer_range\": 0.02");
+    if (eot >= 0) fqt_buf_printf(&b, ",\n  \"bos_token_id\": %lld,\n  \"eos_token_id\": %lld", (long long)eot, (long long)eot);
+    fqt_buf_printf(&b, "\n}\n");
     return b.s;
 }
 
@@ -73,10 +77,26 @@ fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir) {
     fqt_backend_host_put(m->be, w, m->params, m->n_params, false);
     free(t);
     if (st) return st;
-    char *cj = config_json(&m->cfg);
+    char *cj = config_json(&m->cfg, -1);
     snprintf(path, sizeof path, "%s/config.json", dir);
     st = fqt_write_file_atomic(path, cj, strlen(cj));
     free(cj);
+    return st;
+}
+
+fqt_status fqt_checkpoint_save_tokenizer(const fqt_model *m, const char *dir, const char *vocab) {
+    if (!vocab || !vocab[0]) return FQT_OK;
+    fqt_bpe *bpe = NULL;
+    fqt_status st = fqt_bpe_load(vocab, &bpe);
+    if (st) return st;
+    if ((st = fqt_tokenizer_export(bpe, dir, m->cfg.ctx))) goto out;
+    char *cj = config_json(&m->cfg, fqt_bpe_eot(bpe));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = fqt_write_file_atomic(path, cj, strlen(cj));
+    free(cj);
+out:
+    fqt_bpe_free(bpe);
     return st;
 }
 

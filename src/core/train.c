@@ -8,12 +8,14 @@
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
 #include "fqt/shard.h"
+#include "core/train_extra.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- configuration ------------------------------------------------------------------- */
@@ -27,7 +29,6 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->mode = FQT_MODE_FQT;
     snprintf(c->train_data, sizeof c->train_data, "data/sotu/train_*.bin");
     snprintf(c->val_data, sizeof c->val_data, "data/sotu/val_*.bin");
-    snprintf(c->vocab, sizeof c->vocab, "data/sotu/tokenizer.bpe");
     c->batch = 16;
     c->seq = 128;
     c->grad_accum = 1;
@@ -48,6 +49,7 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->diag_every = 100;
     c->val_every = 100;
     c->val_tokens = 32768;
+    c->ckpt_minutes = 10;
     c->log_every = 25;
     c->max_bad_steps = 5;
     c->sample_tokens = 60;
@@ -69,7 +71,8 @@ static const opt_def opts[] = {
     OPT("recipe", T_STR, recipe, "quantization recipe (fqt/recipe.h grammar), e.g. nvfp4, bf16, fp8"),
     OPT("train-data", T_STR, train_data, "glob of llm.c token shards for training"),
     OPT("val-data", T_STR, val_data, "glob of validation shards"),
-    OPT("vocab", T_STR, vocab, "tokenizer file for the samples at the end ('' for none)"),
+    OPT("vocab", T_STR, vocab, "tokenizer file ('': the one the data's manifest.json names)"),
+    OPT("init-from", T_STR, init_from, "start from this Hugging Face Llama checkpoint dir"),
     OPT("batch", T_I64, batch, "sequences per micro-batch (B)"),
     OPT("seq", T_I64, seq, "sequence length (T)"),
     OPT("grad-accum", T_I64, grad_accum, "micro-batches per optimizer step"),
@@ -92,6 +95,7 @@ static const opt_def opts[] = {
     OPT("val-every", T_I64, val_every, "validation every N steps"),
     OPT("val-tokens", T_I64, val_tokens, "validation tokens per evaluation"),
     OPT("ckpt-every", T_I64, ckpt_every, "checkpoint every N steps (0 = at the end only)"),
+    OPT("ckpt-minutes", T_F64, ckpt_minutes, "also checkpoint every M minutes of wall time (0 = off)"),
     OPT("log-every", T_I64, log_every, "plain progress line every N steps when not a terminal"),
     OPT("max-bad-steps", T_I64, max_bad_steps, "stop after N non-finite steps in a row"),
     OPT("sample-tokens", T_I64, sample_tokens, "tokens of text generated at the end"),
@@ -127,14 +131,28 @@ void fqt_train_config_help(FILE *f) {
 }
 
 static fqt_status bad_value(const char *key, const char *value, const char *why) {
-    fqt_set_error("--%s: bad value '%s': %s", key, value, why);
+    char w[512]; /* why may be fqt_last_error()'s own buffer */
+    snprintf(w, sizeof w, "%s", why);
+    fqt_set_error("--%s: bad value '%s': %s", key, value, w);
     return FQT_ERR_ARG;
+}
+
+const char *fqt_train_config_key(size_t i) {
+    static const char *const extra[] = {"model", "dim", "layers", "heads", "kv-heads", "ffn",
+                                        "ctx", "vocab-size", "mode", "schedule", "qaf"};
+    const size_t ne = sizeof extra / sizeof extra[0], no = sizeof opts / sizeof opts[0];
+    return i < ne ? extra[i] : i < ne + no ? opts[i - ne].key : NULL;
 }
 
 fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char *value) {
     if (!strcmp(key, "model")) {
         fqt_model_config mc;
-        if (fqt_model_config_named(value, &mc)) return bad_value(key, value, fqt_last_error());
+        if (fqt_model_config_named(value, &mc)) {
+            char msg[512]; /* the model's message names the value already */
+            snprintf(msg, sizeof msg, "%s", fqt_last_error());
+            fqt_set_error("--model: %s", msg);
+            return FQT_ERR_ARG;
+        }
         int64_t keep = c->model.vocab;
         c->model = mc;
         if (strcmp(value, "llama-124m")) c->model.vocab = keep;
@@ -239,6 +257,13 @@ char *fqt_train_config_json(const fqt_train_config *c) {
                    c->mode == FQT_MODE_QAT ? "qat" : "fqt",
                    c->schedule == FQT_SCHED_WSD ? "wsd" : "cosine", c->qaf_auto ? "true" : "false");
     fqt_buf_printf(&b, ", \"tokens_per_step\": %lld", (long long)(c->batch * c->seq * c->grad_accum));
+    fqt_buf_printf(&b, ", \"tokenizer_sha512\": ");
+    fqt_buf_json_str(&b, c->tokenizer_sha512);
+    fqt_buf_printf(&b, ", \"fqt_version\": ");
+    fqt_buf_json_str(&b, fqt_version());
+    fqt_buf_printf(&b, ", \"git_commit\": ");
+    fqt_buf_json_str(&b, fqt_git_commit());
+    fqt_train_json_start_time(&b, c->start_unix);
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         const char *p = (const char *)c + opts[i].off;
         fqt_buf_printf(&b, ", \"");
@@ -281,6 +306,9 @@ fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, siz
     snprintf(c->model_size, sizeof c->model_size, "%s", fqt_json_get_str(j, "model_size", "custom"));
     c->mode = !strcmp(fqt_json_get_str(j, "mode", "fqt"), "qat") ? FQT_MODE_QAT : FQT_MODE_FQT;
     c->schedule = !strcmp(fqt_json_get_str(j, "schedule", "cosine"), "wsd") ? FQT_SCHED_WSD : FQT_SCHED_COSINE;
+    snprintf(c->tokenizer_sha512, sizeof c->tokenizer_sha512, "%s", fqt_json_get_str(j, "tokenizer_sha512", ""));
+    int64_t su;
+    if (fqt_json_int64(fqt_json_get(j, "start_unix"), &su)) c->start_unix = su;
     const fqt_json *qa = fqt_json_get(j, "qaf_auto");
     c->qaf_auto = qa && qa->type == FQT_JSON_BOOL && qa->b;
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -456,6 +484,7 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     if (st) return st;
     st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
+    if ((st = fqt_checkpoint_save_tokenizer(m, newd, c->vocab))) return st;
     char *cj = fqt_train_config_json(c);
     snprintf(path, sizeof path, "%s/train.json", newd);
     st = fqt_write_file_atomic(path, cj, strlen(cj));
@@ -547,7 +576,15 @@ out:
 
 /* ---- metrics and progress ------------------------------------------------------------- */
 
+/* Every metrics row carries "time": seconds since the run started (earlier processes of a
+ * resumed run included), set by the loop through metrics_t0. */
+static double metrics_t0 = NAN;
+
 static void emit(FILE *f, fqt_buf *b) {
+    if (isfinite(metrics_t0) && b->len && b->s[b->len - 1] == '}') {
+        b->len--;
+        fqt_buf_printf(b, ",\"time\":%.3f}", fqt_prof_now() - metrics_t0);
+    }
     fqt_buf_append(b, "\n", 1);
     fwrite(b->s, 1, b->len, f);
     fflush(f);
@@ -707,6 +744,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
     c->qaf_steps = qaf_steps_of(c);
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
+    if (!resume) {
+        c->start_unix = (int64_t)time(NULL);
+        if ((st = fqt_train_resolve_tokenizer(c))) goto out;
+    }
 
     /* Data first: its vocabulary must fit the model. */
     if (!c->model.vocab) {
@@ -748,6 +789,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     m.be->zero(vel, slab_bytes);
     optim_view_init(&ov, &m);
     fqt_model_init(&m, c->seed);
+    if (!resume && c->init_from[0] && (st = fqt_train_init_from(&m, c))) goto out;
     if (resume) {
         fqt_model_config saved_cfg;
         if ((st = fqt_checkpoint_read_config(ckdir, &saved_cfg))) goto out;
@@ -798,6 +840,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
 
     double t_start = fqt_prof_now(), t_last = t_start;
     const double t_begin = t_start;
+    double t_ckpt = t_start;
+    metrics_t0 = t_start - s.wall;
     const int64_t step_begin = s.step;
     int64_t tokens_since = 0;
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
@@ -954,10 +998,21 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 emit(mf, &f);
             }
         }
-        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end) {
+        const int sig = fqt_interrupt_pending();
+        const bool timed = c->ckpt_minutes > 0 && fqt_prof_now() - t_ckpt >= 60.0 * c->ckpt_minutes;
+        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end || timed || sig) {
             s.wall += fqt_prof_now() - t_start;
             t_start = fqt_prof_now();
             if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
+            t_ckpt = fqt_prof_now();
+        }
+        if (sig && s.step < end) {
+            if (!c->quiet && tty) fputc('\n', stderr);
+            fqt_set_error("%s after step %lld of %lld; checkpoint saved in %s/ckpt; resume with: "
+                          "fqt train --resume %s", sig == 2 ? "interrupted (SIGINT)" : "terminated (SIGTERM)",
+                          (long long)s.step, (long long)c->steps, c->run_dir, c->run_dir);
+            st = FQT_ERR_INTERRUPTED;
+            goto out;
         }
     }
     if (s.step == c->steps && !c->quiet) {
@@ -965,6 +1020,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     }
     st = FQT_OK;
 out:
+    metrics_t0 = NAN;
     if (mf) fclose(mf);
     fqt_diag_free(&diag);
     free(bb.x);
