@@ -102,7 +102,8 @@ fail_unlink:
 fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
     *data = NULL;
     *n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         fqt_set_error("%s: cannot open: %s", path, strerror(errno));
         return FQT_ERR_IO;
@@ -118,7 +119,11 @@ fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
         fqt_set_error("%s: is a directory, not a file", path);
         goto out_close;
     }
-    /* Regular files report their size; pipes and the like report 0 and grow as read. */
+    if (!S_ISREG(sb.st_mode)) {
+        fqt_set_error("%s: not a regular file (a FIFO, socket or device?)", path);
+        goto out_close;
+    }
+    /* Regular files report their size (procfs-like ones report 0 and grow as read). */
     size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096, len = 0;
     if (sb.st_size < 0 || (uint64_t)sb.st_size >= SIZE_MAX / 2) {
         fqt_set_error("%s: too large to read into memory", path);

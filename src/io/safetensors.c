@@ -531,7 +531,8 @@ fqt_status fqt_st_open(const char *path, fqt_st_file **out) {
     f->path = fqt_xmalloc(strlen(path) + 1);
     strcpy(f->path, path);
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before the check below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         fqt_set_error("%s: cannot open: %s", path, strerror(errno));
         st = FQT_ERR_IO;
@@ -588,7 +589,7 @@ fqt_status fqt_st_open(const char *path, fqt_st_file **out) {
         st = FQT_ERR_FORMAT;
         goto fail;
     }
-    st = fqt_json_parse((const char *)f->map + 8, (size_t)hlen, &f->hdr);
+    st = fqt_json_parse_limited((const char *)f->map + 8, (size_t)hlen, FQT_ST_MAX_HEADER_VALUES, &f->hdr);
     if (st) {
         char why[512];
         snprintf(why, sizeof why, "%s", fqt_last_error());
