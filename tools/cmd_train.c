@@ -19,7 +19,10 @@ static int usage(void) {
            "(e.g. 'nvfp4,hp=first+last', 'nvfp4,fprop.x=mxfp4/rtn', 'nvfp4,lm_head=quant').\n\n"
            "Options:\n"
            "  --resume DIR        continue a run from its checkpoint (run dir or ckpt dir),\n"
-           "                      bit-identically; --steps may extend it, --stop-at pause it\n");
+           "                      bit-identically, writing into DIR; --steps may extend it,\n"
+           "                      --stop-at pause it\n"
+           "  --overwrite         replace the run already in --run-dir (without it, a fresh\n"
+           "                      run refuses a directory that holds one)\n");
     fqt_train_config_help(stdout);
     return 0;
 }
@@ -40,6 +43,7 @@ int fqt_cmd_train(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
         if (!strcmp(a, "--quiet")) { c.quiet = true; continue; }
+        if (!strcmp(a, "--overwrite")) { c.overwrite = true; continue; }
         if (strncmp(a, "--", 2)) return cli_usage_error("train", "unexpected argument '%s' (options are --KEY VALUE)", a);
         if (i + 1 >= argc) return cli_usage_error("train", "%s needs a value", a);
         const char *v = argv[++i];
