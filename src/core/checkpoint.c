@@ -8,6 +8,7 @@
 #include "fqt/train.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -318,6 +319,17 @@ fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config 
     if ((st = fqt_checkpoint_load_model(m, dir))) {
         fqt_model_free(m);
         return st;
+    }
+    /* Inference on NaN/Inf weights gives no answer worth printing: refuse the checkpoint. */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const fqt_param_info *p = &m->tensors[i];
+        for (int64_t j = 0; j < p->numel; j++)
+            if (!isfinite(m->params[p->offset + j])) {
+                fqt_set_error("%s/model.safetensors: tensor %s holds %g at element %lld (a diverged or "
+                              "damaged checkpoint)", dir, p->name, (double)m->params[p->offset + j], (long long)j);
+                fqt_model_free(m);
+                return FQT_ERR_NONFINITE;
+            }
     }
     char tpath[4300];
     snprintf(tpath, sizeof tpath, "%s/train.json", dir);

@@ -712,6 +712,31 @@ fqt_status fqt_train_config_check(const fqt_train_config *c) {
         fqt_set_error("batch, seq, grad-accum and steps must be positive");
         return FQT_ERR_ARG;
     }
+    if (c->log_every <= 0) {
+        fqt_set_error("--log-every must be positive (got %lld)", (long long)c->log_every);
+        return FQT_ERR_ARG;
+    }
+    if (!(c->beta1 < 1) || !(c->beta2 < 1)) {
+        fqt_set_error("--beta1 and --beta2 must be in [0, 1) (got %g and %g)", c->beta1, c->beta2);
+        return FQT_ERR_ARG;
+    }
+    /* Sizes: the tokens of a step and the model must fit in memory, checked in double so
+     * that no product can wrap (--batch 2^62 would otherwise allocate a few bytes). */
+    const double tok = (double)c->batch * (double)c->seq * (double)c->grad_accum;
+    if (tok > (double)(1ll << 31)) {
+        fqt_set_error("batch x seq x grad-accum = %.3g tokens per step: more than 2^31", tok);
+        return FQT_ERR_ARG;
+    }
+    const fqt_model_config *mc = &c->model;
+    const double C = (double)mc->dim, F = (double)mc->ffn, L = (double)mc->n_layers;
+    const double V = mc->vocab > 0 ? (double)mc->vocab : 65536.0;
+    const double params = 2 * V * C + L * (4 * C * C + 3 * C * F + 2 * C);
+    if (params > 4e9) {
+        fqt_set_error("the model would have %.3g parameters (%.0f GB for weights, gradients and AdamW "
+                      "moments): more than fqt's CPU trainer can hold; use a smaller --dim, --layers or --ffn",
+                      params, params * 20 / 1e9);
+        return FQT_ERR_ARG;
+    }
     const int64_t qaf = qaf_steps_of(c);
     if (qaf >= c->steps) {
         fqt_set_error("--qaf-steps %lld must be smaller than --steps %lld", (long long)qaf, (long long)c->steps);
