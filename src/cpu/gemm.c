@@ -38,8 +38,13 @@
 #define NR_MAX 32
 FQT_STATIC_ASSERT(MC % 6 == 0 && MC % 12 == 0, "MC must be a multiple of every MR");
 
+/* The C update after a k block: C = C + alpha * acc (UPD_ADD), C = 0 + alpha * acc
+ * (UPD_ZERO, the first block when beta == 0) or C = beta * C + alpha * acc (UPD_BETA, the
+ * first block otherwise): the same roundings as scaling C by beta in a pass of its own. */
+enum { UPD_ADD = 0, UPD_ZERO, UPD_BETA };
 typedef void (*kernel_fn)(int64_t kc, const float *restrict Ap, const float *restrict Bp,
-                          float *restrict C, int64_t ldc, int mr, int nr, float alpha);
+                          float *restrict C, int64_t ldc, int mr, int nr, float alpha,
+                          float beta, int upd);
 
 /* ---- operands ------------------------------------------------------------------------ */
 typedef struct {
@@ -147,13 +152,19 @@ static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t
 
 /* ---- micro-kernels: acc[MR][NR] = sum_k Ap[k][i] Bp[k][j] (fmaf, increasing k), then
  * C[i][j] += alpha * acc[i][j] for i < mr, j < nr. ------------------------------------ */
-static void tail_update(const float *acc, int NR, float *C, int64_t ldc, int mr, int nr, float alpha) {
+static void tail_update(const float *acc, int NR, float *C, int64_t ldc, int mr, int nr,
+                        float alpha, float beta, int upd) {
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) C[i * ldc + j] += alpha * acc[i * NR + j];
+        for (int j = 0; j < nr; j++) {
+            float *c = &C[i * ldc + j];
+            float c0 = upd == UPD_ADD ? *c : upd == UPD_ZERO ? 0.0f : beta * *c;
+            *c = c0 + alpha * acc[i * NR + j];
+        }
 }
 
 static void kernel_ref(int64_t kc, const float *restrict Ap, const float *restrict Bp,
-                       float *restrict C, int64_t ldc, int mr, int nr, float alpha) {
+                       float *restrict C, int64_t ldc, int mr, int nr, float alpha, float beta,
+                       int upd) {
     float acc[6][16];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < kc; k++) {
@@ -162,13 +173,13 @@ static void kernel_ref(int64_t kc, const float *restrict Ap, const float *restri
         for (int i = 0; i < 6; i++)
             for (int j = 0; j < 16; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
-    tail_update(&acc[0][0], 16, C, ldc, mr, nr, alpha);
+    tail_update(&acc[0][0], 16, C, ldc, mr, nr, alpha, beta, upd);
 }
 
 #if FQT_GEMM_X86
 __attribute__((target("avx2,fma"))) static void
 kernel_avx2(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
-            int64_t ldc, int mr, int nr, float alpha) {
+            int64_t ldc, int mr, int nr, float alpha, float beta, int upd) {
     __m256 c[6][2];
 #pragma GCC unroll 6
     for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
@@ -181,13 +192,16 @@ kernel_avx2(int64_t kc, const float *restrict Ap, const float *restrict Bp, floa
             c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    const __m256 va = _mm256_set1_ps(alpha);
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), z = _mm256_setzero_ps();
     if (mr == 6 && nr == 16) {
 #pragma GCC unroll 6
         for (int i = 0; i < 6; i++) {
             float *ci = C + i * ldc;
-            _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), _mm256_mul_ps(va, c[i][0])));
-            _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, c[i][1])));
+            __m256 c0 = z, c1 = z;
+            if (upd != UPD_ZERO) c0 = _mm256_loadu_ps(ci), c1 = _mm256_loadu_ps(ci + 8);
+            if (upd == UPD_BETA) c0 = _mm256_mul_ps(vb, c0), c1 = _mm256_mul_ps(vb, c1);
+            _mm256_storeu_ps(ci, _mm256_add_ps(c0, _mm256_mul_ps(va, c[i][0])));
+            _mm256_storeu_ps(ci + 8, _mm256_add_ps(c1, _mm256_mul_ps(va, c[i][1])));
         }
         return;
     }
@@ -197,12 +211,12 @@ kernel_avx2(int64_t kc, const float *restrict Ap, const float *restrict Bp, floa
         _mm256_storeu_ps(acc + i * 16, c[i][0]);
         _mm256_storeu_ps(acc + i * 16 + 8, c[i][1]);
     }
-    tail_update(acc, 16, C, ldc, mr, nr, alpha);
+    tail_update(acc, 16, C, ldc, mr, nr, alpha, beta, upd);
 }
 
 __attribute__((target("avx512f"))) static void
 kernel_avx512(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
-              int64_t ldc, int mr, int nr, float alpha) {
+              int64_t ldc, int mr, int nr, float alpha, float beta, int upd) {
     __m512 c[12][2];
 #pragma GCC unroll 12
     for (int i = 0; i < 12; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
@@ -215,13 +229,16 @@ kernel_avx512(int64_t kc, const float *restrict Ap, const float *restrict Bp, fl
             c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    const __m512 va = _mm512_set1_ps(alpha);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), z = _mm512_setzero_ps();
     if (mr == 12 && nr == 32) {
 #pragma GCC unroll 12
         for (int i = 0; i < 12; i++) {
             float *ci = C + i * ldc;
-            _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), _mm512_mul_ps(va, c[i][0])));
-            _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, c[i][1])));
+            __m512 c0 = z, c1 = z;
+            if (upd != UPD_ZERO) c0 = _mm512_loadu_ps(ci), c1 = _mm512_loadu_ps(ci + 16);
+            if (upd == UPD_BETA) c0 = _mm512_mul_ps(vb, c0), c1 = _mm512_mul_ps(vb, c1);
+            _mm512_storeu_ps(ci, _mm512_add_ps(c0, _mm512_mul_ps(va, c[i][0])));
+            _mm512_storeu_ps(ci + 16, _mm512_add_ps(c1, _mm512_mul_ps(va, c[i][1])));
         }
         return;
     }
@@ -231,7 +248,7 @@ kernel_avx512(int64_t kc, const float *restrict Ap, const float *restrict Bp, fl
         _mm512_storeu_ps(acc + i * 32, c[i][0]);
         _mm512_storeu_ps(acc + i * 32 + 16, c[i][1]);
     }
-    tail_update(acc, 32, C, ldc, mr, nr, alpha);
+    tail_update(acc, 32, C, ldc, mr, nr, alpha, beta, upd);
 }
 #endif
 
@@ -333,14 +350,17 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int64_t gp = (npanels + ngroups - 1) / ngroups;
     ngroups = (npanels + gp - 1) / gp;
     float *Bp = compute ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
+    const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
 #pragma omp parallel
     {
+        if (!compute) {
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < M; i++) {
-            float *c = C + i * ldc;
-            if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-            else if (beta != 1.0f)
-                for (int64_t j = 0; j < N; j++) c[j] *= beta;
+            for (int64_t i = 0; i < M; i++) {
+                float *c = C + i * ldc;
+                if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+                else if (beta != 1.0f)
+                    for (int64_t j = 0; j < N; j++) c[j] *= beta;
+            }
         }
         _Alignas(64) float Ap[MC * KC];
         for (int64_t k0 = 0; compute && k0 < K; k0 += KC) {
@@ -362,7 +382,8 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
                     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
                         const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
                         kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bp + p * kc * NR,
-                               C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha);
+                               C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha, beta,
+                               k0 ? UPD_ADD : first_upd);
                     }
                 }
             }
