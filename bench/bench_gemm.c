@@ -6,11 +6,13 @@
  * Usage: bench_gemm [reps]          the tables below, best of reps (default 5)
  *        bench_gemm M N K [reps]    the same for one shape
  * The OpenBLAS column is there when the Makefile found OpenBLAS (USE_BLAS); OpenBLAS runs
- * with openblas_set_num_threads(t), fqt with omp_set_num_threads(t). */
+ * with openblas_set_num_threads(t), fqt with omp_set_num_threads(t) and, unless
+ * OMP_WAIT_POLICY is set, the passive wait policy the fqt command line uses. */
 #include "fqt/gemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -48,12 +50,26 @@ static double time_sgemm(int blas, int64_t M, int64_t N, int64_t K, const float 
     return best;
 }
 
+/* The wait policy the fqt command line sets (tools/fqt.c): passive unless the user chose,
+ * by executing this program again with OMP_WAIT_POLICY set (libgomp reads it at load). */
+static void omp_wait_policy_default(char **argv) {
+#ifdef _OPENMP
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    omp_wait_policy_default(argv);
     /* The tiny model (C=128, F=352, V=4096) at B*T = 2048: fprop, dgrad, wgrad shapes. */
-    int64_t shapes[][3] = {{2048, 128, 128},  {2048, 352, 128},  {2048, 128, 352},
+    int64_t shapes[16][3] = {{2048, 128, 128},  {2048, 352, 128},  {2048, 128, 352},
                            {2048, 4096, 128}, {2048, 128, 4096}, {128, 128, 2048},
                            {352, 128, 2048},  {4096, 128, 2048}, {2048, 768, 768}};
-    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    int nshapes = 9;
     int reps = 5;
     if (argc > 3) {
         shapes[0][0] = atoll(argv[1]);
@@ -90,29 +106,42 @@ int main(int argc, char **argv) {
            reps);
     printf("  %-16s %3s %10s %10s %10s %10s %8s\n", "M x N x K", "thr", "fqt GF/s", "avx2 GF/s",
            "ref GF/s", "BLAS GF/s", "fqt/BLAS");
+    /* Per thread count, every fqt timing first, then every OpenBLAS timing, then a pause:
+     * OpenBLAS's own threads spin after a call and would steal the cores from fqt's. */
+    double tf[16][3], tb[16];
     for (int thr = 1; thr <= (maxthreads > 1 ? 2 : 1); thr++) {
         set_threads(thr);
         for (int si = 0; si < nshapes; si++) {
             int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-            double gf = 2.0 * M * N * K * 1e-9;
-            double t = time_sgemm(0, M, N, K, A, B, C, reps);
-            double t2 = 0, tr = 0, tb = 0;
+            tf[si][0] = time_sgemm(0, M, N, K, A, B, C, reps);
+            tf[si][1] = 0;
             if (fqt_gemm_impl_supported(FQT_GEMM_AVX2) && impl != FQT_GEMM_AVX2) {
                 fqt_gemm_set_impl(FQT_GEMM_AVX2);
-                t2 = time_sgemm(0, M, N, K, A, B, C, reps);
+                tf[si][1] = time_sgemm(0, M, N, K, A, B, C, reps);
             }
             fqt_gemm_set_impl(FQT_GEMM_REF);
-            tr = time_sgemm(0, M, N, K, A, B, C, reps);
+            tf[si][2] = time_sgemm(0, M, N, K, A, B, C, reps);
             fqt_gemm_set_impl(impl);
+        }
+        for (int si = 0; si < nshapes; si++) {
+            tb[si] = 0;
 #ifdef FQT_HAVE_OPENBLAS
-            tb = time_sgemm(1, M, N, K, A, B, C, reps);
+            tb[si] = time_sgemm(1, shapes[si][0], shapes[si][1], shapes[si][2], A, B, C, reps);
 #endif
+        }
+#ifdef FQT_HAVE_OPENBLAS
+        sleep(1);
+#endif
+        for (int si = 0; si < nshapes; si++) {
+            int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+            double gf = 2.0 * M * N * K * 1e-9;
             char shape[48], c2[16] = "-", cb[16] = "-", cr[16] = "-";
             snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
-            if (t2 > 0) snprintf(c2, sizeof c2, "%.1f", gf / t2);
-            if (tb > 0) snprintf(cb, sizeof cb, "%.1f", gf / tb);
-            if (tb > 0) snprintf(cr, sizeof cr, "%.2fx", tb / t);
-            printf("  %-16s %3d %10.1f %10s %10.1f %10s %8s\n", shape, thr, gf / t, c2, gf / tr, cb, cr);
+            if (tf[si][1] > 0) snprintf(c2, sizeof c2, "%.1f", gf / tf[si][1]);
+            if (tb[si] > 0) snprintf(cb, sizeof cb, "%.1f", gf / tb[si]);
+            if (tb[si] > 0) snprintf(cr, sizeof cr, "%.2fx", tb[si] / tf[si][0]);
+            printf("  %-16s %3d %10.1f %10s %10.1f %10s %8s\n", shape, thr, gf / tf[si][0], c2,
+                   gf / tf[si][2], cb, cr);
         }
     }
     set_threads(maxthreads);

@@ -4,7 +4,7 @@
  * which is the layout fqt_quantize produces for every operand of the three training
  * GEMMs (fprop, dgrad, wgrad). FP32 accumulation. Not for: choosing formats (recipe.h).
  *
- * The arithmetic is fixed, whatever the kernel (docs/FORMATS.md §7): C is first scaled
+ * The arithmetic is fixed, whatever the kernel (docs/FORMATS.md §8): C is first scaled
  * by beta (or zeroed), then for each block of 256 consecutive k (k0 = 0, 256, ...) one
  * FP32 accumulator per element starts at 0 and takes fused multiply-adds in increasing
  * k, and C += alpha * acc is applied with two roundings (multiply, then add). Every

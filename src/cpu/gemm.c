@@ -126,10 +126,65 @@ static inline __attribute__((always_inline)) void pack_panel(const float *const 
         for (int i = 0; i < P; i++) op[k * P + i] = rp[i][k];
 }
 
+#if FQT_GEMM_X86
+/* pack_panel with 8x8 (AVX) and 4x4 (SSE) transposes; the same bytes (data movement only). */
+__attribute__((target("avx2"))) static void pack_panel_avx2(const float *const *rp, int64_t kc,
+                                                             int P, float *restrict op) {
+    int i0 = 0;
+    for (; i0 + 8 <= P; i0 += 8) {
+        const float *const *r = rp + i0;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 a0 = _mm256_loadu_ps(r[0] + k), a1 = _mm256_loadu_ps(r[1] + k);
+            __m256 a2 = _mm256_loadu_ps(r[2] + k), a3 = _mm256_loadu_ps(r[3] + k);
+            __m256 a4 = _mm256_loadu_ps(r[4] + k), a5 = _mm256_loadu_ps(r[5] + k);
+            __m256 a6 = _mm256_loadu_ps(r[6] + k), a7 = _mm256_loadu_ps(r[7] + k);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *o = op + k * P + i0;
+            _mm256_storeu_ps(o + 0 * P, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * P, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * P, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * P, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * P, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * P, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * P, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * P, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < 8; i++) op[k * P + i0 + i] = r[i][k];
+    }
+    for (; i0 + 4 <= P; i0 += 4) {
+        const float *const *r = rp + i0;
+        int64_t k = 0;
+        for (; k + 4 <= kc; k += 4) {
+            __m128 a0 = _mm_loadu_ps(r[0] + k), a1 = _mm_loadu_ps(r[1] + k);
+            __m128 a2 = _mm_loadu_ps(r[2] + k), a3 = _mm_loadu_ps(r[3] + k);
+            _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+            float *o = op + k * P + i0;
+            _mm_storeu_ps(o, a0);
+            _mm_storeu_ps(o + P, a1);
+            _mm_storeu_ps(o + 2 * P, a2);
+            _mm_storeu_ps(o + 3 * P, a3);
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < 4; i++) op[k * P + i0 + i] = r[i][k];
+    }
+    for (; i0 < P; i0++)
+        for (int64_t k = 0; k < kc; k++) op[k * P + i0] = rp[i0][k];
+}
+#endif
+
 /* Pack rows [r0, r0+rows) x k [k0, k0+kc) into panels of P rows: out[panel][k][p], rows
  * past the end zero. */
 static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int P,
-                 float *restrict out) {
+                 int vec, float *restrict out) {
     static const float zeros[KC];
     float buf[NR_MAX * KC];
     const float *rp[NR_MAX];
@@ -140,6 +195,12 @@ static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t
             rp[i] = r < rows ? operand_row(o, r0 + r, k0, kc, buf + i * KC) : zeros;
         }
         float *op = out + p * kc * P;
+#if FQT_GEMM_X86
+        if (vec) {
+            pack_panel_avx2(rp, kc, P, op);
+            continue;
+        }
+#endif
         switch (P) {
         case 6: pack_panel(rp, kc, 6, op); break;
         case 12: pack_panel(rp, kc, 12, op); break;
@@ -334,7 +395,10 @@ static float *bp_buffer(size_t n) {
 static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand *A,
                      const operand *B, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
-    const kernel_desc *kd = &kernels[fqt_gemm_get_impl()];
+    const fqt_gemm_impl impl = fqt_gemm_get_impl();
+    const kernel_desc *kd = &kernels[impl];
+    /* The reference kernel keeps its plain-C packing too (it is the oracle). */
+    const int vec = impl != FQT_GEMM_REF && fqt_gemm_impl_supported(FQT_GEMM_AVX2);
     const int MR = kd->mr, NR = kd->nr;
     const int compute = K > 0 && alpha != 0.0f;
     const int64_t npanels = (N + NR - 1) / NR;
@@ -368,13 +432,13 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < npanels; p++) {
                 const int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-                pack(B, n0, nr, k0, kc, NR, Bp + p * kc * NR);
+                pack(B, n0, nr, k0, kc, NR, vec, Bp + p * kc * NR);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t w = 0; w < mblocks * ngroups; w++) {
                 const int64_t mb = w / ngroups, g = w % ngroups;
                 const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
-                pack(A, m0, mc, k0, kc, MR, Ap);
+                pack(A, m0, mc, k0, kc, MR, vec, Ap);
                 const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
                 for (int64_t p = g * gp; p < p1; p++) {
                     const int64_t n0 = p * NR;
