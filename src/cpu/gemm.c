@@ -413,7 +413,8 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     if (ngroups > npanels) ngroups = npanels;
     const int64_t gp = (npanels + ngroups - 1) / ngroups;
     ngroups = (npanels + gp - 1) / gp;
-    float *Bp = compute ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
+    const int own_k = compute && mblocks <= 4 && K > KC;
+    float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
 #pragma omp parallel
     {
@@ -427,7 +428,37 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
             }
         }
         _Alignas(64) float Ap[MC * KC];
-        for (int64_t k0 = 0; compute && k0 < K; k0 += KC) {
+        if (own_k) {
+            /* Few row blocks and several k blocks (the wgrad shapes): each work item runs
+             * all of K for its tile with its own packed B, so there is no barrier per k
+             * block; the B packing is repeated mblocks (<= 4) times. */
+            float *Bq = aligned_alloc(64, (size_t)(gp * NR * KC) * sizeof(float));
+            FQT_ASSERT(Bq != NULL);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t w = 0; w < mblocks * ngroups; w++) {
+                const int64_t mb = w / ngroups, g = w % ngroups;
+                const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
+                const int64_t p0 = g * gp, p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
+                for (int64_t k0 = 0; k0 < K; k0 += KC) {
+                    const int64_t kc = K - k0 < KC ? K - k0 : KC;
+                    pack(A, m0, mc, k0, kc, MR, vec, Ap);
+                    const int64_t n0 = p0 * NR, nr = (p1 * NR < N ? p1 * NR : N) - n0;
+                    pack(B, n0, nr, k0, kc, NR, vec, Bq);
+                    for (int64_t p = p0; p < p1; p++) {
+                        const int64_t pn0 = p * NR;
+                        const int pnr = (int)(N - pn0 < NR ? N - pn0 : NR);
+                        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+                            const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
+                            kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bq + (p - p0) * kc * NR,
+                                   C + (m0 + i0) * ldc + pn0, ldc, mr, pnr, alpha, beta,
+                                   k0 ? UPD_ADD : first_upd);
+                        }
+                    }
+                }
+            }
+            free(Bq);
+        }
+        for (int64_t k0 = 0; compute && !own_k && k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < npanels; p++) {
