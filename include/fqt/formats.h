@@ -121,6 +121,11 @@ typedef struct {
     int64_t n_nonfinite;    /* NaN/Inf inputs seen by the quantizer; their blocks decode to NaN */
 } fqt_qtensor;
 
+/* Shape q as a [rows, cols] tensor in format f without storage (codes, scales NULL): for
+ * callers that place codes and scales in memory of their own (backend workspaces). */
+fqt_status fqt_qtensor_shape(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols);
+size_t fqt_qtensor_code_bytes(const fqt_qtensor *q);  /* rows * row_bytes */
+size_t fqt_qtensor_scale_bytes(const fqt_qtensor *q); /* scale_rows * scale_cols * 1 or 4 */
 /* Allocate storage for a [rows, cols] tensor in format f (contents undefined). */
 fqt_status fqt_qtensor_alloc(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols);
 void fqt_qtensor_free(fqt_qtensor *q);

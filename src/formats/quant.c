@@ -19,7 +19,7 @@ static int scale_bytes(fqt_scale_type t) {
     return t == FQT_SCALE_FP32 ? 4 : t == FQT_SCALE_NONE ? 0 : 1;
 }
 
-fqt_status fqt_qtensor_alloc(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols) {
+fqt_status fqt_qtensor_shape(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols) {
     memset(q, 0, sizeof *q);
     if (rows < 0 || cols < 0) {
         fqt_set_error("quantized tensor: negative shape [%lld, %lld]", (long long)rows,
@@ -37,12 +37,24 @@ fqt_status fqt_qtensor_alloc(fqt_qtensor *q, const fqt_format *f, int64_t rows, 
     q->cols = cols;
     q->row_bytes = bits == 4 ? (cols + 1) / 2 : cols * (bits / 8);
     q->tensor_scale = 1.0f;
-    q->codes = calloc((size_t)(rows * q->row_bytes) + 1, 1);
     if (f->scale != FQT_SCALE_NONE) {
         q->scale_rows = (rows + f->block_rows - 1) / f->block_rows;
         q->scale_cols = (cols + f->block - 1) / f->block;
-        q->scales = calloc((size_t)(q->scale_rows * q->scale_cols) * (size_t)scale_bytes(f->scale) + 1, 1);
     }
+    return FQT_OK;
+}
+
+size_t fqt_qtensor_code_bytes(const fqt_qtensor *q) { return (size_t)(q->rows * q->row_bytes); }
+
+size_t fqt_qtensor_scale_bytes(const fqt_qtensor *q) {
+    return (size_t)(q->scale_rows * q->scale_cols) * (size_t)scale_bytes(q->fmt.scale);
+}
+
+fqt_status fqt_qtensor_alloc(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols) {
+    fqt_status st = fqt_qtensor_shape(q, f, rows, cols);
+    if (st) return st;
+    q->codes = calloc(fqt_qtensor_code_bytes(q) + 1, 1);
+    if (f->scale != FQT_SCALE_NONE) q->scales = calloc(fqt_qtensor_scale_bytes(q) + 1, 1);
     if (!q->codes || (f->scale != FQT_SCALE_NONE && !q->scales)) {
         fqt_qtensor_free(q);
         fqt_set_error("quantized tensor: out of memory for [%lld, %lld]", (long long)rows,
@@ -59,8 +71,7 @@ void fqt_qtensor_free(fqt_qtensor *q) {
 }
 
 size_t fqt_qtensor_bytes(const fqt_qtensor *q) {
-    return (size_t)(q->rows * q->row_bytes) +
-           (size_t)(q->scale_rows * q->scale_cols) * (size_t)scale_bytes(q->fmt.scale);
+    return fqt_qtensor_code_bytes(q) + fqt_qtensor_scale_bytes(q);
 }
 
 static inline float scale_decode(const fqt_qtensor *q, int64_t i) {

@@ -1,0 +1,61 @@
+/* core/backend.c — choosing a backend by name, and the backend-independent helpers of
+ * fqt/backend.h (quantized-tensor placement in workspaces, the ordered sum of squares).
+ *
+ * The CUDA backend is linked in when the build found nvcc (FQT_HAVE_CUDA); it provides
+ * fqt_backend_cuda_open, which returns NULL with a message when no GPU is present. */
+#include "fqt/backend.h"
+
+#include <string.h>
+
+#ifdef FQT_HAVE_CUDA
+const fqt_backend *fqt_backend_cuda_open(void);
+#endif
+
+size_t fqt_dtype_size(fqt_dtype t) { return t == FQT_DT_BF16 ? 2 : 4; }
+
+const fqt_backend *fqt_backend_get(const char *name) {
+    if (!name || !strcmp(name, "cpu")) return &fqt_backend_cpu;
+    if (!strcmp(name, "cuda") || !strcmp(name, "auto")) {
+#ifdef FQT_HAVE_CUDA
+        const fqt_backend *be = fqt_backend_cuda_open();
+        if (be) return be;
+        if (!strcmp(name, "auto")) return &fqt_backend_cpu;
+        return NULL; /* fqt_backend_cuda_open said why (no GPU found, driver too old, ...) */
+#else
+        if (!strcmp(name, "auto")) return &fqt_backend_cpu;
+        fqt_set_error("--device cuda: this fqt was built without CUDA (nvcc was not found at "
+                      "build time; install the CUDA toolkit and rebuild with make USE_CUDA=yes)");
+        return NULL;
+#endif
+    }
+    fqt_set_error("unknown device '%s' (devices: auto, cpu, cuda)", name);
+    return NULL;
+}
+
+#define ALIGN_UP(x) (((x) + 255) & ~(size_t)255)
+
+size_t fqt_backend_qtensor_bytes(const fqt_format *f, int64_t rows, int64_t cols) {
+    fqt_qtensor q;
+    FQT_ASSERT(fqt_qtensor_shape(&q, f, rows, cols) == FQT_OK);
+    return ALIGN_UP(fqt_qtensor_code_bytes(&q) + 1) + ALIGN_UP(fqt_qtensor_scale_bytes(&q) + 1) +
+           ALIGN_UP(sizeof(float));
+}
+
+void fqt_backend_qtensor_bind(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols,
+                              void *mem) {
+    FQT_ASSERT(fqt_qtensor_shape(q, f, rows, cols) == FQT_OK);
+    q->codes = mem;
+    q->scales = q->codes + ALIGN_UP(fqt_qtensor_code_bytes(q) + 1);
+}
+
+float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q) {
+    return (float *)(void *)(q->scales + ALIGN_UP(fqt_qtensor_scale_bytes(q) + 1));
+}
+
+double fqt_backend_sumsq(const fqt_backend *be, const float *x, const float *y, int64_t n,
+                         double *part) {
+    be->sumsq_partials(x, y, n, part);
+    double s = 0;
+    for (int64_t k = 0; k < (n + FQT_SUMSQ_CHUNK - 1) / FQT_SUMSQ_CHUNK; k++) s += part[k];
+    return s;
+}
