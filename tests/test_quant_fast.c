@@ -8,8 +8,8 @@
  * start off a 4-element Philox boundary, and on data with ties, saturation, zeros,
  * subnormals and NaN/Inf: identical codes, scales, tensor scale, status and non-finite
  * count (memcmp). The vector kernels are also checked one by one against the scalar
- * codec: amax with NaN/Inf anywhere, E2M1 RNE/SR on every length, and the Philox bits
- * across a 2^32 carry of the low counter word. */
+ * codec: amax with NaN/Inf anywhere, E2M1 RNE/SR on every length, the Philox bits
+ * across a 2^32 carry of the low counter word, and the transpose tile on every shape. */
 #include "check.h"
 #include "fqt/formats.h"
 #include "formats/codec.h"
@@ -120,6 +120,20 @@ static void check_kernels(const fqt_quant_vec *v, const char *name) {
                           sr ? "sr" : "rne", n, (double)muls[m]);
             }
         }
+    /* Transpose tiles of every shape up to 19x19 (8x8 blocks and edges), bit for bit. */
+    {
+        float src[19 * 23], got[19 * 21], want[19 * 21];
+        for (int i = 0; i < 19 * 23; i++) src[i] = sample(i, 1);
+        for (int nr = 0; nr <= 19; nr++)
+            for (int nc = 0; nc <= 19; nc++) {
+                memset(got, 0x5A, sizeof got);
+                memset(want, 0x5A, sizeof want);
+                for (int c = 0; c < nc; c++)
+                    for (int r = 0; r < nr; r++) want[c * 21 + r] = src[r * 23 + c];
+                v->transpose_tile(src, 23, got, 21, nr, nc);
+                CHECK_MSG(memcmp(got, want, sizeof got) == 0, "%s transpose %dx%d", name, nr, nc);
+            }
+    }
     /* Philox: block counts around the vector width, first blocks across the low-word carry. */
     const uint64_t starts[] = {0, 5, 0xFFFFFFF0ull, 0xFFFFFFFFull, 0x1234567890ull};
     for (int s = 0; s < 5; s++)

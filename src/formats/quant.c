@@ -107,18 +107,6 @@ static inline uint32_t get_code(const uint8_t *row, int bits, int64_t c) {
     }
 }
 
-/* dst[c*R + r] = src[r*C + c], in cache tiles. */
-static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
-    const int64_t TB = 32;
-    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tr * tc; t++) {
-        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
-        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
-        for (int64_t c = c0; c < c1; c++)
-            for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
-    }
-}
 
 float fqt_nvfp4_tensor_scale_enc(float amax) {
     if (!(amax > 0.0f)) return 1.0f;
@@ -367,6 +355,24 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
         }
     }
     return nonfinite;
+}
+
+/* dst[c*R + r] = src[r*C + c], in cache tiles (vector tiles when the CPU has them). */
+static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
+    const int64_t TB = 32;
+    const fqt_quant_vec *v = quant_vec();
+    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tr * tc; t++) {
+        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
+        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
+        if (v) {
+            v->transpose_tile(src + r0 * C + c0, C, dst + c0 * R + r0, R, r1 - r0, c1 - c0);
+            continue;
+        }
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+    }
 }
 
 /* Quantize one group of block rows [r0, r1) of the K-contiguous array x. */

@@ -16,6 +16,9 @@ typedef struct {
     void (*e2m1_sr)(const float *x, int64_t n, float mul, const uint32_t *rnd, uint8_t *out);
     /* out[4b + w] = word w of Philox block first4 + b (fqt_sr_block4), b in [0, nblk). */
     void (*philox)(uint64_t seed, uint64_t stream, uint64_t first4, int64_t nblk, uint32_t *out);
+    /* dst[c * ldd + r] = src[r * lds + c] for r < nr, c < nc (one tile of a transpose). */
+    void (*transpose_tile)(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t nr,
+                           int64_t nc);
 } fqt_quant_vec;
 
 /* NULL where the build has no x86 vector code. */

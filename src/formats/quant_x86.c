@@ -5,7 +5,9 @@
  * inv_step, (rnd >> 8) * 2^-24), so the codes are identical. Compiled under per-function
  * target attributes: the build's -march does not matter, quant.c calls these only after
  * checking the CPU. Oracles: fqt_e2m1_rne_i, fqt_e2m1_sr_i, fqt_sr_block4 and the scalar
- * amax loop of quant.c (tests/test_quant_fast.c). Not for: other element types (scalar). */
+ * amax loop of quant.c (tests/test_quant_fast.c); the transpose tile is plain data movement
+ * (tests/test_formats_block.c: AXIS_COLS equals ROWS of the transpose). Not for: other
+ * element types (scalar). */
 #include "quant_vec.h"
 
 #include "codec.h"
@@ -172,7 +174,45 @@ F2 void philox_avx2(uint64_t seed, uint64_t stream, uint64_t first4, int64_t nbl
     for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
 }
 
-static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2};
+/* 8x8 blocks with AVX shuffles, the edges element by element: data movement only. */
+F2 void transpose_tile_avx2(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t nr,
+                            int64_t nc) {
+    int64_t r0 = 0;
+    for (; r0 + 8 <= nr; r0 += 8) {
+        int64_t c0 = 0;
+        for (; c0 + 8 <= nc; c0 += 8) {
+            const float *s0 = src + r0 * lds + c0;
+            __m256 a0 = _mm256_loadu_ps(s0), a1 = _mm256_loadu_ps(s0 + lds);
+            __m256 a2 = _mm256_loadu_ps(s0 + 2 * lds), a3 = _mm256_loadu_ps(s0 + 3 * lds);
+            __m256 a4 = _mm256_loadu_ps(s0 + 4 * lds), a5 = _mm256_loadu_ps(s0 + 5 * lds);
+            __m256 a6 = _mm256_loadu_ps(s0 + 6 * lds), a7 = _mm256_loadu_ps(s0 + 7 * lds);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d0 = dst + c0 * ldd + r0;
+            _mm256_storeu_ps(d0, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d0 + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d0 + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d0 + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d0 + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int64_t c = c0; c < nc; c++)
+            for (int64_t r = r0; r < r0 + 8; r++) dst[c * ldd + r] = src[r * lds + c];
+    }
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t r = r0; r < nr; r++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
+                                       transpose_tile_avx2};
 
 /* ============================== AVX-512F (16 lanes) =================================== */
 #define T5 __attribute__((target("avx512f"), always_inline)) static inline
@@ -299,7 +339,8 @@ F5 void philox_avx512(uint64_t seed, uint64_t stream, uint64_t first4, int64_t n
     for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
 }
 
-static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512};
+static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
+                                         transpose_tile_avx2};
 
 const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
 const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
