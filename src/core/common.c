@@ -112,7 +112,12 @@ void *fqt_scratch(fqt_scratch_slot slot, size_t bytes) {
     FQT_ASSERT((unsigned)slot < FQT_SCRATCH_COUNT && tid >= 0 && tid < FQT_SCRATCH_THREADS);
     if (scratch_tab[slot][tid].n < bytes || !scratch_tab[slot][tid].p) {
         free(scratch_tab[slot][tid].p);
-        scratch_tab[slot][tid].p = fqt_xmalloc(bytes ? bytes : 1);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64)) {
+            fprintf(stderr, "fqt: out of memory (scratch of %zu bytes)\n", bytes);
+            abort();
+        }
+        scratch_tab[slot][tid].p = p;
         scratch_tab[slot][tid].n = bytes;
     }
     return scratch_tab[slot][tid].p;

@@ -378,19 +378,9 @@ fqt_gemm_impl fqt_gemm_get_impl(void) {
 }
 
 /* ---- the blocked driver -------------------------------------------------------------- */
-/* The packed B of one k block, reused across calls by the calling thread. */
-static _Thread_local float *tl_bp;
-static _Thread_local size_t tl_bp_cap;
-
-static float *bp_buffer(size_t n) {
-    if (n > tl_bp_cap) {
-        free(tl_bp);
-        tl_bp = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-        FQT_ASSERT(tl_bp != NULL); /* out of memory, as fqt_xmalloc treats it */
-        tl_bp_cap = n;
-    }
-    return tl_bp;
-}
+/* The packed B of one k block: reusable scratch of the calling thread (fqt_scratch), so a
+ * step's GEMMs allocate nothing once the first step has sized it. */
+static float *bp_buffer(size_t n) { return fqt_scratch(FQT_SCRATCH_GEMM_B, n * sizeof(float)); }
 
 static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand *A,
                      const operand *B, float beta, float *C, int64_t ldc) {
@@ -432,8 +422,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
             /* Few row blocks and several k blocks (the wgrad shapes): each work item runs
              * all of K for its tile with its own packed B, so there is no barrier per k
              * block; the B packing is repeated mblocks (<= 4) times. */
-            float *Bq = aligned_alloc(64, (size_t)(gp * NR * KC) * sizeof(float));
-            FQT_ASSERT(Bq != NULL);
+            float *Bq = fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(gp * NR * KC) * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
             for (int64_t w = 0; w < mblocks * ngroups; w++) {
                 const int64_t mb = w / ngroups, g = w % ngroups;
@@ -456,7 +445,6 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
                     }
                 }
             }
-            free(Bq);
         }
         for (int64_t k0 = 0; compute && !own_k && k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;

@@ -542,9 +542,13 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
         vec_scratch w = {NULL, NULL, NULL};
         if (v) {
-            w.rnd = fqt_xmalloc((size_t)(cols + 8) * sizeof(uint32_t));
-            w.mul = fqt_xmalloc((size_t)q->scale_cols * sizeof(float) + 1);
-            w.ok = fqt_xmalloc((size_t)q->scale_cols + 1);
+            /* One per-thread scratch buffer: the random words, then the block multipliers,
+             * then the block flags. */
+            const size_t nr = (size_t)(cols + 8) * sizeof(uint32_t), nm = (size_t)q->scale_cols * sizeof(float) + 4;
+            char *b = fqt_scratch(FQT_SCRATCH_QUANT_VEC, nr + nm + (size_t)q->scale_cols + 1);
+            w.rnd = (uint32_t *)(void *)b;
+            w.mul = (float *)(void *)(b + nr);
+            w.ok = (void *)(b + nr + nm);
         }
 #pragma omp for schedule(static)
         for (int64_t g = 0; g < groups; g++) {
@@ -556,9 +560,6 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
                 nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec,
                                             gst ? &gst[g] : NULL);
         }
-        free(w.rnd);
-        free(w.mul);
-        free(w.ok);
     }
     /* The padding nibble of an odd-length 4-bit row is written 0 (§7), so that equal tensors
      * have equal bytes wherever their storage came from (reused workspaces, device memory). */
