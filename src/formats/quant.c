@@ -388,7 +388,7 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         ts = fqt_tscale_i(amax, fqt_elem_max(q->fmt.elem));
         if (ts.pre != 1.0f) {
             /* §5.3, amax_t < 2^-64: quantize x * 2^64 (exact), so no scale overflows */
-            if (!tmp) tmp = fqt_xmalloc((size_t)(rows * cols) * sizeof(float));
+            if (!tmp) tmp = fqt_scratch(FQT_SCRATCH_QUANT_T, (size_t)(rows * cols) * sizeof(float));
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < n; i++) tmp[i] = x[i] * ts.pre;
             x = tmp;
