@@ -370,15 +370,21 @@ static void test_nvfp4(void) {
     for (int k = 0; k < 32; k++) CHECK(nib(&r.q, 0, k) == 0 && r.deq[k] == 0.0f);
     run_free(&r);
 
-    /* Subnormal amax_t = 2^-140: 2688 / 2^-140 overflows, s_enc = FLT_MAX, s_dec = 1 / FLT_MAX
-     * = 2^-128 (binary32, subnormal); sb = UE4M3((2^-140 / 6) * FLT_MAX ~ 4.1e-5) = 0, below
-     * half the smallest UE4M3 subnormal 2^-9, so the block is zero. */
+    /* Subnormal amax_t = 2^-140 < 2^-64 (§5.3, tiny tensors): the quantizer works on x * 2^64,
+     * amax' = 2^-76; 2688 / 2^-76 = 2^87.4 exceeds the cap 2^85, so s_enc = 2^85, s_dec =
+     * 2^-85 and the stored tensor scale is 2^-85 * 2^-64 = 2^-149 (the smallest subnormal).
+     * sb = UE4M3((2^-76 / 6) * 2^85 = 512/6 = 85.33) = 88 (0x6B; 84 is the midpoint to 80),
+     * inv = 1 / (88 * 2^-85): 2^-76 -> 512/88 = 5.82 -> 6 (7); -2^-77 -> -2.91 -> -3 (0xD).
+     * Dequantized (6 * 88) * 2^-149 = 528 * 2^-149 and -264 * 2^-149: the block is no longer
+     * flushed to zero (the old clamp s_enc = FLT_MAX made it so). */
     z[0] = 0x1p-140f; z[1] = -0x1p-141f;
     r = run("nvfp4", z, 1, 32, FQT_AXIS_ROWS);
     CHECK(r.st == FQT_OK);
-    CHECK_BITS(r.q.tensor_scale, 0x1p-128f);
-    CHECK(r.q.scales[0] == 0);
-    CHECK(r.deq[0] == 0.0f && r.deq[1] == 0.0f);
+    CHECK_BITS(r.q.tensor_scale, 0x1p-149f);
+    CHECK_MSG(r.q.scales[0] == 0x6B, "scale %02x", r.q.scales[0]);
+    CHECK(nib(&r.q, 0, 0) == 7 && nib(&r.q, 0, 1) == 0xD);
+    CHECK_BITS(r.deq[0], 528 * 0x1p-149f);
+    CHECK_BITS(r.deq[1], -264 * 0x1p-149f);
     run_free(&r);
 
     /* 2-D tiles (nvfp4-2d), W [32, 16]: tile 0 = rows 0-15, tile 1 = rows 16-31, one scale each.

@@ -562,7 +562,7 @@ static void test_generic(void) {
         float x = g_special[k];
         bad += fqt_elem_encode(FQT_ELEM_E2M1, x, FQT_ROUND_RNE, 0) != fqt_e2m1_encode_rne(x);
         bad += fqt_elem_encode(FQT_ELEM_E4M3, x, FQT_ROUND_RNE, 0) != fqt_e4m3_encode_rne(x);
-        bad += fqt_elem_encode(FQT_ELEM_E5M2, x, FQT_ROUND_RNE, 0) != fqt_e5m2_encode_rne(x);
+        bad += fqt_elem_encode(FQT_ELEM_E5M2, x, FQT_ROUND_RNE, 0) != fqt_e5m2_encode_rne_sat(x);
         bad += fqt_elem_encode(FQT_ELEM_INT4, x, FQT_ROUND_RNE, 0) != fqt_int4_encode_rne(x);
         bad += fqt_elem_encode(FQT_ELEM_NF4, x, FQT_ROUND_RNE, 0) != fqt_nf4_encode_rne(x);
         bad += fqt_elem_encode(FQT_ELEM_BF16, x, FQT_ROUND_RNE, 0) != fqt_bf16_encode_rne(x);

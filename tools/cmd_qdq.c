@@ -102,10 +102,26 @@ int fqt_cmd_qdq(int argc, char **argv) {
             fprintf(stderr, " %g:%lld", (double)fqt_elem_decode(f.elem, (uint32_t)c), (long long)st.code_hist[c]);
         fprintf(stderr, "\n");
     }
+    if (s == FQT_ERR_NONFINITE) {
+        /* Say what the policy did with them: block formats (FORMATS.md §5.1) turn a block that
+         * holds NaN or an infinity into NaN throughout; unscaled ones keep each value. */
+        int64_t n_nan = 0, n_inf = 0, out_nan = 0, total = rows * K;
+        for (int64_t i = 0; i < total; i++) {
+            n_nan += isnan(x[i]) != 0;
+            n_inf += isinf(x[i]) != 0; /* glibc gives -1 for -Inf */
+            out_nan += isnan(y[i]) != 0;
+        }
+        if (f.block)
+            fprintf(stderr, "fqt qdq: warning: %lld non-finite inputs (%lld NaN, %lld infinite); "
+                    "a block holding any decodes to NaN throughout (FORMATS.md §5.1): %lld NaN "
+                    "values in %s\n", (long long)(n_nan + n_inf), (long long)n_nan,
+                    (long long)n_inf, (long long)out_nan, out);
+        else
+            fprintf(stderr, "fqt qdq: warning: %lld non-finite inputs (%lld NaN, %lld infinite); "
+                    "%s keeps them: NaN stays NaN, an infinity stays infinite (FORMATS.md §2.6)\n",
+                    (long long)(n_nan + n_inf), (long long)n_nan, (long long)n_inf, name);
+    }
     free(data);
     free(y);
-    if (s == FQT_ERR_NONFINITE)
-        fprintf(stderr, "fqt qdq: warning: %lld non-finite inputs; their blocks are NaN in %s\n",
-                (long long)st.n_nonfinite, out);
     return s == FQT_ERR_NONFINITE ? 1 : 0;
 }

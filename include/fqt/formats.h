@@ -46,7 +46,8 @@ FQT_HD float   fqt_e2m1_decode(uint8_t code);
 FQT_HD uint8_t fqt_e4m3_encode_rne(float x);
 FQT_HD uint8_t fqt_e4m3_encode_sr(float x, uint32_t rnd);
 FQT_HD float   fqt_e4m3_decode(uint8_t code);
-FQT_HD uint8_t fqt_e5m2_encode_rne(float x);
+FQT_HD uint8_t fqt_e5m2_encode_rne(float x);     /* §2.3: IEEE-like, overflow to Inf */
+FQT_HD uint8_t fqt_e5m2_encode_rne_sat(float x); /* as a block element: saturates to 57344 */
 FQT_HD uint8_t fqt_e5m2_encode_sr(float x, uint32_t rnd);
 FQT_HD float   fqt_e5m2_decode(uint8_t code);
 FQT_HD uint8_t fqt_int4_encode_rne(float x);
@@ -59,13 +60,16 @@ FQT_HD uint16_t fqt_bf16_encode_rne(float x);
 FQT_HD uint16_t fqt_bf16_encode_sr(float x, uint32_t rnd);
 FQT_HD float    fqt_bf16_decode(uint16_t code);
 FQT_HD uint16_t fqt_fp16_encode_rne(float x);
+FQT_HD uint16_t fqt_fp16_encode_sr(float x, uint32_t rnd);
 FQT_HD float    fqt_fp16_decode(uint16_t code);
 FQT_HD uint8_t fqt_e8m0_encode_floor(float x); /* 2^floor(log2 x), clamped; NaN/Inf/<=0 -> §3.1 */
 FQT_HD float   fqt_e8m0_decode(uint8_t code);
 FQT_HD uint8_t fqt_ue4m3_encode_rne(float x);  /* x >= 0; saturates to 448 */
 FQT_HD float   fqt_ue4m3_decode(uint8_t code);
 
-/* Generic element codec by type: round x (already divided by the block scale). */
+/* Generic element codec by type, as the quantizers use it: round x (already divided by the
+ * block scale); finite inputs saturate for every type with a finite maximum (§5.1), so E5M2
+ * RNE is fqt_e5m2_encode_rne_sat here. */
 FQT_HD uint32_t fqt_elem_encode(fqt_elem t, float x, fqt_rounding r, uint32_t rnd);
 FQT_HD float    fqt_elem_decode(fqt_elem t, uint32_t code);
 int   fqt_elem_bits(fqt_elem t);      /* 4, 8, 16 or 32 */
@@ -171,7 +175,12 @@ fqt_status fqt_qdq(const fqt_format *f, const float *src, float *dst, int64_t ro
                    int64_t cols, fqt_axis axis, fqt_rounding rounding, uint64_t seed,
                    uint64_t stream, fqt_qstats *stats);
 
-/* Per-tensor NVFP4 encode scale s_enc = 6*448/amax (§5.3), 1 for amax == 0. */
+/* Per-tensor encode scale of a UE4M3 `:tensor` format (§5.3): s_enc = (elem_max * 448) /
+ * amax, 1 for amax == 0 (or NaN), FLT_MAX where the division overflows. This is the plain
+ * formula the quantizer uses for amax >= 2^-64; below that it first multiplies the tensor by
+ * 2^64 (§5.3), so it never reaches the clamp. elem_max is fqt_elem_max(element type). */
+float fqt_tensor_scale_enc(float amax, float elem_max);
+/* The same for NVFP4's E2M1 elements: s_enc = 6*448/amax. */
 float fqt_nvfp4_tensor_scale_enc(float amax);
 
 /* ---- vector paths of the quantizer -------------------------------------------------

@@ -148,6 +148,15 @@ FQT_INLINE uint8_t fqt_e5m2_rne_i(float x) {
     return (uint8_t)(s | (c > 0x7C ? 0x7C : c));
 }
 
+/* §2.3 as an element of a block format (§5.1): finite inputs whose RNE result would
+ * overflow saturate to ±57344 (0x7B/0xFB), as OCP MX v1.0 asks; Inf and NaN as above (a
+ * block quantizer never passes them: their blocks take the NaN scale). */
+FQT_INLINE uint8_t fqt_e5m2_rne_sat_i(float x) {
+    uint8_t c = fqt_e5m2_rne_i(x);
+    float a = fabsf(x);
+    return (uint8_t)((c & 0x7Fu) == 0x7Cu && a <= 3.4028235e38f ? (c & 0x80u) | 0x7Bu : c);
+}
+
 FQT_INLINE uint8_t fqt_e5m2_sr_i(float x, uint32_t rnd) {
     uint8_t s = (uint8_t)((fqt_f2u(x) >> 31) << 7);
     float a = fabsf(x);
@@ -261,6 +270,18 @@ FQT_INLINE uint16_t fqt_fp16_rne_i(float x) {
     return (uint16_t)(s | (c > 0x7C00u ? 0x7C00u : c));
 }
 
+/* §2.6 FP16 SR, the E5M2 rule with FP16's grid: §1 on the magnitude, finite inputs above
+ * 65504 saturate to 65504, Inf stays Inf, NaN stays NaN (sign kept). */
+FQT_INLINE uint16_t fqt_fp16_sr_i(float x, uint32_t rnd) {
+    uint16_t s = (uint16_t)((fqt_f2u(x) >> 31) << 15);
+    float a = fabsf(x);
+    if (a != a) return (uint16_t)(s | 0x7E00u);
+    if (a > 3.4028235e38f) return (uint16_t)(s | 0x7C00u);
+    if (a >= 65504.0f) return (uint16_t)(s | 0x7BFFu);
+    uint32_t c = fqt_mf_sr(a, 10, 15, rnd);
+    return (uint16_t)(s | (c > 0x7BFFu ? 0x7BFFu : c));
+}
+
 FQT_INLINE float fqt_fp16_dec_i(uint16_t c) {
     uint32_t mag = c & 0x7FFFu;
     float v = mag == 0x7C00u ? INFINITY : mag > 0x7C00u ? NAN : fqt_mf_decode(mag, 10, 15);
@@ -289,16 +310,18 @@ FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_i(fa
 FQT_INLINE float fqt_ue4m3_dec_i(uint8_t c) { return fqt_e4m3_dec_i((uint8_t)(c & 0x7F)); }
 
 /* ---- generic element codec --------------------------------------------------------------- */
+/* The element codec of the quantizers (§5.1): every element type saturates its finite
+ * inputs, E5M2 included (fqt_e5m2_rne_sat_i; the plain §2.3 codec keeps IEEE overflow). */
 FQT_INLINE uint32_t fqt_elem_encode_i(fqt_elem t, float x, fqt_rounding r, uint32_t rnd) {
     int sr = r == FQT_ROUND_SR;
     switch (t) {
     case FQT_ELEM_E2M1: return sr ? fqt_e2m1_sr_i(x, rnd) : fqt_e2m1_rne_i(x);
     case FQT_ELEM_E4M3: return sr ? fqt_e4m3_sr_i(x, rnd) : fqt_e4m3_rne_i(x);
-    case FQT_ELEM_E5M2: return sr ? fqt_e5m2_sr_i(x, rnd) : fqt_e5m2_rne_i(x);
+    case FQT_ELEM_E5M2: return sr ? fqt_e5m2_sr_i(x, rnd) : fqt_e5m2_rne_sat_i(x);
     case FQT_ELEM_INT4: return sr ? fqt_int4_sr_i(x, rnd) : fqt_int4_rne_i(x);
     case FQT_ELEM_NF4: return sr ? fqt_nf4_sr_i(x, rnd) : fqt_nf4_rne_i(x);
     case FQT_ELEM_BF16: return sr ? fqt_bf16_sr_i(x, rnd) : fqt_bf16_rne_i(x);
-    case FQT_ELEM_FP16: return fqt_fp16_rne_i(x); /* FP16 has no SR variant */
+    case FQT_ELEM_FP16: return sr ? fqt_fp16_sr_i(x, rnd) : fqt_fp16_rne_i(x);
     default: return fqt_f2u(x);
     }
 }
@@ -314,6 +337,51 @@ FQT_INLINE float fqt_elem_decode_i(fqt_elem t, uint32_t c) {
     case FQT_ELEM_FP16: return fqt_fp16_dec_i((uint16_t)c);
     default: return fqt_u2f(c);
     }
+}
+
+/* ---- §5.2, §5.3 scales -------------------------------------------------------------------- */
+/* The E8M0 block-scale exponent of §5.2 for a finite block amax > 0: floor(log2 amax) - emax,
+ * or with ceil the smallest e with elem_max * 2^e >= amax; clamped to [-127, 127 - emax] so
+ * that elem_max * 2^e, the largest dequantized magnitude, stays finite. */
+FQT_INLINE int fqt_e8m0_exp_i(float amax, float elem_max, int emax, int ceil_) {
+    int e = fqt_floor_log2(amax) - emax;
+    if (ceil_ && (double)amax > ldexp((double)elem_max, e)) e++;
+    return e < -127 ? -127 : e > 127 - emax ? 127 - emax : e;
+}
+
+/* The §5.3 tensor scale of a UE4M3 `:tensor` format, from amax_t (the largest finite |x|) and
+ * the element's largest magnitude. The quantizer multiplies its inputs by pre (exact) and
+ * works on them with s_enc and s_dec; s_dec_out is the tensor scale it stores, and
+ * s_dec == s_dec_out * pre exactly, so elements are encoded against the scale they decode
+ * with. pre = 1 for amax_t >= 2^-64, where this is the plain formula s_enc =
+ * (elem_max * 448) / amax_t, s_dec = 1 / s_enc. Below, pre = 2^64, s_enc is the same formula
+ * on amax_t * 2^64, capped at 2^85 so that s_dec_out >= 2^-149 stays representable; where
+ * s_dec_out = s_dec * 2^-64 is subnormal (rounded), s_enc becomes 1 / s_dec, so block scales
+ * fit the scale that decodes. Where nothing is subnormal all of this gives the plain formula's
+ * bits scaled by powers of two: the codes are those of x * 2^k for any k. */
+typedef struct { float pre, s_enc, s_dec, s_dec_out; } fqt_tscale;
+
+FQT_INLINE float fqt_tensor_s_enc_i(float amax, float elem_max) {
+    if (!(amax > 0.0f)) return 1.0f;
+    float s = (elem_max * 448.0f) / amax;
+    return s > 3.4028235e38f ? 3.4028235e38f : s;
+}
+
+FQT_INLINE fqt_tscale fqt_tscale_i(float amax, float elem_max) {
+    fqt_tscale t = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (!(amax > 0.0f)) return t;
+    if (amax >= 0x1p-64f) {
+        t.s_enc = fqt_tensor_s_enc_i(amax, elem_max);
+        t.s_dec = t.s_dec_out = 1.0f / t.s_enc;
+        return t;
+    }
+    t.pre = 0x1p64f;
+    t.s_enc = fqt_tensor_s_enc_i(amax * t.pre, elem_max); /* amax * 2^64 in [2^-85, 1) */
+    if (t.s_enc > 0x1p85f) t.s_enc = 0x1p85f;
+    t.s_dec_out = (1.0f / t.s_enc) * 0x1p-64f; /* rounds only where subnormal */
+    t.s_dec = t.s_dec_out * t.pre;
+    if (t.s_dec_out < 0x1p-126f) t.s_enc = 1.0f / t.s_dec;
+    return t;
 }
 
 /* ---- §4 Philox4x32-10 ------------------------------------------------------------------- */

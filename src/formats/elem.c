@@ -9,6 +9,7 @@ uint8_t fqt_e4m3_encode_rne(float x) { return fqt_e4m3_rne_i(x); }
 uint8_t fqt_e4m3_encode_sr(float x, uint32_t rnd) { return fqt_e4m3_sr_i(x, rnd); }
 float fqt_e4m3_decode(uint8_t code) { return fqt_e4m3_dec_i(code); }
 uint8_t fqt_e5m2_encode_rne(float x) { return fqt_e5m2_rne_i(x); }
+uint8_t fqt_e5m2_encode_rne_sat(float x) { return fqt_e5m2_rne_sat_i(x); }
 uint8_t fqt_e5m2_encode_sr(float x, uint32_t rnd) { return fqt_e5m2_sr_i(x, rnd); }
 float fqt_e5m2_decode(uint8_t code) { return fqt_e5m2_dec_i(code); }
 uint8_t fqt_int4_encode_rne(float x) { return fqt_int4_rne_i(x); }
@@ -21,6 +22,7 @@ uint16_t fqt_bf16_encode_rne(float x) { return fqt_bf16_rne_i(x); }
 uint16_t fqt_bf16_encode_sr(float x, uint32_t rnd) { return fqt_bf16_sr_i(x, rnd); }
 float fqt_bf16_decode(uint16_t code) { return fqt_bf16_dec_i(code); }
 uint16_t fqt_fp16_encode_rne(float x) { return fqt_fp16_rne_i(x); }
+uint16_t fqt_fp16_encode_sr(float x, uint32_t rnd) { return fqt_fp16_sr_i(x, rnd); }
 float fqt_fp16_decode(uint16_t code) { return fqt_fp16_dec_i(code); }
 uint8_t fqt_e8m0_encode_floor(float x) { return fqt_e8m0_floor_i(x); }
 float fqt_e8m0_decode(uint8_t code) { return fqt_e8m0_dec_i(code); }

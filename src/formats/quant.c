@@ -108,11 +108,8 @@ static inline uint32_t get_code(const uint8_t *row, int bits, int64_t c) {
 }
 
 
-float fqt_nvfp4_tensor_scale_enc(float amax) {
-    if (!(amax > 0.0f)) return 1.0f;
-    float s = 2688.0f / amax; /* 6 * 448, §5.3 */
-    return s > FLT_MAX ? FLT_MAX : s;
-}
+float fqt_tensor_scale_enc(float amax, float elem_max) { return fqt_tensor_s_enc_i(amax, elem_max); }
+float fqt_nvfp4_tensor_scale_enc(float amax) { return fqt_tensor_s_enc_i(amax, 6.0f); }
 
 /* Random bits for consecutive indices, one Philox call per four elements (§4). */
 typedef struct {
@@ -148,9 +145,7 @@ static block_map block_scale(const fqt_format *f, float amax, float s_enc, float
             e = -127;
             m.zero = 1;
         } else {
-            e = fqt_floor_log2(amax) - fqt_elem_emax(f->elem);
-            if (f->scale_ceil && (double)amax > ldexp((double)emax_val, e)) e++;
-            e = e < -127 ? -127 : e > 127 ? 127 : e;
+            e = fqt_e8m0_exp_i(amax, emax_val, fqt_elem_emax(f->elem), f->scale_ceil);
         }
         *scale_out = (uint8_t)(e + 127);
         m.mul = ldexpf(1.0f, -e);
@@ -376,9 +371,11 @@ static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
 }
 
 /* Quantize one group of block rows [r0, r1) of the K-contiguous array x. */
+/* x may be the source times pre (§5.3, tiny tensors); the statistics see x / pre (exact) and
+ * the stored tensor scale. */
 static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_t r1,
                               fqt_rounding rounding, sr_cache *rc, float s_enc, float s_dec,
-                              fqt_qstats *st) {
+                              float pre, fqt_qstats *st) {
     const fqt_format *f = &q->fmt;
     const int bits = fqt_elem_bits(f->elem), sbytes = scale_bytes(f->scale);
     const float emax = fqt_elem_max(f->elem);
@@ -447,7 +444,7 @@ static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_
             continue;
         }
         block_map m = block_scale(f, amax, s_enc, s_dec, sp);
-        if (st) stats_scale(st, m.zero ? 0.0f : m.deq * s_dec);
+        if (st) stats_scale(st, m.zero ? 0.0f : m.deq * q->tensor_scale);
         if (!st && f->elem == FQT_ELEM_E2M1 && m.div == 0.0f && !(c0 & 1) && !((c1 - c0) & 1)) {
             /* Fast path for FP4: two codes per byte, no per-element dispatch. Same bits as
              * the generic loop below (tests/test_quant_fast.c compares them). */
@@ -480,8 +477,8 @@ static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_
                 put_code(row, bits, c, code);
                 if (st) {
                     float deq = fqt_elem_decode_i(f->elem, code) * m.deq;
-                    if (f->tensor_scale) deq *= s_dec;
-                    stats_element(st, v, deq, scaled, emax, bits, code);
+                    if (f->tensor_scale) deq *= q->tensor_scale;
+                    stats_element(st, pre == 1.0f ? v : v / pre, deq, scaled, emax, bits, code);
                 }
             }
         }
@@ -510,7 +507,7 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         x = tmp;
     }
 
-    float s_enc = 1.0f, s_dec = 1.0f;
+    fqt_tscale ts = {1.0f, 1.0f, 1.0f, 1.0f};
     if (q->fmt.tensor_scale) {
         float amax = 0.0f;
         const int64_t n = rows * cols;
@@ -519,10 +516,17 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
             float a = fabsf(x[i]);
             if (a <= FLT_MAX && a > amax) amax = a;
         }
-        s_enc = fqt_nvfp4_tensor_scale_enc(amax);
-        s_dec = 1.0f / s_enc;
+        ts = fqt_tscale_i(amax, fqt_elem_max(q->fmt.elem));
+        if (ts.pre != 1.0f) {
+            /* §5.3, amax_t < 2^-64: quantize x * 2^64 (exact), so no scale overflows */
+            if (!tmp) tmp = fqt_scratch(FQT_SCRATCH_QUANT_T, (size_t)(rows * cols) * sizeof(float));
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++) tmp[i] = x[i] * ts.pre;
+            x = tmp;
+        }
     }
-    q->tensor_scale = s_dec;
+    const float s_enc = ts.s_enc, s_dec = ts.s_dec;
+    q->tensor_scale = ts.s_dec_out;
 
     const int64_t br = q->fmt.scale == FQT_SCALE_NONE ? 1 : q->fmt.block_rows;
     const int64_t groups = (rows + br - 1) / br;
@@ -553,11 +557,13 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
 #pragma omp for schedule(static)
         for (int64_t g = 0; g < groups; g++) {
             int64_t r0 = g * br, r1 = r0 + br < rows ? r0 + br : rows;
+            /* The vector paths gather no statistics, so the pre factor (§5.3) only matters
+             * to the scalar path's statistics; both see the same (pre-scaled) x. */
             if (v)
                 nonfinite += quantize_group_vec(q, x, r0, r1, rounding, seed, stream, s_enc,
                                                 s_dec, v, &w);
             else
-                nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec,
+                nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec, ts.pre,
                                             gst ? &gst[g] : NULL);
         }
     }
