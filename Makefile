@@ -8,14 +8,20 @@
 #   V=1                       show the commands
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (no CUDA
-# sources yet; reported only). Objects go under build/<config>/ with -MMD -MP deps, and
-# everything rebuilds when the flags change.
+# sources yet; reported only), USE_MPI ?= auto (yes/no: data-parallel training over MPI,
+# found through pkg-config ompi or mpicc --showme), USE_NCCL ?= auto (yes/no: the NCCL
+# collectives of src/dist/nccl.cu; needs nvcc, nccl.h and MPI). Objects go under
+# build/<config>/ with -MMD -MP deps, and everything rebuilds when the flags change.
 
 CC       ?= cc
 SANITIZE ?=
 USE_OMP  ?= auto
 USE_CUDA ?= auto
+USE_MPI  ?= auto
+USE_NCCL ?= auto
 NATIVE   ?= 1
+CUDA_HOME ?= /usr/local/cuda
+NVCC     ?= $(if $(wildcard $(CUDA_HOME)/bin/nvcc),$(CUDA_HOME)/bin/nvcc,nvcc)
 
 ifeq ($(SANITIZE),)
   CONFIG := release
@@ -29,6 +35,12 @@ endif
 ifeq ($(filter $(USE_OMP),auto yes no),)
   $(error USE_OMP must be auto, yes or no)
 endif
+ifeq ($(filter $(USE_MPI),auto yes no),)
+  $(error USE_MPI must be auto, yes or no)
+endif
+ifeq ($(filter $(USE_NCCL),auto yes no),)
+  $(error USE_NCCL must be auto, yes or no)
+endif
 
 BUILD ?= build/$(CONFIG)
 
@@ -37,6 +49,25 @@ ifeq ($(USE_OMP),auto)
 endif
 ifeq ($(USE_CUDA),auto)
   USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
+endif
+# MPI: compile and link flags from pkg-config (Open MPI's ompi.pc, or mpich.pc), else from
+# the compiler wrapper; the library is still built with $(CC).
+ifneq ($(USE_MPI),no)
+  MPI_CFLAGS := $(shell pkg-config --cflags ompi 2>/dev/null || pkg-config --cflags mpich 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+  MPI_LIBS   := $(shell pkg-config --libs ompi 2>/dev/null || pkg-config --libs mpich 2>/dev/null || mpicc --showme:link 2>/dev/null)
+  MPI_FOUND  := $(shell printf '\043include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | $(CC) $(MPI_CFLAGS) -x c - $(MPI_LIBS) -o /dev/null 2>/dev/null && echo yes || echo no)
+  ifeq ($(USE_MPI)$(MPI_FOUND),yesno)
+    $(error USE_MPI=yes but no working MPI was found (apt-get install libopenmpi-dev openmpi-bin))
+  endif
+  USE_MPI := $(MPI_FOUND)
+endif
+# NCCL needs MPI (bootstrap), nvcc and nccl.h.
+ifneq ($(USE_NCCL),no)
+  NCCL_FOUND := $(if $(and $(filter yes,$(USE_MPI)),$(shell command -v $(NVCC) 2>/dev/null),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)),yes,no)
+  ifeq ($(USE_NCCL)$(NCCL_FOUND),yesno)
+    $(error USE_NCCL=yes needs MPI, nvcc and nccl.h (CUDA_HOME=$(CUDA_HOME)))
+  endif
+  USE_NCCL := $(NCCL_FOUND)
 endif
 
 # No fast-math anywhere (flushing subnormals breaks scales and NaN checks); no FMA
@@ -51,6 +82,16 @@ LDLIBS := -lm
 ifeq ($(USE_OMP),yes)
   CFLAGS_BASE += -fopenmp
   LDLIBS += -fopenmp
+endif
+ifeq ($(USE_MPI),yes)
+  CFLAGS_BASE += -DFQT_HAVE_MPI $(MPI_CFLAGS)
+  LDLIBS += $(MPI_LIBS)
+endif
+NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -lineinfo -Xptxas=--warn-on-spills \
+  -Iinclude -Isrc -DFQT_HAVE_MPI -DFQT_HAVE_NCCL $(MPI_CFLAGS)
+ifeq ($(USE_NCCL),yes)
+  CFLAGS_BASE += -DFQT_HAVE_NCCL
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart -lstdc++
 endif
 ifeq ($(CONFIG),asan)
   CFLAGS_BASE += -fsanitize=address -fno-omit-frame-pointer -DFQT_SANITIZE=1
@@ -67,6 +108,9 @@ TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(USE_NCCL),yes)
+  LIB_OBJ += $(BUILD)/src/dist/nccl.o
+endif
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -83,7 +127,7 @@ endif
 all: info fqt
 
 info:
-	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) cuda=$(USE_CUDA) build=$(BUILD)"
+	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL) build=$(BUILD)"
 
 # The CLI lives in the project root for the release build.
 fqt: $(FQT_BIN)
@@ -99,6 +143,11 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/src/dist/%.o: src/dist/%.cu $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC  $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR    $@")
@@ -117,7 +166,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 test: info $(TEST_BIN) fqt
-	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
 
 bench: info $(BENCH_BIN)
 
