@@ -173,6 +173,15 @@ int main(int argc, char **argv) {
         return 0;
     }
     checks(); /* the world of one */
+#ifdef FQT_HAVE_NCCL
+    /* The NCCL path is compiled and linked; it runs only where a GPU is (issue 11). */
+    if (fqt_dist_nccl_init() == FQT_OK) {
+        printf("SKIP test_dist: NCCL initialised on one rank; multi-GPU checks are not in this suite\n");
+        fqt_dist_nccl_finalize();
+    } else {
+        printf("SKIP test_dist: NCCL path compiled, not run: %s\n", fqt_last_error());
+    }
+#endif
 #ifdef FQT_HAVE_MPI
     if (system("command -v mpirun >/dev/null 2>&1") == 0) {
         char self[4096];

@@ -29,6 +29,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int rank, size;             /* in the world */
     int local_rank, local_size; /* among the ranks on this host (GPU choice) */
@@ -92,5 +96,9 @@ void fqt_dist_nccl_allgatherv_f32(float *x, const int64_t *bounds, void *stream)
 void fqt_dist_nccl_reduce_scatter_ordered(const float *x, float *acc, const int64_t *bounds,
                                           bool first, void *stream);
 void fqt_dist_nccl_bcast(void *buf, size_t bytes, int root, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
