@@ -79,7 +79,7 @@ static int train_main(int argc, char **argv) {
     /* A resume keeps the stored length unless --steps extends it (0 = keep), and the stored
      * global batch unless --grad-accum is given (0 = derive it for this rank count). */
     if (resume && !steps_given) c.steps = 0;
-    if (resume && !accum_given) c.grad_accum = 0;
+    if (resume && accum_given) c.resume_grad_accum = c.grad_accum;
     /* Only rank 0 talks; the others are quiet. */
     if (w->rank != 0) c.quiet = true;
     /* Configuration errors are usage errors, found before any data is prepared. */
