@@ -5,6 +5,8 @@
 #   make test SANITIZE=address|undefined
 #   make bench                build the benchmarks (bench/*.c) into build/<config>/bench
 #   make demo                 the FP4-vs-BF16 comparison (see README)
+#   make fuzz                 libFuzzer harnesses (tests/fuzz/*.c) into build/fuzz with clang;
+#                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (no CUDA
@@ -123,7 +125,7 @@ else
   Q := @
 endif
 
-.PHONY: all test bench demo clean info FORCE
+.PHONY: all test bench demo fuzz clean info FORCE
 all: info fqt
 
 info:
@@ -138,6 +140,17 @@ endif
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
+
+# Version and commit for `fqt --version` and run.json: regenerated every build, rewritten
+# only when they change, so only src/core/version.c recompiles.
+FQT_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+GIT_COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+$(BUILD)/gen/fqt_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define FQT_VERSION_STRING "%s"\n#define FQT_GIT_COMMIT "%s"\n' '$(FQT_VERSION)' '$(GIT_COMMIT)' | cmp -s - $@ \
+	  || printf '#define FQT_VERSION_STRING "%s"\n#define FQT_GIT_COMMIT "%s"\n' '$(FQT_VERSION)' '$(GIT_COMMIT)' > $@
+$(BUILD)/src/core/version.o: $(BUILD)/gen/fqt_version.h
+$(BUILD)/src/core/version.o: CFLAGS += -I$(BUILD)/gen
 
 $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
@@ -172,6 +185,29 @@ bench: info $(BENCH_BIN)
 
 demo: all
 	./scripts/demo.sh
+
+# Fuzzing: the library again with clang, ASan+UBSan and libFuzzer coverage, one binary per
+# tests/fuzz/fuzz_*.c. Needs clang (Debian: apt-get install clang). Run with OMP_NUM_THREADS=1.
+FUZZ_CC     ?= clang
+FUZZ_BUILD  := build/fuzz
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -fopenmp \
+  -ffp-contract=off -fno-fast-math -Iinclude -Isrc -Itests/fuzz -DFQT_SANITIZE=1 \
+  -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wno-pass-failed
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+fuzz: $(FUZZ_BIN)
+	@echo "fuzz: built $(notdir $(FUZZ_BIN)) in $(FUZZ_BUILD)"
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@$(if $(Q),echo "  FUZZLD $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -lm -o $@
 
 clean:
 	rm -rf build fqt

@@ -96,6 +96,10 @@ static fqt_status step_tokens(const where *w, const fqt_json *o, const fqt_run_m
                               int64_t *step, int64_t *tokens) {
     fqt_status st = field_int(w, o, "step", true, 0, step);
     if (st) return st;
+    /* The default token count must not overflow (a step near 2^63 is no real run). */
+    if (r->tokens_per_step > 0 && *step > INT64_MAX / r->tokens_per_step)
+        return bad_line(w, "\"step\" %lld is too large (times %lld tokens per step overflows)",
+                        (long long)*step, (long long)r->tokens_per_step);
     return field_int(w, o, "tokens", false, *step * r->tokens_per_step, tokens);
 }
 
@@ -134,7 +138,7 @@ static fqt_status take_line(const where *w, const fqt_json *o, fqt_run_metrics *
     } else if (!strcmp(kind, "event")) {
         fqt_run_event e = {0};
         const char *msg;
-        if ((st = field_int(w, o, "step", true, 0, &e.step)) || (st = field_str(w, o, "msg", "", &msg)))
+        if ((st = step_tokens(w, o, r, &e.step, &e.tokens)) || (st = field_str(w, o, "msg", "", &msg)))
             return st;
         e.tokens = -1;
         e.msg = fqt_xstrdup(msg);
@@ -211,7 +215,8 @@ fqt_status fqt_run_metrics_load(const char *dir, fqt_run_metrics *r) {
         pos += n + (nl != NULL);
         w.line++;
         bool blank = true;
-        for (size_t i = 0; i < n && blank; i++) blank = strchr(" \t\r", line[i]) != NULL;
+        /* (strchr finds the terminator too: a NUL byte is not blank, it is an error below.) */
+        for (size_t i = 0; i < n && blank; i++) blank = line[i] && strchr(" \t\r", line[i]) != NULL;
         if (blank) continue;
         fqt_json *j = NULL;
         if (fqt_json_parse(line, n, &j)) {
@@ -234,7 +239,8 @@ fqt_status fqt_run_metrics_load(const char *dir, fqt_run_metrics *r) {
     /* Place events on the token axis through the train point of the same step. */
     for (int64_t e = 0; e < r->n_events; e++) {
         fqt_run_event *ev = &r->events[e];
-        ev->tokens = ev->step * r->tokens_per_step;
+        ev->tokens = r->tokens_per_step > 0 && ev->step > INT64_MAX / r->tokens_per_step
+                         ? INT64_MAX : ev->step * r->tokens_per_step;
         for (int64_t i = 0; i < r->n_train; i++)
             if (r->train[i].step == ev->step) { ev->tokens = r->train[i].tokens; break; }
     }
@@ -421,13 +427,69 @@ static double auto_beta(int64_t n) {
     return b < 0 ? 0 : b > 0.95 ? 0.95 : b;
 }
 
+void fqt_report_name_runs(fqt_run_metrics *runs, int n) {
+    bool *clash = fqt_xcalloc((size_t)n + 1, sizeof *clash);
+    for (int i = 0; i < n; i++)
+        for (int k = i + 1; k < n; k++)
+            if (!strcmp(runs[i].name, runs[k].name)) clash[i] = clash[k] = true;
+    for (int i = 0; i < n; i++) {
+        if (!clash[i]) continue;
+        size_t len = strlen(runs[i].dir);
+        while (len > 1 && runs[i].dir[len - 1] == '/') len--;
+        free(runs[i].name);
+        runs[i].name = fqt_xmalloc(len + 1);
+        memcpy(runs[i].name, runs[i].dir, len);
+        runs[i].name[len] = '\0';
+    }
+    free(clash);
+}
+
+static void csv_cell(fqt_buf *b, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fqt_buf_append(b, s, strlen(s));
+        return;
+    }
+    fqt_buf_append(b, "\"", 1);
+    for (const char *p = s; *p; p++) fqt_buf_append(b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+    fqt_buf_append(b, "\"", 1);
+}
+
+static void csv_num(fqt_buf *b, double v) {
+    if (isfinite(v)) fqt_buf_printf(b, ",%.17g", v);
+    else fqt_buf_append(b, ",", 1);
+}
+
+void fqt_report_csv(const fqt_run_summary *rows, int n, fqt_buf *out) {
+    fqt_buf_printf(out, "run,recipe,steps,tokens,val_loss,val_ppl,gap_abs,gap_pct,tok_per_s,baseline\r\n");
+    for (int i = 0; i < n; i++) {
+        const fqt_run_summary *r = &rows[i];
+        csv_cell(out, r->name);
+        fqt_buf_append(out, ",", 1);
+        csv_cell(out, r->recipe);
+        fqt_buf_printf(out, ",%lld,%lld", (long long)r->steps, (long long)r->tokens);
+        csv_num(out, r->val_loss);
+        csv_num(out, r->val_ppl);
+        csv_num(out, r->gap_abs);
+        csv_num(out, r->gap_pct);
+        csv_num(out, r->tok_per_s);
+        fqt_buf_printf(out, ",%d\r\n", r->is_baseline ? 1 : 0);
+    }
+}
+
 fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_report_plot_opts *opts) {
     bool logx = opts && opts->logx;
     double beta_opt = opts ? opts->ema_beta : NAN;
     bool any_gnr = false;
     for (int i = 0; i < n; i++) any_gnr |= runs[i].n_gnr > 0;
     fqt_svg_figure *f = fqt_svg_figure_new(NULL, any_gnr ? 3 : 2, 440, 320);
-    int pa = fqt_svg_panel_add(f, "(a) training loss", "tokens", "loss (EMA; raw faint)", logx);
+    /* The label says what is drawn: smoothing only when some run gets a beta above 0. */
+    bool any_smooth = false;
+    for (int i = 0; i < n; i++) {
+        double bt = isfinite(beta_opt) && beta_opt >= 0 && beta_opt < 1 ? beta_opt : auto_beta(runs[i].n_train);
+        any_smooth |= bt > 0;
+    }
+    int pa = fqt_svg_panel_add(f, "(a) training loss", "tokens",
+                               any_smooth ? "loss (EMA; raw faint)" : "loss (raw, not smoothed)", logx);
     int pb = fqt_svg_panel_add(f, "(b) validation loss", "tokens", "validation loss", logx);
     /* r spans orders of magnitude (BF16 in the hundreds, FP4 near sqrt(3)): plot log10 r. */
     int pc = any_gnr ? fqt_svg_panel_add(f, "(c) gradient-to-noise ratio", "tokens",
@@ -453,6 +515,7 @@ fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_
             const fqt_run_metrics *r = &runs[i];
             for (int64_t k = 0; k < r->n_train; k++) { x[k] = (double)r->train[k].tokens; y[k] = r->train[k].loss; }
             if (pass == 0) {
+                if (!any_smooth) continue; /* the curve itself is the raw loss */
                 fqt_svg_style raw = {.color = i, .width = 1.0, .opacity = 0.22};
                 fqt_svg_series_add(f, pa, NULL, x, y, r->n_train, &raw);
                 continue;
