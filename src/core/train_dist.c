@@ -109,12 +109,34 @@ double dp_grad_norm2(dp_ctx *d) {
 
 void dp_gather_grads(dp_ctx *d) { slab_allgatherv(d, d->gacc); }
 
-void dp_adamw(dp_ctx *d, float *params, float *mom, float *vel, const fqt_adamw_args *args) {
+int64_t dp_sum_i64(dp_ctx *d, int64_t x) {
+    if (d->P == 1) return x;
+    int64_t *all = fqt_xmalloc((size_t)d->P * sizeof(int64_t));
+    fqt_dist_allgather(&x, sizeof x, all);
+    int64_t s = 0;
+    for (int r = 0; r < d->P; r++) s += all[r];
+    free(all);
+    return s;
+}
+
+int64_t dp_adamw(dp_ctx *d, float *params, float *mom, float *vel, const fqt_adamw_args *args) {
     fqt_adamw_args a = *args;
     a.segs = d->segs;
     a.n_segs = d->n_segs;
-    if (d->e > d->b) d->be->adamw(params + d->b, d->gacc + d->b, mom, vel, 0, d->e - d->b, &a);
+    int64_t bad = 0;
+    if (d->e > d->b) bad = d->be->adamw(params + d->b, d->gacc + d->b, mom, vel, 0, d->e - d->b, &a);
+    if (a.check_only) return dp_sum_i64(d, bad);
     slab_allgatherv(d, params);
+    return 0;
+}
+
+int64_t dp_count_nonfinite(dp_ctx *d, const float *params, const float *mom, const float *vel) {
+    const int64_t len = d->e - d->b;
+    int64_t k = 0;
+    if (len > 0)
+        k = d->be->count_nonfinite(params + d->b, len) + d->be->count_nonfinite(mom, len) +
+            d->be->count_nonfinite(vel, len);
+    return dp_sum_i64(d, k);
 }
 
 float *dp_gather_shards(dp_ctx *d, const float *shard) {

@@ -41,8 +41,14 @@ double dp_grad_norm2(dp_ctx *d);
 /* Make gacc whole on every rank (GNR checks). */
 void dp_gather_grads(dp_ctx *d);
 /* AdamW on this rank's shard (mom and vel hold the shard: e - b floats), then every rank's
- * updated parameters to every rank. args->segs is replaced by the shard's segments. */
-void dp_adamw(dp_ctx *d, float *params, float *mom, float *vel, const fqt_adamw_args *args);
+ * updated parameters to every rank; returns 0. args->segs is replaced by the shard's
+ * segments. With args->check_only nothing is written or sent: the count of non-finite values
+ * the update would produce, summed over the ranks (the same on every rank). */
+int64_t dp_adamw(dp_ctx *d, float *params, float *mom, float *vel, const fqt_adamw_args *args);
+/* Non-finite entries of the weights and moments over every rank's shard (each counted once). */
+int64_t dp_count_nonfinite(dp_ctx *d, const float *params, const float *mom, const float *vel);
+/* x summed over the ranks in rank order (the same on every rank). Collective. */
+int64_t dp_sum_i64(dp_ctx *d, int64_t x);
 
 /* Whole moments for a checkpoint: on rank 0 a host buffer of n floats (caller frees) with
  * every rank's shard, NULL on the other ranks. Collective. */

@@ -11,7 +11,11 @@
  *    no interruption;
  *  - rank 1 killed (SIGKILL, FQT_DIST_FAULT) mid-run: the job fails with a message naming
  *    rank 1, the last checkpoint is intact, and resuming from it ends bit-identically;
- *  - ranks given different options stop at start-up, naming the configuration.
+ *  - SIGINT reaching rank 1 only: every rank stops after the same step with a checkpoint and
+ *    exit status 130, and the resume ends bit-identically; rank 0 alone writes the run dir;
+ *  - a fresh 2-rank run over an existing run is refused without --overwrite;
+ *  - ranks given different options stop at start-up, naming the configuration;
+ *  - train rows carry "comm_s" on P > 1 (not on one process).
  * Prints SKIP without mpirun or without MPI in the build. Not for: the collectives
  * themselves (test_dist.c). */
 #include "check.h"
@@ -78,7 +82,7 @@ static int resume(int P, const char *run, const char *extra, char *out, size_t n
     return sh(cmd, out, n);
 }
 
-/* metrics.jsonl with "tok_per_s" and "wall_s" values removed. */
+/* metrics.jsonl with the timing fields ("tok_per_s", "wall_s", "time", "comm_s") removed. */
 static char *metrics(const char *run) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s/metrics.jsonl", base, run);
@@ -88,7 +92,8 @@ static char *metrics(const char *run) {
     char *s = d, *o = fqt_xmalloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; i < n;) {
-        if (!strncmp(s + i, ",\"tok_per_s\":", 13) || !strncmp(s + i, ",\"wall_s\":", 10)) {
+        if (!strncmp(s + i, ",\"tok_per_s\":", 13) || !strncmp(s + i, ",\"wall_s\":", 10) ||
+            !strncmp(s + i, ",\"time\":", 8) || !strncmp(s + i, ",\"comm_s\":", 10)) {
             i++;
             while (i < n && s[i] != ',' && s[i] != '}') i++;
             continue;
@@ -254,6 +259,57 @@ int main(void) {
     rc = resume(2, "killed", "", out, sizeof out);
     CHECK_MSG(rc == 0, "resume after the kill: exit %d\n%s", rc, out);
     check_same("ref_a2", "killed", "killed rank 1 after step 3 -> resume from step 2 on 2 ranks");
+
+    /* SIGINT reaching rank 1 only, during step 3: all ranks checkpoint step 3 and stop. */
+    {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd,
+                 "FQT_DIST_FAULT=1:3:INT OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe --allow-run-as-root "
+                 "--mca btl self,vader %s train %s --recipe nvfp4 --run-dir %s/sigint --grad-accum 1",
+                 fqt_bin, common, base);
+        rc = sh(cmd, out, sizeof out);
+    }
+    CHECK_MSG(rc == 130, "SIGINT on rank 1: exit %d, expected 130\n%s", rc, out);
+    CHECK_MSG(strstr(out, "interrupted (SIGINT) after step 3") != NULL, "SIGINT on rank 1: message\n%s", out);
+    {
+        char p2[1200];
+        snprintf(p2, sizeof p2, "%s/sigint/ckpt/state.safetensors", base);
+        fqt_st_file *f = NULL;
+        CHECK_MSG(fqt_st_open(p2, &f) == FQT_OK, "SIGINT: checkpoint unreadable: %s", fqt_last_error());
+        if (f) {
+            const char *st = fqt_st_meta(f, "step");
+            CHECK_MSG(st && !strcmp(st, "3"), "SIGINT: checkpoint at step %s, expected 3", st ? st : "?");
+            fqt_st_close(f);
+        }
+    }
+    rc = resume(2, "sigint", "", out, sizeof out);
+    CHECK_MSG(rc == 0, "resume after SIGINT: exit %d\n%s", rc, out);
+    check_same("ref_a2", "sigint", "SIGINT on rank 1 at step 3 -> resume on 2 ranks");
+    {
+        /* Rank 0 alone writes the run directory: nothing but the single-process files. */
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "ls -A %s/sigint | tr '\\n' ' '", base);
+        sh(cmd, out, sizeof out);
+        CHECK_MSG(!strcmp(out, ".lock ckpt metrics.jsonl run.json "), "run dir of a 2-rank run holds: %s", out);
+        /* comm_s on the train rows of a 2-rank run, not of one process. */
+        char *m2 = NULL, *m1 = NULL;
+        void *d;
+        size_t n;
+        char p2[1200];
+        snprintf(p2, sizeof p2, "%s/sigint/metrics.jsonl", base);
+        if (!fqt_read_file(p2, &d, &n)) m2 = d;
+        snprintf(p2, sizeof p2, "%s/ref_a2/metrics.jsonl", base);
+        if (!fqt_read_file(p2, &d, &n)) m1 = d;
+        CHECK_MSG(m2 && strstr(m2, "\"kind\":\"train\"") && strstr(m2, ",\"comm_s\":"), "no comm_s in a 2-rank run");
+        CHECK_MSG(m1 && !strstr(m1, "comm_s"), "comm_s in a 1-process run");
+        free(m1);
+        free(m2);
+    }
+
+    /* A fresh 2-rank run over an existing run is refused (rank 0 decides) without --overwrite. */
+    rc = train(2, "nvfp4", "sigint", "--grad-accum 1", out, sizeof out);
+    CHECK_MSG(rc != 0 && strstr(out, "already holds a run"), "2 ranks over an existing run: exit %d\n%s", rc, out);
+    CHECK_MSG(same_file("ref_a2", "sigint", "model.safetensors"), "the refused run changed the existing one");
 
     /* Ranks given different options stop at start-up. */
     {
