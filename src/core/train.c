@@ -788,6 +788,22 @@ static double run_step(fqt_model *m, dp_ctx *dp, const batch_buf *bb, const fqt_
     return loss;
 }
 
+/* Whether linear li (fqt_model.linear_names order: per block q k v o gate up down, then the
+ * LM head) is quantized in a pass of (r, mode): any of the operands the pass quantizes has a
+ * format other than fp32, bf16 or fp16. In QAT mode only the forward operands are (the
+ * backward GEMMs run in FP32). */
+static bool linear_quantized(const fqt_model *m, const fqt_recipe *r, fqt_mode mode, int64_t li) {
+    const fqt_linear_spec *s = li == m->n_linears - 1
+                                   ? fqt_recipe_lm_head(r)
+                                   : fqt_recipe_layer(r, (int)(li / FQT_LINEARS_PER_LAYER), (int)m->cfg.n_layers);
+    const int n_ops = mode == FQT_MODE_QAT ? 2 : FQT_OP_COUNT;
+    for (int o = 0; o < n_ops; o++) {
+        const fqt_elem e = s->op[o].fmt.elem;
+        if (e != FQT_ELEM_FP32 && e != FQT_ELEM_BF16 && e != FQT_ELEM_FP16) return true;
+    }
+    return false;
+}
+
 static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step, int *lock_fd) {
     fqt_status st = fqt_mkdir_p(c->run_dir);
     if (st) return st;
@@ -1205,7 +1221,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             m.be->copy(ghat, dp.gacc, (size_t)m.n_params * sizeof(float));
             double l32 = run_step(&m, &dp, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
             dp_gather_grads(&dp);
-            double tot_g = 0, tot_e = 0;
+            /* Two pools: every linear ("all") and the quantized ones only ("quantized": the
+             * paper's criterion; the high-precision LM head and BF16 blocks would inflate it). */
+            double tot_g = 0, tot_e = 0, q_g = 0, q_e = 0;
+            int64_t n_q = 0;
             for (int64_t li = 0; li < m.n_linears && isfinite(l32); li++) {
                 const char *nm = m.linear_names[li];
                 const fqt_param_info *p = fqt_model_linear_param(&m, li);
@@ -1213,6 +1232,11 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 const double e2 = fqt_backend_sumsq(m.be, ghat + p->offset, dp.gacc + p->offset, p->numel, ov.part);
                 tot_g += g2;
                 tot_e += e2;
+                if (linear_quantized(&m, &recipe, mode, li)) {
+                    q_g += g2;
+                    q_e += e2;
+                    n_q++;
+                }
                 fqt_buf b = {0};
                 fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"%s\",\"r\":",
                                (long long)step + 1, (long long)s.tokens, nm);
@@ -1220,15 +1244,27 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 fqt_buf_printf(&b, "}");
                 emit(mf, &b);
             }
-            double r = tot_e > 0 ? sqrt(tot_g / tot_e) : INFINITY;
+            const double r_all = tot_e > 0 ? sqrt(tot_g / tot_e) : INFINITY;
+            const double r_q = q_e > 0 ? sqrt(q_g / q_e) : INFINITY;
             fqt_buf b = {0};
             fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"all\",\"r\":",
                            (long long)step + 1, (long long)s.tokens);
-            fqt_buf_json_num(&b, r);
+            fqt_buf_json_num(&b, r_all);
             fqt_buf_printf(&b, "}");
             emit(mf, &b);
+            if (n_q > 0 && isfinite(l32)) {
+                fqt_buf bq = {0};
+                fqt_buf_printf(&bq, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"quantized\",\"r\":",
+                               (long long)step + 1, (long long)s.tokens);
+                fqt_buf_json_num(&bq, r_q);
+                fqt_buf_printf(&bq, ",\"linears\":%lld}", (long long)n_q);
+                emit(mf, &bq);
+            }
             m.be->copy(dp.gacc, ghat, (size_t)m.n_params * sizeof(float));
             if (c->qaf_auto && s.qaf_start < 0 && mode == FQT_MODE_FQT) {
+                /* The criterion: the quantized pool; a recipe that quantizes no linear has only
+                 * the "all" pool (its noise is the high-precision formats'). */
+                const double r = n_q > 0 ? r_q : r_all;
                 s.gnr_low = r < sqrt3 ? s.gnr_low + 1 : 0;
                 if (s.gnr_low >= c->qaf_auto_checks && step + 2 < c->steps) {
                     s.qaf_start = step + 1;
