@@ -1136,11 +1136,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 c->mode == FQT_MODE_QAT ? "qat" : "fqt", m.be->name, desc, (long long)train.n, (long long)val.n,
                 c->run_dir, resume ? " (resumed)" : "");
         if (resume) fprintf(stderr, "  resuming at step %lld from %s\n", (long long)s.step, ckdir);
-        if (world->size > 1)
-            fprintf(stderr, "  data parallel: %s, %lld micro-batches of %lld tokens per rank per step, "
-                            "ZeRO-1 optimizer shards of about %lld parameters\n",
-                    fqt_dist_describe(), (long long)c->grad_accum, (long long)BT,
-                    (long long)((m.n_params + world->size - 1) / world->size));
+        if (world->size > 1) {
+            int64_t big = 0; /* the largest shard: the most AdamW memory a rank allocates */
+            for (int r = 0; r < world->size; r++)
+                if (dp.bounds[r + 1] - dp.bounds[r] > big) big = dp.bounds[r + 1] - dp.bounds[r];
+            fprintf(stderr, "  data parallel: %s, %lld micro-batches of %lld tokens per rank per step; ZeRO-1: "
+                            "AdamW moments of at most %lld parameters (%.2f MiB) per rank, of %lld (%.2f MiB)\n",
+                    fqt_dist_describe(), (long long)c->grad_accum, (long long)BT, (long long)big,
+                    (double)big * 8.0 / 1048576.0, (long long)m.n_params, (double)m.n_params * 8.0 / 1048576.0);
+        }
     }
 
     double t_start = fqt_prof_now(), t_last = t_start;
