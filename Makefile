@@ -9,11 +9,14 @@
 #                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
 #
-# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (no CUDA
-# sources yet; reported only), USE_MPI ?= auto (yes/no: data-parallel training over MPI,
-# found through pkg-config ompi or mpicc --showme), USE_NCCL ?= auto (yes/no: the NCCL
-# collectives of src/dist/nccl.cu; needs nvcc, nccl.h and MPI). Objects go under
-# build/<config>/ with -MMD -MP deps, and everything rebuilds when the flags change.
+# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
+# kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (no CUDA sources
+# yet; reported only), USE_BLAS ?= auto (openblas/no: OpenBLAS is linked into the
+# benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with), USE_MPI ?= auto
+# (yes/no: data-parallel training over MPI, found through pkg-config ompi or mpicc --showme),
+# USE_NCCL ?= auto (yes/no: the NCCL collectives of src/dist/nccl.cu; needs nvcc, nccl.h and
+# MPI). Objects go under build/<config>/ with -MMD -MP deps, and everything rebuilds when the
+# flags change.
 
 CC       ?= cc
 SANITIZE ?=
@@ -22,6 +25,7 @@ USE_CUDA ?= auto
 USE_MPI  ?= auto
 USE_NCCL ?= auto
 NATIVE   ?= 1
+USE_BLAS ?= auto
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(if $(wildcard $(CUDA_HOME)/bin/nvcc),$(CUDA_HOME)/bin/nvcc,nvcc)
 
@@ -48,6 +52,12 @@ BUILD ?= build/$(CONFIG)
 
 ifeq ($(USE_OMP),auto)
   USE_OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(filter $(USE_BLAS),auto openblas no),)
+  $(error USE_BLAS must be auto, openblas or no)
+endif
+ifeq ($(USE_BLAS),auto)
+  USE_BLAS := $(shell printf '\043include <cblas.h>\nint main(void){float a=1,c=0;cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasTrans,1,1,1,1.0f,&a,1,&a,1,0.0f,&c,1);return c!=1;}' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo openblas || echo no)
 endif
 ifeq ($(USE_CUDA),auto)
   USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
@@ -104,6 +114,12 @@ ifeq ($(CONFIG),ubsan)
   LDLIBS += -fsanitize=undefined
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+BENCH_CFLAGS :=
+BENCH_LDLIBS :=
+ifeq ($(USE_BLAS),openblas)
+  BENCH_CFLAGS += -DFQT_HAVE_OPENBLAS=1
+  BENCH_LDLIBS += -lopenblas
+endif
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
@@ -129,7 +145,7 @@ endif
 all: info fqt
 
 info:
-	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL) build=$(BUILD)"
+	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) blas=$(USE_BLAS) cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL) build=$(BUILD)"
 
 # The CLI lives in the project root for the release build.
 fqt: $(FQT_BIN)
@@ -139,7 +155,7 @@ endif
 
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
+	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS)' > $@
 
 # Version and commit for `fqt --version` and run.json: regenerated every build, rewritten
 # only when they change, so only src/core/version.c recompiles.
@@ -162,6 +178,11 @@ $(BUILD)/src/dist/%.o: src/dist/%.cu $(BUILD)/flags
 	@$(if $(Q),echo "  NVCC  $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/bench/%.o: bench/%.c $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) $(BENCH_CFLAGS) -MMD -MP -c $< -o $@
+
 $(LIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -176,7 +197,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LDLIBS) -o $@
 
 test: info $(TEST_BIN) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
