@@ -12,15 +12,22 @@
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
 # kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (no CUDA sources
 # yet; reported only), USE_BLAS ?= auto (openblas/no: OpenBLAS is linked into the
-# benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with). Objects go under build/<config>/ with -MMD -MP deps, and
-# everything rebuilds when the flags change.
+# benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with), USE_MPI ?= auto
+# (yes/no: data-parallel training over MPI, found through pkg-config ompi or mpicc --showme),
+# USE_NCCL ?= auto (yes/no: the NCCL collectives of src/dist/nccl.cu; needs nvcc, nccl.h and
+# MPI). Objects go under build/<config>/ with -MMD -MP deps, and everything rebuilds when the
+# flags change.
 
 CC       ?= cc
 SANITIZE ?=
 USE_OMP  ?= auto
 USE_CUDA ?= auto
+USE_MPI  ?= auto
+USE_NCCL ?= auto
 NATIVE   ?= 1
 USE_BLAS ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC     ?= $(if $(wildcard $(CUDA_HOME)/bin/nvcc),$(CUDA_HOME)/bin/nvcc,nvcc)
 
 ifeq ($(SANITIZE),)
   CONFIG := release
@@ -33,6 +40,12 @@ else
 endif
 ifeq ($(filter $(USE_OMP),auto yes no),)
   $(error USE_OMP must be auto, yes or no)
+endif
+ifeq ($(filter $(USE_MPI),auto yes no),)
+  $(error USE_MPI must be auto, yes or no)
+endif
+ifeq ($(filter $(USE_NCCL),auto yes no),)
+  $(error USE_NCCL must be auto, yes or no)
 endif
 
 BUILD ?= build/$(CONFIG)
@@ -49,6 +62,25 @@ endif
 ifeq ($(USE_CUDA),auto)
   USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
 endif
+# MPI: compile and link flags from pkg-config (Open MPI's ompi.pc, or mpich.pc), else from
+# the compiler wrapper; the library is still built with $(CC).
+ifneq ($(USE_MPI),no)
+  MPI_CFLAGS := $(shell pkg-config --cflags ompi 2>/dev/null || pkg-config --cflags mpich 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+  MPI_LIBS   := $(shell pkg-config --libs ompi 2>/dev/null || pkg-config --libs mpich 2>/dev/null || mpicc --showme:link 2>/dev/null)
+  MPI_FOUND  := $(shell printf '\043include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | $(CC) $(MPI_CFLAGS) -x c - $(MPI_LIBS) -o /dev/null 2>/dev/null && echo yes || echo no)
+  ifeq ($(USE_MPI)$(MPI_FOUND),yesno)
+    $(error USE_MPI=yes but no working MPI was found (apt-get install libopenmpi-dev openmpi-bin))
+  endif
+  USE_MPI := $(MPI_FOUND)
+endif
+# NCCL needs MPI (bootstrap), nvcc and nccl.h.
+ifneq ($(USE_NCCL),no)
+  NCCL_FOUND := $(if $(and $(filter yes,$(USE_MPI)),$(shell command -v $(NVCC) 2>/dev/null),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)),yes,no)
+  ifeq ($(USE_NCCL)$(NCCL_FOUND),yesno)
+    $(error USE_NCCL=yes needs MPI, nvcc and nccl.h (CUDA_HOME=$(CUDA_HOME)))
+  endif
+  USE_NCCL := $(NCCL_FOUND)
+endif
 
 # No fast-math anywhere (flushing subnormals breaks scales and NaN checks); no FMA
 # contraction, so quantizer arithmetic is the same on every machine and on the GPU.
@@ -62,6 +94,16 @@ LDLIBS := -lm
 ifeq ($(USE_OMP),yes)
   CFLAGS_BASE += -fopenmp
   LDLIBS += -fopenmp
+endif
+ifeq ($(USE_MPI),yes)
+  CFLAGS_BASE += -DFQT_HAVE_MPI $(MPI_CFLAGS)
+  LDLIBS += $(MPI_LIBS)
+endif
+NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -lineinfo -Xptxas=--warn-on-spills \
+  -Iinclude -Isrc -DFQT_HAVE_MPI -DFQT_HAVE_NCCL $(MPI_CFLAGS)
+ifeq ($(USE_NCCL),yes)
+  CFLAGS_BASE += -DFQT_HAVE_NCCL
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart -lstdc++
 endif
 ifeq ($(CONFIG),asan)
   CFLAGS_BASE += -fsanitize=address -fno-omit-frame-pointer -DFQT_SANITIZE=1
@@ -84,6 +126,9 @@ TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(USE_NCCL),yes)
+  LIB_OBJ += $(BUILD)/src/dist/nccl.o
+endif
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -100,7 +145,7 @@ endif
 all: info fqt
 
 info:
-	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) blas=$(USE_BLAS) cuda=$(USE_CUDA) build=$(BUILD)"
+	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) blas=$(USE_BLAS) cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL) build=$(BUILD)"
 
 # The CLI lives in the project root for the release build.
 fqt: $(FQT_BIN)
@@ -128,6 +173,11 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/src/dist/%.o: src/dist/%.cu $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC  $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/bench/%.o: bench/%.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
@@ -150,7 +200,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LDLIBS) -o $@
 
 test: info $(TEST_BIN) fqt
-	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
 
 bench: info $(BENCH_BIN)
 

@@ -6,9 +6,19 @@
  * gradient-to-noise check and validation every 20 steps) over synthetic shards, then three
  * 64-bit FNV-1a digests: the "loss" and "val_loss" numbers of metrics.jsonl as written,
  * the bytes of ckpt/model.safetensors, and the AdamW moments of ckpt/state.safetensors
- * (its metadata holds the wall time and is not hashed). The recorded values below were
- * made by the CPU backend on 2026-12-01 before the backend interface (issue 7) landed;
- * FQT_DIGEST_PRINT=1 prints the current values in the table's form.
+ * (its metadata holds the wall time and is not hashed). FQT_DIGEST_PRINT=1 prints the
+ * current values in the table's form.
+ *
+ * History of the table. First recorded by the CPU backend on 2026-12-01 before the backend
+ * interface (issue 7); the backend interface kept every value. Re-recorded on 2026-12-01 for
+ * data-parallel training (issue 10, docs/DIST.md section 2), an intended change of these runs'
+ * bits: every micro-batch's gradient is now formed on its own and the micro-batch gradients
+ * are added in order (g0 + g1), where before the second micro-batch's backward accumulated
+ * into the slab holding the first (the RMSNorm and embedding gradients, summed per token,
+ * were interleaved across micro-batches). That is what makes P ranks with --grad-accum A
+ * bit-identical to one process with P x A; it moves the bits of grad_accum > 1 only. Before
+ * re-recording, this test with grad_accum 1 (a scratch copy) was run against the previous
+ * main and this change: all 15 digests were the same.
  *
  * The bits depend only on the C code and glibc's libm (expf, logf, sinf, cosf); the build
  * has no fast-math and no FMA contraction, so they do not depend on vector width or thread
@@ -96,13 +106,13 @@ typedef struct {
     uint64_t metrics, model, moments;
 } digest_row;
 
-/* Recorded 2026-12-01 (CPU backend, before issue 7). */
+/* Re-recorded 2026-12-01 for data parallelism (issue 10; see the comment at the top). */
 static const digest_row recorded[] = {
-    {"bf16", 0x90028ac1a34a5b77ull, 0x30a97e7889e28b28ull, 0xc6a247e2bc488909ull},
-    {"nvfp4", 0x73fc9328c17a8618ull, 0xc2cd262b6d3350a0ull, 0x04fa6448c96e5b7cull},
-    {"mxfp4", 0xd484827fd4ce0bffull, 0xf8c1c43a6c71f4abull, 0xc5a8c5443d310201ull},
-    {"fp8", 0x9745367ea421952full, 0x9a62a12e83f5326bull, 0x1289fc5671cd3a38ull},
-    {"nvfp4-nvidia", 0xa0328122d4709d03ull, 0xa5c3087756cfa1b7ull, 0xe8717670cdb3a760ull},
+    {"bf16", 0x5a97319a769c59b5ull, 0x1515fab01ebac4c4ull, 0x4b3443c72adede96ull},
+    {"nvfp4", 0xd3ddeb9fb48a782dull, 0xfc91fd6dfaf084feull, 0x5ca4907266793ca7ull},
+    {"mxfp4", 0x649b180417ee11ccull, 0xf824e4d5597ccd21ull, 0xefcc180cb4a77529ull},
+    {"fp8", 0xedc88ad0a48b148dull, 0x78d3db5af380c5f6ull, 0x9c6bfa473558a655ull},
+    {"nvfp4-nvidia", 0x5aeab423d8e2fc6dull, 0xc42d3aea27c50283ull, 0xc5ff8a8e9b0bcadbull},
 };
 
 int main(void) {

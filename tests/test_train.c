@@ -315,7 +315,7 @@ static void test_run_outputs(void) {
     CHECK(m.all_parsed);
     int64_t next_train = 1;
     bool train_ok = true, val_ok = true, gnr_ok = true, quant_ok = true, phase_ok = true;
-    int qaf_events = 0, finals = 0, gnr_all = 0;
+    int qaf_events = 0, finals = 0, gnr_all = 0, gnr_quant = 0;
     double first_loss = NAN, last_loss = NAN, first_val = NAN, last_val = NAN;
     for (int i = 0; i < m.n; i++) {
         const fqt_json *l = m.line[i];
@@ -345,6 +345,7 @@ static void test_run_outputs(void) {
             const char *layer = fqt_json_get_str(l, "layer", NULL);
             gnr_ok &= s % 10 == 0 && layer && fqt_json_get(l, "r") != NULL;
             gnr_all += layer && !strcmp(layer, "all");
+            gnr_quant += layer && !strcmp(layer, "quantized");
         } else if (!strcmp(k, "quant")) {
             const fqt_json *h = fqt_json_get(l, "hist");
             quant_ok &= s % 20 == 0 && fqt_json_get_str(l, "layer", NULL) &&
@@ -367,9 +368,10 @@ static void test_run_outputs(void) {
     CHECK_MSG(count_kind(&m, "val") == (int)(steps / 20) + (steps % 20 != 0), "%d val lines", count_kind(&m, "val"));
     CHECK(finals == 1);
     CHECK(gnr_ok);
-    /* one "all" line per check, plus one per linear (L*7 + lm_head) */
+    /* one "all" and one "quantized" line per check, plus one per linear (L*7 + lm_head) */
     CHECK_MSG(gnr_all == (int)(steps / 10), "%d gnr checks", gnr_all);
-    CHECK(count_kind(&m, "gnr") == gnr_all * (2 * 7 + 1 + 1));
+    CHECK_MSG(gnr_quant == gnr_all, "%d quantized-pool lines for %d checks", gnr_quant, gnr_all);
+    CHECK(count_kind(&m, "gnr") == gnr_all * (2 * 7 + 1 + 1 + 1));
     CHECK(quant_ok);
     CHECK(count_kind(&m, "quant") > 0);
     CHECK(qaf_events == 1);
@@ -395,6 +397,95 @@ static void test_run_outputs(void) {
     CHECK(fqt_train(&c, NULL) == FQT_OK);
     m = metrics_read(run_path(p, sizeof p, "outputs", ""));
     CHECK_MSG(count_kind(&m, "train") == 3, "%d train lines", count_kind(&m, "train"));
+    metrics_free(&m);
+}
+
+/* ---- 1b. the gradient-to-noise ratio pools (issue 13 item 15) ------------------------------ */
+
+typedef struct {
+    double all, quant, qmin, qmax;
+    int64_t linears;
+} gnr_check;
+
+/* The "gnr" lines of step s: the pools and the range of the per-layer ratios of the linears
+ * the recipe quantizes (blocks not in hp_block; never the LM head). */
+static gnr_check gnr_at(const metrics *m, int64_t s, int n_layers, const bool *hp_block) {
+    gnr_check g = {NAN, NAN, INFINITY, -INFINITY, -1};
+    for (int i = 0; i < m->n; i++) {
+        const fqt_json *l = m->line[i];
+        if (strcmp(kind_of(l), "gnr") || step_of(l) != s) continue;
+        const char *layer = fqt_json_get_str(l, "layer", "");
+        const double r = fqt_json_get_num(l, "r", NAN);
+        int blk = -1;
+        if (!strcmp(layer, "all")) g.all = r;
+        else if (!strcmp(layer, "quantized")) {
+            g.quant = r;
+            g.linears = (int64_t)fqt_json_get_num(l, "linears", -1);
+        } else if (sscanf(layer, "layers.%d.", &blk) == 1 && blk >= 0 && blk < n_layers && !hp_block[blk]) {
+            if (r < g.qmin) g.qmin = r;
+            if (r > g.qmax) g.qmax = r;
+        }
+    }
+    return g;
+}
+
+static void test_gnr_pools(void) {
+    /* (a) A 2-step nvfp4 run: the quantized pool holds the 14 block linears (not the LM
+     * head, high precision in nvfp4), lies within their own ratios, and is below "all",
+     * which the LM head inflates. */
+    fqt_train_config c;
+    tiny_config(&c, "gnr_pools");
+    c.steps = 2;
+    c.gnr_every = 1;
+    fqt_status st = fqt_train(&c, NULL);
+    CHECK_MSG(st == FQT_OK, "%s", fqt_last_error());
+    char p[1200];
+    metrics m = metrics_read(run_path(p, sizeof p, "gnr_pools", ""));
+    const bool no_hp[2] = {false, false}, hp_last[2] = {false, true};
+    for (int64_t s = 1; s <= 2; s++) {
+        gnr_check g = gnr_at(&m, s, 2, no_hp);
+        CHECK_MSG(isfinite(g.quant) && g.linears == 14, "step %lld: quantized pool %g over %lld linears",
+                  (long long)s, g.quant, (long long)g.linears);
+        CHECK_MSG(g.quant >= g.qmin * (1 - 1e-12) && g.quant <= g.qmax * (1 + 1e-12),
+                  "step %lld: quantized pool %g outside its layers' %g..%g", (long long)s, g.quant, g.qmin, g.qmax);
+        CHECK_MSG(g.quant < g.all, "step %lld: quantized pool %g not below all %g", (long long)s, g.quant, g.all);
+    }
+    metrics_free(&m);
+
+    /* (b) --qaf auto decides on the quantized pool. int4 blocks with SR and a BF16 last block
+     * (int4,hp=last,all=int4:b64:e8m0/sr), one check below sqrt(3) switches: the first check
+     * with the quantized pool below sqrt(3) is at step 24 (1.70), where "all" is 2.13, so the
+     * old criterion (the "all" pool) would not switch there (nor at any check of the 40 steps
+     * without QAF). */
+    tiny_config(&c, "gnr_qaf");
+    snprintf(c.recipe, sizeof c.recipe, "int4,hp=last,all=int4:b64:e8m0/sr");
+    c.steps = 40; /* the schedule depends on the length: the values above are for 40 steps */
+    c.lr = 2e-2;
+    c.gnr_every = 2;
+    c.qaf_auto = true;
+    c.qaf_auto_checks = 1;
+    st = fqt_train(&c, NULL);
+    CHECK_MSG(st == FQT_OK, "%s", fqt_last_error());
+    m = metrics_read(run_path(p, sizeof p, "gnr_qaf", ""));
+    const double sqrt3 = sqrt(3.0);
+    int64_t first_q = -1, first_all = -1, qaf_at = -1;
+    for (int64_t s = 2; s <= 40; s += 2) {
+        gnr_check g = gnr_at(&m, s, 2, hp_last);
+        if (qaf_at < 0 && s <= 24) {
+            CHECK_MSG(g.linears == 7 && isfinite(g.quant), "step %lld: quantized pool over %lld linears",
+                      (long long)s, (long long)g.linears);
+            if (first_q < 0 && g.quant < sqrt3) first_q = s;
+            if (first_all < 0 && g.all < sqrt3) first_all = s;
+        }
+    }
+    for (int i = 0; i < m.n; i++)
+        if (!strcmp(kind_of(m.line[i]), "event") && contains(fqt_json_get_str(m.line[i], "msg", ""), "QAF"))
+            qaf_at = step_of(m.line[i]);
+    CHECK_MSG(first_q == 24 && first_all < 0, "first check below sqrt(3): quantized at %lld, all at %lld "
+              "(expected 24 and none: the case where the pools decide differently)", (long long)first_q,
+              (long long)first_all);
+    CHECK_MSG(qaf_at == 24, "--qaf auto switched at step %lld, expected 24 (the quantized pool's check)",
+              (long long)qaf_at);
     metrics_free(&m);
 }
 
@@ -1350,6 +1441,7 @@ int main(void) {
     TIMED(test_lr_schedule());
     TIMED(test_checkpoint_roundtrip());
     TIMED(test_run_outputs());
+    TIMED(test_gnr_pools());
     TIMED(test_resume());
     TIMED(test_bad_data_and_config());
     TIMED(test_bad_resume());

@@ -3,6 +3,7 @@
  * the paper's nvfp4 recipe. */
 #include "cli.h"
 #include "fqt/corpus.h"
+#include "fqt/dist.h"
 #include "fqt/train.h"
 
 #include <glob.h>
@@ -21,7 +22,8 @@ static int usage(void) {
            "Options:\n"
            "  --resume DIR        continue a run from its checkpoint (run dir or ckpt dir),\n"
            "                      bit-identically, writing into DIR; --steps may extend it,\n"
-           "                      --stop-at pause it\n"
+           "                      --stop-at pause it, --grad-accum set the micro-batches per\n"
+           "                      rank on another rank count\n"
            "  --overwrite         replace the run already in --run-dir (without it, a fresh\n"
            "                      run refuses a directory that holds one)\n"
            "  --quiet             no progress output\n"
@@ -29,7 +31,10 @@ static int usage(void) {
            "glob ('d/train_*.bin') or the files an unquoted glob expands to. Without --vocab the\n"
            "tokenizer is the one the data's manifest.json names (fqt prepare writes it).\n"
            "Ctrl-C (SIGINT) or SIGTERM: the step finishes, a checkpoint is written, and the run\n"
-           "exits with 130/143; continue with fqt train --resume RUN_DIR.\n");
+           "exits with 130/143; continue with fqt train --resume RUN_DIR.\n\n"
+           "Data parallel: mpirun -np P fqt train ... trains one model on P ranks (global batch\n"
+           "batch x grad-accum x P), bit-identical to one process with --grad-accum P x grad-accum\n"
+           "(docs/DIST.md). Only rank 0 prints and writes the run directory.\n\n");
     fqt_train_config_help(stdout);
     return 0;
 }
@@ -71,11 +76,27 @@ static int file_list_pattern(const char *opt, char **files, int n, char *out, si
     return rc;
 }
 
+static int train_main(int argc, char **argv);
+
+/* Joins the data-parallel world around the run; a rank whose training fails takes the whole
+ * job down with a message that names it (the other ranks may be waiting in a collective). An
+ * interrupted run (SIGINT/SIGTERM) stops on every rank together after its checkpoint, so it is
+ * not a failure of one rank. */
 int fqt_cmd_train(int argc, char **argv) {
+    if (fqt_dist_init()) return cli_fail("train", "starting the data-parallel world");
+    int rc = train_main(argc, argv);
+    if (rc && rc != 130 && rc != 143 && fqt_dist_world()->size > 1)
+        fqt_dist_abort(rc, "fqt train stopped (the error is above); all ranks stop");
+    fqt_dist_finalize();
+    return rc;
+}
+
+static int train_main(int argc, char **argv) {
+    const fqt_dist_info *w = fqt_dist_world();
     fqt_train_config c;
     fqt_train_config_default(&c);
     const char *resume = NULL, *other = NULL;
-    int data_given = 0, run_dir_given = 0, steps_given = 0, model_given = 0;
+    int data_given = 0, run_dir_given = 0, steps_given = 0, model_given = 0, accum_given = 0;
     cli_opt opts[160];
     int no = 0;
     for (size_t i = 0; fqt_train_config_key(i) && no < 150; i++) opts[no++] = (cli_opt){fqt_train_config_key(i), 1};
@@ -108,7 +129,7 @@ int fqt_cmd_train(int argc, char **argv) {
         if (k == k_overwrite) { c.overwrite = true; continue; }
         if (k == k_resume) { resume = v; last_data = -1; continue; }
         const char *a = opts[k].name;
-        if (strcmp(a, "steps") && strcmp(a, "stop-at")) other = a;
+        if (strcmp(a, "steps") && strcmp(a, "stop-at") && strcmp(a, "grad-accum")) other = a;
         if (fqt_train_config_set(&c, a, v)) { rc = cli_usage_error("train", "%s", fqt_last_error()); goto done; }
         last_data = !strcmp(a, "train-data") ? 0 : !strcmp(a, "val-data") ? 1 : -1;
         if (last_data >= 0) {
@@ -119,6 +140,7 @@ int fqt_cmd_train(int argc, char **argv) {
         if (is_model_key(a)) model_given = 1;
         if (!strcmp(a, "run-dir")) run_dir_given = 1;
         if (!strcmp(a, "steps")) steps_given = 1;
+        if (!strcmp(a, "grad-accum")) accum_given = 1;
         if (!strcmp(a, "recipe") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
         if (!strcmp(a, "name") && !run_dir_given) snprintf(c.run_dir, sizeof c.run_dir, "runs/%s", v);
     }
@@ -132,11 +154,15 @@ int fqt_cmd_train(int argc, char **argv) {
     /* A resumed run is the stored run: silently ignoring --lr and friends would mislead. */
     if (resume && other) {
         rc = cli_usage_error("train", "--%s cannot be combined with --resume: a resumed run keeps its "
-                             "stored configuration (only --steps and --stop-at may change)", other);
+                             "stored configuration (only --steps, --stop-at and --grad-accum may change)", other);
         goto done;
     }
-    /* A resume keeps the stored length unless --steps extends it (0 = keep). */
+    /* A resume keeps the stored length unless --steps extends it (0 = keep), and the stored
+     * global batch unless --grad-accum is given (0 = derive it for this rank count). */
     if (resume && !steps_given) c.steps = 0;
+    if (resume && accum_given) c.resume_grad_accum = c.grad_accum;
+    /* Only rank 0 talks; the others are quiet. */
+    if (w->rank != 0) c.quiet = true;
     /* --init-from without model options: the checkpoint's architecture. */
     if (!resume && c.init_from[0] && !model_given) {
         char dir[4200];
@@ -150,30 +176,35 @@ int fqt_cmd_train(int argc, char **argv) {
     }
     /* Configuration errors are usage errors, found before any data is prepared. */
     if (!resume && fqt_train_config_check(&c)) { rc = cli_usage_error("train", "%s", fqt_last_error()); goto done; }
-    if (!resume) {
-        fqt_buf w = {0};
-        fqt_train_config_warnings(&c, &w);
-        for (char *line = w.s, *nl; line && *line; line = nl + 1) {
+    if (!resume && w->rank == 0) {
+        fqt_buf wb = {0};
+        fqt_train_config_warnings(&c, &wb);
+        for (char *line = wb.s, *nl; line && *line; line = nl + 1) {
             nl = strchr(line, '\n');
             fprintf(stderr, "fqt train: warning: %.*s\n", (int)(nl - line), line);
         }
-        fqt_buf_free(&w);
+        fqt_buf_free(&wb);
     }
     /* The default corpus is prepared on first use (and given its manifest.json when an
-     * older fqt prepared it). */
-    if (!resume && !data_given && (!have_files(c.train_data) || !have_files("data/sotu/" FQT_DATA_MANIFEST)) &&
+     * older fqt prepared it), by rank 0 while the others wait. */
+    if (!resume && !data_given && w->rank == 0 && (!have_files(c.train_data) || !have_files("data/sotu/" FQT_DATA_MANIFEST)) &&
         !strcmp(c.train_data, "data/sotu/train_*.bin")) {
         fqt_sotu_options o = {.data_dir = "data/sotu", .vocab_size = 4096, .log = log_line};
         fqt_sotu_report rep;
         if (fqt_sotu_prepare(&o, &rep)) { rc = cli_fail("train", "preparing the default corpus"); goto done; }
     }
+    fqt_dist_barrier();
     fqt_interrupt_install();
     fqt_status st = fqt_train(&c, resume);
     if (st == FQT_ERR_INTERRUPTED) {
-        fprintf(stderr, "fqt train: %s\n", fqt_last_error());
+        /* Every rank agreed on the stop (fqt_train records the agreed signal on every rank,
+         * also where none was delivered); rank 0 says so. */
+        if (w->rank == 0) fprintf(stderr, "fqt train: %s\n", fqt_last_error());
         rc = 128 + fqt_interrupt_pending();
     } else if (st) {
-        rc = cli_fail("train", "training stopped");
+        if (w->size > 1) fprintf(stderr, "fqt train: rank %d of %d: training stopped: %s\n", w->rank, w->size, fqt_last_error());
+        else rc = cli_fail("train", "training stopped");
+        rc = 1;
     }
 done:
     free(lists[0]);

@@ -62,6 +62,9 @@ const char *fqt_git_commit(void);
  * signal number, or 0. */
 void fqt_interrupt_install(void);
 int fqt_interrupt_pending(void);
+/* Records sig as pending as if it had been delivered (when none is): the ranks of a
+ * data-parallel run agree on a stop that the signal reached only some of. */
+void fqt_interrupt_set(int sig);
 
 #define FQT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 

@@ -30,7 +30,11 @@ typedef struct {
     char init_from[1024];         /* start from this Hugging Face Llama checkpoint ("" = init) */
     int64_t batch;                /* B sequences per micro-batch */
     int64_t seq;                  /* T */
-    int64_t grad_accum;           /* micro-batches per step */
+    int64_t grad_accum;           /* micro-batches per step (per rank: the global step has
+                                     grad_accum x ranks, docs/DIST.md) */
+    int64_t ranks;                /* data-parallel ranks of the run (set by fqt_train) */
+    int64_t resume_grad_accum;    /* on a resume: micro-batches per rank; 0 keeps the global
+                                     batch on the new rank count */
     int64_t steps;
     /* optimizer and schedule */
     double lr, min_lr_frac, weight_decay, beta1, beta2, eps, grad_clip;

@@ -29,3 +29,7 @@ void fqt_interrupt_install(void) {
 }
 
 int fqt_interrupt_pending(void) { return (int)pending; }
+
+void fqt_interrupt_set(int sig) {
+    if (!pending) pending = sig;
+}

@@ -1,17 +1,21 @@
 /* core/train.c — the run loop of fqt/train.h: configuration, data windows, AdamW with
  * clipping and schedules, QAF, the gradient-to-noise ratio, checkpoints with training
- * state, JSONL metrics and the progress line. */
+ * state, JSONL metrics and the progress line; one process or P data-parallel ranks
+ * (docs/DIST.md: rank 0 writes the run directory, every rank computes the same step). */
 #include "fqt/train.h"
 
 #include "fqt/backend.h"
+#include "fqt/dist.h"
 #include "fqt/fileio.h"
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
 #include "fqt/shard.h"
 #include "core/train_extra.h"
+#include "core/train_dist.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -256,7 +260,9 @@ char *fqt_train_config_json(const fqt_train_config *c) {
     fqt_buf_printf(&b, "}, \"mode\": \"%s\", \"schedule\": \"%s\", \"qaf_auto\": %s",
                    c->mode == FQT_MODE_QAT ? "qat" : "fqt",
                    c->schedule == FQT_SCHED_WSD ? "wsd" : "cosine", c->qaf_auto ? "true" : "false");
-    fqt_buf_printf(&b, ", \"tokens_per_step\": %lld", (long long)(c->batch * c->seq * c->grad_accum));
+    const int64_t ranks = c->ranks > 0 ? c->ranks : 1;
+    fqt_buf_printf(&b, ", \"ranks\": %lld, \"tokens_per_step\": %lld", (long long)ranks,
+                   (long long)(c->batch * c->seq * c->grad_accum * ranks));
     fqt_buf_printf(&b, ", \"tokenizer_sha512\": ");
     fqt_buf_json_str(&b, c->tokenizer_sha512);
     fqt_buf_printf(&b, ", \"fqt_version\": ");
@@ -307,6 +313,8 @@ fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, siz
     c->mode = !strcmp(fqt_json_get_str(j, "mode", "fqt"), "qat") ? FQT_MODE_QAT : FQT_MODE_FQT;
     c->schedule = !strcmp(fqt_json_get_str(j, "schedule", "cosine"), "wsd") ? FQT_SCHED_WSD : FQT_SCHED_COSINE;
     snprintf(c->tokenizer_sha512, sizeof c->tokenizer_sha512, "%s", fqt_json_get_str(j, "tokenizer_sha512", ""));
+    int64_t rk;
+    c->ranks = fqt_json_int64(fqt_json_get(j, "ranks"), &rk) && rk > 0 ? rk : 1; /* older runs: 1 */
     int64_t su;
     if (fqt_json_int64(fqt_json_get(j, "start_unix"), &su)) c->start_unix = su;
     const fqt_json *qa = fqt_json_get(j, "qaf_auto");
@@ -369,13 +377,27 @@ static void sample_batch(const fqt_tokens *d, int64_t B, int64_t T, uint64_t *rn
     }
 }
 
+/* Validation batches are spread over the ranks (batch k on rank k mod P); their loss sums are
+ * gathered and added in batch order, so every rank returns the one-process value. */
 double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
                      int64_t max_tokens, const fqt_pass *pass) {
+    const fqt_dist_info *w = fqt_dist_world();
     int32_t *x = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
     int32_t *y = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
-    double sum = 0;
-    int64_t count = 0, pos = 0;
+    /* The batches: their count and token counts follow from the data alone. */
+    int64_t K = 0, count = 0, pos = 0;
     while (count < max_tokens && pos + 1 < val->n) {
+        int64_t c = 0;
+        for (int64_t nb = 0; nb < B && pos + 1 < val->n; nb++, pos += T)
+            for (int64_t t = 0; t < T; t++) c += pos + t + 1 < val->n;
+        count += c;
+        K++;
+    }
+    double *mine = fqt_xcalloc((size_t)K + 1, sizeof(double));
+    double *all = fqt_xcalloc((size_t)K * (size_t)w->size + 1, sizeof(double));
+    int64_t *cnt = fqt_xcalloc((size_t)K + 1, sizeof(int64_t));
+    pos = 0;
+    for (int64_t k = 0; k < K; k++) {
         int64_t nb = 0;
         for (; nb < B && pos + 1 < val->n; nb++) {
             for (int64_t t = 0; t < T; t++) {
@@ -392,12 +414,21 @@ double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
         }
         int64_t c = 0;
         for (int64_t i = 0; i < B * T; i++) c += y[i] >= 0;
-        double l = fqt_model_forward(m, x, y, B, T, pass);
-        sum += l * (double)c;
-        count += c;
+        cnt[k] = c;
+        if (k % w->size == w->rank) mine[k] = fqt_model_forward(m, x, y, B, T, pass) * (double)c;
+    }
+    fqt_dist_allgather(mine, (size_t)K * sizeof(double), all);
+    double sum = 0;
+    count = 0;
+    for (int64_t k = 0; k < K; k++) {
+        sum += all[(size_t)(k % w->size) * (size_t)K + (size_t)k];
+        count += cnt[k];
     }
     free(x);
     free(y);
+    free(mine);
+    free(all);
+    free(cnt);
     return count ? sum / (double)count : NAN;
 }
 
@@ -449,15 +480,18 @@ static void optim_view_free(optim_view *o) {
     free(o->part);
 }
 
-/* One fused AdamW step over the slab; with check_only, nothing is written and the count of
- * non-finite values the update would produce is returned (fqt/backend.h). */
-static int64_t adamw_step(fqt_model *m, const optim_view *o, float *mom, float *vel, int64_t t,
+/* One fused AdamW step on this rank's shard (ZeRO-1: mom and vel hold the shard), then the
+ * updated parameters to every rank. With check_only, nothing is written and the count of
+ * non-finite values the update would produce over the whole slab (every rank's shard) is
+ * returned, the same on every rank (fqt/backend.h). */
+static int64_t adamw_step(fqt_model *m, dp_ctx *dp, const optim_view *o, float *mom, float *vel, int64_t t,
                           double lr, const fqt_train_config *c, double gscale, bool check_only) {
+    (void)m;
     const double b1c = 1.0 - pow(c->beta1, (double)t), b2c = 1.0 - pow(c->beta2, (double)t);
     const fqt_adamw_args args = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                                  (float)c->weight_decay, (float)b1c, (float)b2c, (float)gscale,
                                  o->segs, o->n_segs, check_only};
-    return m->be->adamw(m->params, m->grads, mom, vel, 0, m->n_params, &args);
+    return dp_adamw(dp, m->params, mom, vel, &args);
 }
 
 /* ---- training state and checkpoints ------------------------------------------------------ */
@@ -476,8 +510,8 @@ typedef struct {
 /* Write RUN/ckpt.new completely, then swap it in (checkpoint.c: crash-safe at every step).
  * The wall time goes to ckpt/timing.json, not into state.safetensors: two identical runs
  * write identical model and state bytes. */
-static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const float *vel,
-                                  const train_state *s, const fqt_train_config *c) {
+static fqt_status write_checkpoint(const fqt_model *m, const float *hm, const float *hv,
+                                   const train_state *s, const fqt_train_config *c) {
     char newd[4200], path[4300];
     /* A ckpt.new left by an interrupted save (a directory with stale files, or anything
      * else) must not leak into the new checkpoint or block it. */
@@ -502,14 +536,10 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     const char *meta[] = {"step", meta_v[0], "data_rng", meta_v[1], "qaf_start", meta_v[2],
                           "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5], "bad_steps", meta_v[6],
                           "recipe", c->recipe, NULL};
-    float *hm = fqt_backend_host_get(m->be, mom, m->n_params, true);
-    float *hv = fqt_backend_host_get(m->be, vel, m->n_params, true);
-    fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, hm},
-                          {"adam.v", FQT_ST_F32, 1, {m->n_params}, hv}};
+    fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, (float *)hm},
+                          {"adam.v", FQT_ST_F32, 1, {m->n_params}, (float *)hv}};
     snprintf(path, sizeof path, "%s/state.safetensors", newd);
     st = fqt_st_write(path, t, 2, meta);
-    fqt_backend_host_put(m->be, hm, (float *)mom, m->n_params, false);
-    fqt_backend_host_put(m->be, hv, (float *)vel, m->n_params, false);
     if (st) return st;
     {
         fqt_buf b = {0};
@@ -524,6 +554,21 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     return fqt_checkpoint_commit(c->run_dir);
 }
 
+/* Collective: the moments' shards gathered onto rank 0, which writes exactly the files of one
+ * process (the other ranks never touch the run directory); every rank returns rank 0's
+ * status, so a failed save stops every rank. */
+static fqt_status save_checkpoint(const fqt_model *m, dp_ctx *dp, const float *mom, const float *vel,
+                                  const train_state *s, const fqt_train_config *c) {
+    float *hm = dp_gather_shards(dp, mom), *hv = dp_gather_shards(dp, vel);
+    int32_t st = dp->rank == 0 ? (int32_t)write_checkpoint(m, hm, hv, s, c) : 0;
+    free(hm);
+    free(hv);
+    int32_t st0 = st;
+    fqt_dist_bcast(&st0, sizeof st0, 0);
+    if (st0 && dp->rank != 0) fqt_set_error("rank 0 could not write the checkpoint in %s/ckpt", c->run_dir);
+    return (fqt_status)st0;
+}
+
 static int64_t meta_i64(const fqt_st_file *f, const char *key, bool *ok) {
     const char *v = fqt_st_meta(f, key);
     char *end;
@@ -534,16 +579,18 @@ static int64_t meta_i64(const fqt_st_file *f, const char *key, bool *ok) {
     return x;
 }
 
-static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *vel,
-                             train_state *s) {
+/* Every rank reads the whole moments and keeps its shard; *digest gets their FNV-1a (the
+ * start-up agreement). */
+static fqt_status load_state(const char *dir, fqt_model *m, dp_ctx *dp, float *mom, float *vel,
+                             train_state *s, uint64_t *digest) {
     char path[1200];
     snprintf(path, sizeof path, "%s/state.safetensors", dir);
     fqt_st_file *f = NULL;
     fqt_status st = fqt_st_open(path, &f);
     if (st) return st;
     int64_t shape[1] = {m->n_params};
-    float *hm = fqt_backend_host_get(m->be, mom, m->n_params, false);
-    float *hv = fqt_backend_host_get(m->be, vel, m->n_params, false);
+    float *hm = fqt_xmalloc((size_t)m->n_params * sizeof(float) + 1);
+    float *hv = fqt_xmalloc((size_t)m->n_params * sizeof(float) + 1);
     if (!(st = fqt_st_read_f32(f, "adam.m", 1, shape, hm))) st = fqt_st_read_f32(f, "adam.v", 1, shape, hv);
     for (int64_t i = 0; i < m->n_params && !st; i++)
         if (!isfinite(hm[i]) || !isfinite(hv[i]) || hv[i] < 0) {
@@ -551,8 +598,14 @@ static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *v
                           "diverged checkpoint", path, (long long)i, (double)hm[i], (double)hv[i]);
             st = FQT_ERR_FORMAT;
         }
-    fqt_backend_host_put(m->be, hm, mom, m->n_params, !st);
-    fqt_backend_host_put(m->be, hv, vel, m->n_params, !st);
+    if (!st) {
+        dp_take_shard(dp, hm, mom);
+        dp_take_shard(dp, hv, vel);
+        *digest = dp_fnv(dp_fnv(DP_FNV0, hm, (size_t)m->n_params * sizeof(float)), hv,
+                         (size_t)m->n_params * sizeof(float));
+    }
+    free(hm);
+    free(hv);
     if (st) goto out;
     bool ok = true;
     s->step = meta_i64(f, "step", &ok);
@@ -608,7 +661,12 @@ static double metrics_t0 = NAN;
  * at the end of the step (metrics_check): a full disk must not silently drop lines. */
 static int metrics_errno;
 
+/* f is NULL on ranks other than 0: they compute every row and write none. */
 static void emit(FILE *f, fqt_buf *b) {
+    if (!f) {
+        fqt_buf_free(b);
+        return;
+    }
     if (isfinite(metrics_t0) && b->len && b->s[b->len - 1] == '}') {
         b->len--;
         fqt_buf_printf(b, ",\"time\":%.3f}", fqt_prof_now() - metrics_t0);
@@ -620,6 +678,10 @@ static void emit(FILE *f, fqt_buf *b) {
 
 static fqt_status metrics_check(const fqt_train_config *c) {
     if (!metrics_errno) return FQT_OK;
+    if (fqt_dist_world()->rank != 0) {
+        fqt_set_error("rank 0 could not write %s/metrics.jsonl (%s); stopping", c->run_dir, strerror(metrics_errno));
+        return FQT_ERR_IO;
+    }
     fqt_set_error("%s/metrics.jsonl: write failed: %s (disk full?); stopping, the last checkpoint in "
                   "%s/ckpt is intact", c->run_dir, strerror(metrics_errno), c->run_dir);
     return FQT_ERR_IO;
@@ -663,27 +725,83 @@ static void log_diag(FILE *mf, const fqt_model *m, const fqt_diag *d, int64_t st
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 static fqt_status run_exists_error(const char *run);
-static int64_t count_nonfinite(const fqt_model *m, const float *mom, const float *vel);
 
 typedef struct {
     int32_t *x, *y; /* (accum, B*T) */
 } batch_buf;
 
-/* One forward+backward over the step's micro-batches under (recipe, mode); returns the mean
- * loss (NaN if any was non-finite). Gradients are averaged over micro-batches. */
-static double run_step(fqt_model *m, const batch_buf *bb, const fqt_train_config *c,
+/* One forward+backward over the step's M = grad_accum * P micro-batches under (recipe, mode)
+ * (docs/DIST.md). This rank computes micro-batches j = a*P + rank (bb holds them in a order,
+ * SR keyed by step*M + j); each micro-batch's gradient is formed in the zeroed m->grads and
+ * added onto the running sum dp->gacc in j order (dp_reduce: one addition after another, also
+ * for one process). Returns the mean loss over all M micro-batches added in j order (NaN if
+ * any was non-finite), the same on every rank. diag: each micro-batch's statistics, merged in
+ * j order. */
+static double run_step(fqt_model *m, dp_ctx *dp, const batch_buf *bb, const fqt_train_config *c,
                        const fqt_recipe *r, fqt_mode mode, int64_t step, fqt_diag *diag) {
-    double loss = 0;
-    fqt_model_zero_grad(m);
-    for (int64_t a = 0; a < c->grad_accum; a++) {
-        fqt_pass pass = {r, mode, c->seed, (uint32_t)(step * c->grad_accum + a), diag};
-        const int64_t off = a * c->batch * c->seq;
-        double l = fqt_model_forward(m, bb->x + off, bb->y + off, c->batch, c->seq, &pass);
-        if (!isfinite(l)) return NAN;
-        fqt_model_backward(m, &pass, 1.0f / (float)c->grad_accum);
-        loss += l / (double)c->grad_accum;
+    const int64_t A = c->grad_accum, P = dp->P, M = A * P;
+    double *ls = fqt_xmalloc((size_t)A * sizeof(double)), *all = fqt_xmalloc((size_t)M * sizeof(double));
+    fqt_diag mine = {0};
+    const size_t dsz = diag ? (size_t)diag->n_linears * sizeof *diag->st : 0;
+    char *dloc = NULL, *dall = NULL;
+    if (diag) {
+        fqt_diag_alloc(&mine, diag->n_linears);
+        dloc = fqt_xmalloc(dsz * (size_t)A + 1);
+        dall = fqt_xmalloc(dsz * (size_t)M + 1);
     }
+    for (int64_t a = 0; a < A; a++) {
+        const int64_t j = a * P + dp->rank;
+        if (diag) memset(mine.st, 0, dsz);
+        fqt_pass pass = {r, mode, c->seed, (uint32_t)(step * M + j), diag ? &mine : NULL};
+        const int64_t off = a * c->batch * c->seq;
+        fqt_model_zero_grad(m);
+        ls[a] = fqt_model_forward(m, bb->x + off, bb->y + off, c->batch, c->seq, &pass);
+        /* A non-finite loss skips the step on every rank; its (zero) gradient still takes part
+         * in the reduction, which every rank runs in lockstep. */
+        if (isfinite(ls[a])) fqt_model_backward(m, &pass, 1.0f / (float)M);
+        dp_reduce(dp, m->grads, a == 0);
+        if (diag) memcpy(dloc + (size_t)a * dsz, mine.st, dsz);
+    }
+    fqt_dist_allgather(ls, (size_t)A * sizeof(double), all); /* all[q*A + a] = l of j = a*P + q */
+    double loss = 0;
+    for (int64_t j = 0; j < M; j++) {
+        const double l = all[(j % P) * A + j / P];
+        if (!isfinite(l)) {
+            loss = NAN;
+            break;
+        }
+        loss += l / (double)M;
+    }
+    if (diag) {
+        fqt_dist_allgather(dloc, dsz * (size_t)A, dall);
+        for (int64_t j = 0; j < M; j++) {
+            const fqt_qstats *from = (const fqt_qstats *)(void *)(dall + (size_t)((j % P) * A + j / P) * dsz);
+            for (int64_t i = 0; i < diag->n_linears; i++)
+                for (int o = 0; o < FQT_OP_COUNT; o++) fqt_qstats_merge(&diag->st[i][o], &from[i * FQT_OP_COUNT + o]);
+        }
+        fqt_diag_free(&mine);
+        free(dloc);
+        free(dall);
+    }
+    free(ls);
+    free(all);
     return loss;
+}
+
+/* Whether linear li (fqt_model.linear_names order: per block q k v o gate up down, then the
+ * LM head) is quantized in a pass of (r, mode): any of the operands the pass quantizes has a
+ * format other than fp32, bf16 or fp16. In QAT mode only the forward operands are (the
+ * backward GEMMs run in FP32). */
+static bool linear_quantized(const fqt_model *m, const fqt_recipe *r, fqt_mode mode, int64_t li) {
+    const fqt_linear_spec *s = li == m->n_linears - 1
+                                   ? fqt_recipe_lm_head(r)
+                                   : fqt_recipe_layer(r, (int)(li / FQT_LINEARS_PER_LAYER), (int)m->cfg.n_layers);
+    const int n_ops = mode == FQT_MODE_QAT ? 2 : FQT_OP_COUNT;
+    for (int o = 0; o < n_ops; o++) {
+        const fqt_elem e = s->op[o].fmt.elem;
+        if (e != FQT_ELEM_FP32 && e != FQT_ELEM_BF16 && e != FQT_ELEM_FP16) return true;
+    }
+    return false;
 }
 
 static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step, int *lock_fd) {
@@ -731,12 +849,6 @@ static fqt_status run_exists_error(const char *run) {
     fqt_set_error("%s already holds a run (run.json, metrics.jsonl or a checkpoint): continue it with "
                   "--resume %s, or replace it with --overwrite", run, run);
     return FQT_ERR_ARG;
-}
-
-/* Non-finite entries among the weights and AdamW moments (the update check of a step). */
-static int64_t count_nonfinite(const fqt_model *m, const float *mom, const float *vel) {
-    return m->be->count_nonfinite(m->params, m->n_params) + m->be->count_nonfinite(mom, m->n_params) +
-           m->be->count_nonfinite(vel, m->n_params);
 }
 
 static int64_t qaf_steps_of(const fqt_train_config *c) {
@@ -798,20 +910,31 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     batch_buf bb = {0};
     fqt_diag diag = {0};
     optim_view ov = {0};
+    dp_ctx dp = {0};
     train_state s = {.data_rng = c->seed ^ 0x5DEECE66Dull, .qaf_start = -1};
     char ckdir[4200] = "";
     int lock_fd = -1;
     int64_t nonfinite = 0, saved_steps = 0;
+    uint64_t ckpt_digest = DP_FNV0;
+    const fqt_dist_info *world = fqt_dist_world();
     metrics_errno = 0;
 
     if (resume) {
         /* The directory resumed is the one written (not the run_dir stored in train.json);
          * it is locked for the life of the run, and an interrupted checkpoint swap is
-         * settled first. */
+         * settled first. Only rank 0 locks and settles; the others read the settled
+         * checkpoint (RUN/ckpt) once rank 0 says it is there. */
         char run[1024];
         if ((st = fqt_rundir_of_resume(resume, run, sizeof run))) return st;
-        if ((st = fqt_rundir_lock(run, &lock_fd))) return st;
-        if ((st = fqt_checkpoint_recover(run, ckdir, sizeof ckdir))) goto out;
+        int32_t st0 = 0;
+        if (world->rank == 0 && !(st0 = (int32_t)fqt_rundir_lock(run, &lock_fd)))
+            st0 = (int32_t)fqt_checkpoint_recover(run, ckdir, sizeof ckdir);
+        fqt_dist_bcast(&st0, sizeof st0, 0);
+        if ((st = (fqt_status)st0)) {
+            if (world->rank != 0) fqt_set_error("rank 0 could not lock %s or settle its checkpoint", run);
+            goto out;
+        }
+        if (world->rank != 0) snprintf(ckdir, sizeof ckdir, "%s/ckpt", run);
         char path[4300];
         snprintf(path, sizeof path, "%s/train.json", ckdir);
         void *data;
@@ -834,10 +957,28 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         saved.quiet = c->quiet;
         memcpy(saved.device, c->device, sizeof saved.device); /* a run may move between devices */
         snprintf(saved.run_dir, sizeof saved.run_dir, "%s", run);
+        /* Another rank count: the global batch is kept unless --grad-accum is given. */
+        const int64_t saved_ranks = saved.ranks > 0 ? saved.ranks : 1, M = saved.grad_accum * saved_ranks;
+        if (c->resume_grad_accum > 0) saved.grad_accum = c->resume_grad_accum;
+        else if (M % world->size) {
+            fqt_set_error("%s: a global batch of %lld micro-batches (%lld ranks x --grad-accum %lld) cannot be "
+                          "split over %d ranks: give --grad-accum for this rank count", path, (long long)M,
+                          (long long)saved_ranks, (long long)saved.grad_accum, world->size);
+            st = FQT_ERR_ARG;
+            goto out;
+        } else saved.grad_accum = M / world->size;
         *c = saved;
-    } else if (fqt_rundir_has_run(c->run_dir) && !c->overwrite) {
-        return run_exists_error(c->run_dir);
+    } else {
+        /* The refusal of a directory that holds a run: rank 0 looks, every rank follows. */
+        int32_t st0 = world->rank == 0 && fqt_rundir_has_run(c->run_dir) && !c->overwrite
+                          ? (int32_t)run_exists_error(c->run_dir) : 0;
+        fqt_dist_bcast(&st0, sizeof st0, 0);
+        if (st0) {
+            if (world->rank != 0) run_exists_error(c->run_dir);
+            return (fqt_status)st0;
+        }
     }
+    c->ranks = world->size;
     if ((st = fqt_train_config_check(c))) goto out;
     FQT_ASSERT(fqt_recipe_parse(c->recipe, &recipe) == FQT_OK);
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
@@ -845,6 +986,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
     if (!resume) {
         c->start_unix = (int64_t)time(NULL);
+        fqt_dist_bcast(&c->start_unix, sizeof c->start_unix, 0); /* rank 0's clock (the digest) */
         if ((st = fqt_train_resolve_tokenizer(c))) goto out;
     }
 
@@ -877,16 +1019,19 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         goto out;
     }
     const size_t slab_bytes = (size_t)m.n_params * sizeof(float);
-    mom = m.be->alloc(slab_bytes);
-    vel = m.be->alloc(slab_bytes);
+    optim_view_init(&ov, &m);
+    if ((st = dp_init(&dp, m.be, m.n_params, ov.segs, ov.n_segs))) goto out;
+    /* ZeRO-1: this rank's moments are its shard only. */
+    const size_t shard_bytes = (size_t)(dp.e - dp.b) * sizeof(float);
+    mom = m.be->alloc(shard_bytes + sizeof(float));
+    vel = m.be->alloc(shard_bytes + sizeof(float));
     ghat = m.be->alloc(slab_bytes);
     if (!mom || !vel || !ghat) {
         st = FQT_ERR_NOMEM;
         goto out;
     }
-    m.be->zero(mom, slab_bytes);
-    m.be->zero(vel, slab_bytes);
-    optim_view_init(&ov, &m);
+    m.be->zero(mom, shard_bytes);
+    m.be->zero(vel, shard_bytes);
     fqt_model_init(&m, c->seed);
     if (!resume && c->init_from[0] && (st = fqt_train_init_from(&m, c))) goto out;
     if (resume) {
@@ -904,7 +1049,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             st = FQT_ERR_MISMATCH;
             goto out;
         }
-        if ((st = fqt_checkpoint_load_model(&m, ckdir)) || (st = load_state(ckdir, &m, mom, vel, &s)))
+        if ((st = fqt_checkpoint_load_model(&m, ckdir)) ||
+            (st = load_state(ckdir, &m, &dp, mom, vel, &s, &ckpt_digest)))
             goto out;
         if (s.step > saved_steps) {
             fqt_set_error("%s/state.safetensors: step %lld is past the run's %lld steps (train.json): a "
@@ -913,22 +1059,70 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             goto out;
         }
     }
-    if ((st = prepare_run_dir(c, resume ? s.step : -1, &lock_fd))) goto out;
+    /* Every rank must run the same job: compare digests of what each was given (the
+     * configuration, the data, the tokenizer file, the starting weights and, on a resume,
+     * the moments). */
+    if (world->size > 1) {
+        char *cj = fqt_train_config_json(c);
+        st = fqt_dist_check_agree("configuration", dp_fnv(DP_FNV0, cj, strlen(cj)));
+        free(cj);
+        if (!st) st = fqt_dist_check_agree("training data", dp_fnv(DP_FNV0, train.tok, (size_t)train.n * sizeof *train.tok));
+        if (!st) st = fqt_dist_check_agree("validation data", dp_fnv(DP_FNV0, val.tok, (size_t)val.n * sizeof *val.tok));
+        if (!st) {
+            void *vd = NULL;
+            size_t vn = 0;
+            uint64_t h = DP_FNV0;
+            if (c->vocab[0] && !fqt_read_file(c->vocab, &vd, &vn)) h = dp_fnv(h, vd, vn);
+            free(vd);
+            st = fqt_dist_check_agree("vocabulary (tokenizer file)", h);
+        }
+        if (!st) {
+            float *hp = fqt_backend_host_get(m.be, m.params, m.n_params, true);
+            ckpt_digest = dp_fnv(ckpt_digest, hp, slab_bytes);
+            fqt_backend_host_put(m.be, hp, m.params, m.n_params, false);
+            st = fqt_dist_check_agree(resume ? "checkpoint (weights and moments)" : "initial weights", ckpt_digest);
+        }
+        if (st) goto out;
+    }
+    /* The run directory (lock, refusal or replacement, run.json, metrics.jsonl) is rank 0's;
+     * the other ranks learn its status. */
     {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
-        mf = fopen(path, "a");
-        if (!mf) {
-            fqt_set_error("%s: cannot open: %s", path, strerror(errno));
-            st = FQT_ERR_IO;
+        int32_t st0 = 0;
+        if (world->rank == 0 && !(st0 = (int32_t)prepare_run_dir(c, resume ? s.step : -1, &lock_fd))) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
+            mf = fopen(path, "a");
+            if (!mf) {
+                fqt_set_error("%s: cannot open: %s", path, strerror(errno));
+                st0 = FQT_ERR_IO;
+            }
+        }
+        fqt_dist_bcast(&st0, sizeof st0, 0);
+        if ((st = (fqt_status)st0)) {
+            if (world->rank != 0) fqt_set_error("rank 0 could not prepare the run directory %s", c->run_dir);
             goto out;
         }
     }
-    const int64_t BT = c->batch * c->seq, tok_step = BT * c->grad_accum;
-    bb.x = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
-    bb.y = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
+    /* Global step: M = grad_accum * P micro-batches; this rank holds grad_accum of them. */
+    const int64_t BT = c->batch * c->seq, M = c->grad_accum * world->size, tok_step = BT * M;
+    bb.x = fqt_xmalloc((size_t)(BT * c->grad_accum) * sizeof(int32_t));
+    bb.y = fqt_xmalloc((size_t)(BT * c->grad_accum) * sizeof(int32_t));
+    int64_t fault_rank = -1, fault_step = -1;
+    int fault_sig = SIGKILL;
+    {
+        /* "R:S": rank R kills itself (SIGKILL) after step S; "R:S:INT" (or TERM): rank R
+         * sends itself SIGINT (SIGTERM) during step S. For tests. */
+        const char *f = getenv("FQT_DIST_FAULT");
+        long long fr, fs;
+        char sg[8] = "";
+        if (f && sscanf(f, "%lld:%lld:%7s", &fr, &fs, sg) >= 2) {
+            fault_rank = fr;
+            fault_step = fs;
+            fault_sig = !strcmp(sg, "INT") ? SIGINT : !strcmp(sg, "TERM") ? SIGTERM : SIGKILL;
+        }
+    }
     fqt_diag_alloc(&diag, m.n_linears);
-    nonfinite = count_nonfinite(&m, mom, vel);
+    nonfinite = dp_count_nonfinite(&dp, m.params, mom, vel);
     const int64_t fixed_qaf_start = c->qaf_steps ? c->steps - c->qaf_steps : -1;
     const bool tty = isatty(2) && !c->quiet;
     if (!c->quiet) {
@@ -942,6 +1136,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 c->mode == FQT_MODE_QAT ? "qat" : "fqt", m.be->name, desc, (long long)train.n, (long long)val.n,
                 c->run_dir, resume ? " (resumed)" : "");
         if (resume) fprintf(stderr, "  resuming at step %lld from %s\n", (long long)s.step, ckdir);
+        if (world->size > 1) {
+            int64_t big = 0; /* the largest shard: the most AdamW memory a rank allocates */
+            for (int r = 0; r < world->size; r++)
+                if (dp.bounds[r + 1] - dp.bounds[r] > big) big = dp.bounds[r + 1] - dp.bounds[r];
+            fprintf(stderr, "  data parallel: %s, %lld micro-batches of %lld tokens per rank per step; ZeRO-1: "
+                            "AdamW moments of at most %lld parameters (%.2f MiB) per rank, of %lld (%.2f MiB)\n",
+                    fqt_dist_describe(), (long long)c->grad_accum, (long long)BT, (long long)big,
+                    (double)big * 8.0 / 1048576.0, (long long)m.n_params, (double)m.n_params * 8.0 / 1048576.0);
+        }
     }
 
     double t_start = fqt_prof_now(), t_last = t_start;
@@ -972,13 +1175,20 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         const int64_t main_steps = s.qaf_start >= 0 ? s.qaf_start : (fixed_qaf_start >= 0 ? fixed_qaf_start : c->steps);
         const double lr = in_qaf ? qaf_lr(c, step, s.qaf_start, s.qaf_lr0) : fqt_lr_at(c, step, main_steps);
 
-        for (int64_t a = 0; a < c->grad_accum; a++)
-            sample_batch(&train, c->batch, c->seq, &s.data_rng, bb.x + a * BT, bb.y + a * BT);
+        /* Every rank draws all M windows in order and keeps micro-batches j = a*P + rank. */
+        for (int64_t j = 0; j < M; j++) {
+            if (j % world->size == world->rank) {
+                const int64_t a = j / world->size;
+                sample_batch(&train, c->batch, c->seq, &s.data_rng, bb.x + a * BT, bb.y + a * BT);
+            } else {
+                for (int64_t b = 0; b < c->batch; b++) (void)fqt_splitmix64(&s.data_rng);
+            }
+        }
         const bool do_diag = c->diag_every && (step + 1) % c->diag_every == 0;
         const bool do_gnr = c->gnr_every && (step + 1) % c->gnr_every == 0;
         if (do_diag) memset(diag.st, 0, (size_t)diag.n_linears * sizeof *diag.st);
-        double loss = run_step(&m, &bb, c, &recipe, mode, step, do_diag ? &diag : NULL);
-        double gn2 = isfinite(loss) ? fqt_backend_sumsq(m.be, m.grads, NULL, m.n_params, ov.part) : NAN;
+        double loss = run_step(&m, &dp, &bb, c, &recipe, mode, step, do_diag ? &diag : NULL);
+        double gn2 = isfinite(loss) ? dp_grad_norm2(&dp) : NAN;
         double gnorm = sqrt(gn2);
         s.tokens += tok_step;
         tokens_since += tok_step;
@@ -1011,16 +1221,26 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         if (do_gnr) {
             /* r = |g| / |ĝ - g|: ĝ is this step's (quantized) gradient, g the same batch's
              * gradient with no quantization at all. */
-            m.be->copy(ghat, m.grads, (size_t)m.n_params * sizeof(float));
-            double l32 = run_step(&m, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
-            double tot_g = 0, tot_e = 0;
+            dp_gather_grads(&dp);
+            m.be->copy(ghat, dp.gacc, (size_t)m.n_params * sizeof(float));
+            double l32 = run_step(&m, &dp, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
+            dp_gather_grads(&dp);
+            /* Two pools: every linear ("all") and the quantized ones only ("quantized": the
+             * paper's criterion; the high-precision LM head and BF16 blocks would inflate it). */
+            double tot_g = 0, tot_e = 0, q_g = 0, q_e = 0;
+            int64_t n_q = 0;
             for (int64_t li = 0; li < m.n_linears && isfinite(l32); li++) {
                 const char *nm = m.linear_names[li];
                 const fqt_param_info *p = fqt_model_linear_param(&m, li);
-                const double g2 = fqt_backend_sumsq(m.be, m.grads + p->offset, NULL, p->numel, ov.part);
-                const double e2 = fqt_backend_sumsq(m.be, ghat + p->offset, m.grads + p->offset, p->numel, ov.part);
+                const double g2 = fqt_backend_sumsq(m.be, dp.gacc + p->offset, NULL, p->numel, ov.part);
+                const double e2 = fqt_backend_sumsq(m.be, ghat + p->offset, dp.gacc + p->offset, p->numel, ov.part);
                 tot_g += g2;
                 tot_e += e2;
+                if (linear_quantized(&m, &recipe, mode, li)) {
+                    q_g += g2;
+                    q_e += e2;
+                    n_q++;
+                }
                 fqt_buf b = {0};
                 fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"%s\",\"r\":",
                                (long long)step + 1, (long long)s.tokens, nm);
@@ -1028,15 +1248,27 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 fqt_buf_printf(&b, "}");
                 emit(mf, &b);
             }
-            double r = tot_e > 0 ? sqrt(tot_g / tot_e) : INFINITY;
+            const double r_all = tot_e > 0 ? sqrt(tot_g / tot_e) : INFINITY;
+            const double r_q = q_e > 0 ? sqrt(q_g / q_e) : INFINITY;
             fqt_buf b = {0};
             fqt_buf_printf(&b, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"all\",\"r\":",
                            (long long)step + 1, (long long)s.tokens);
-            fqt_buf_json_num(&b, r);
+            fqt_buf_json_num(&b, r_all);
             fqt_buf_printf(&b, "}");
             emit(mf, &b);
-            m.be->copy(m.grads, ghat, (size_t)m.n_params * sizeof(float));
+            if (n_q > 0 && isfinite(l32)) {
+                fqt_buf bq = {0};
+                fqt_buf_printf(&bq, "{\"kind\":\"gnr\",\"step\":%lld,\"tokens\":%lld,\"layer\":\"quantized\",\"r\":",
+                               (long long)step + 1, (long long)s.tokens);
+                fqt_buf_json_num(&bq, r_q);
+                fqt_buf_printf(&bq, ",\"linears\":%lld}", (long long)n_q);
+                emit(mf, &bq);
+            }
+            m.be->copy(dp.gacc, ghat, (size_t)m.n_params * sizeof(float));
             if (c->qaf_auto && s.qaf_start < 0 && mode == FQT_MODE_FQT) {
+                /* The criterion: the quantized pool; a recipe that quantizes no linear has only
+                 * the "all" pool (its noise is the high-precision formats'). */
+                const double r = n_q > 0 ? r_q : r_all;
                 s.gnr_low = r < sqrt3 ? s.gnr_low + 1 : 0;
                 if (s.gnr_low >= c->qaf_auto_checks && step + 2 < c->steps) {
                     s.qaf_start = step + 1;
@@ -1050,14 +1282,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
          * non-finite loss (entries that were non-finite already, as in a resumed damaged
          * model, do not count): a dry run of the fused update counts them first, so no copy
          * of the slabs is kept. */
-        if (adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale, true) > nonfinite) {
+        if (adamw_step(&m, &dp, &ov, mom, vel, step + 1, lr, c, scale, true) > nonfinite) {
             bad_update = true;
             goto skip_step;
         }
-        adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale, false);
+        adamw_step(&m, &dp, &ov, mom, vel, step + 1, lr, c, scale, false);
         s.step = step + 1;
 
         double t = fqt_prof_now();
+        const double comm_s = fqt_dist_comm_seconds_take(); /* this step's collectives */
         double tps = tokens_since / (t - t_last > 1e-9 ? t - t_last : 1e-9);
         t_last = t;
         tokens_since = 0;
@@ -1072,6 +1305,12 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             fqt_buf_json_num(&b, gnorm);
             fqt_buf_printf(&b, ",\"tok_per_s\":");
             fqt_buf_json_num(&b, round(tps * 10) / 10);
+            if (world->size > 1) {
+                /* Rank 0's seconds inside collectives since the previous train row (GNR
+                 * checks, validation and checkpoints of the previous step included). */
+                fqt_buf_printf(&b, ",\"comm_s\":");
+                fqt_buf_json_num(&b, round(comm_s * 1e4) / 1e4);
+            }
             fqt_buf_printf(&b, ",\"phase\":\"%s\"}", in_qaf ? "qaf" : mode == FQT_MODE_QAT ? "qat" : "fqt");
             emit(mf, &b);
         }
@@ -1125,9 +1364,23 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 emit(mf, &f);
             }
         }
+        if (world->rank == fault_rank && step + 1 == fault_step && fault_sig != SIGKILL) raise(fault_sig);
+        /* Every rank stops and checkpoints together: the ranks agree each step on a pending
+         * signal (the first in rank order; it may have reached only some of them), on a failed
+         * metrics write and on a checkpoint due by wall time (both rank 0's). */
+        int sig = fqt_interrupt_pending();
+        bool timed = c->ckpt_minutes > 0 && fqt_prof_now() - t_ckpt >= 60.0 * c->ckpt_minutes;
+        if (world->size > 1) {
+            int32_t mine[3] = {sig, metrics_errno, timed}, *all = fqt_xmalloc((size_t)world->size * sizeof mine);
+            fqt_dist_allgather(mine, sizeof mine, all);
+            sig = 0;
+            for (int r = 0; r < world->size && !sig; r++) sig = all[3 * r];
+            if (world->rank != 0 && all[1]) metrics_errno = all[1];
+            timed = all[2] != 0;
+            free(all);
+            if (sig) fqt_interrupt_set(sig);
+        }
         if ((st = metrics_check(c))) goto out;
-        const int sig = fqt_interrupt_pending();
-        const bool timed = c->ckpt_minutes > 0 && fqt_prof_now() - t_ckpt >= 60.0 * c->ckpt_minutes;
         /* No checkpoint right after a skipped step: the weights may be what diverged, and
          * the last good checkpoint must survive. The save is deferred to the next good step. */
         const bool due = (c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end || timed || sig;
@@ -1135,9 +1388,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         if ((due || ckpt_pending) && s.bad_steps == 0) {
             s.wall += fqt_prof_now() - t_start;
             t_start = fqt_prof_now();
-            if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
+            if ((st = save_checkpoint(&m, &dp, mom, vel, &s, c))) goto out;
             ckpt_pending = false;
             t_ckpt = fqt_prof_now();
+        }
+        if (world->rank == fault_rank && s.step == fault_step && fault_sig == SIGKILL) {
+            fprintf(stderr, "fqt: rank %d: FQT_DIST_FAULT: killing myself after step %lld\n", world->rank,
+                    (long long)s.step);
+            fflush(stderr);
+            raise(SIGKILL);
         }
         if (sig && s.step < end) {
             if (!c->quiet && tty) fputc('\n', stderr);
@@ -1156,7 +1415,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         st = FQT_ERR_NONFINITE;
         goto out;
     }
-    if (s.step == c->steps && !c->quiet) {
+    if (s.step == c->steps && !c->quiet && world->rank == 0) {
         fqt_train_print_samples(&m, c, &recipe);
     }
     st = FQT_OK;
@@ -1176,6 +1435,7 @@ out:
         if (ghat) m.be->free(ghat);
     }
     optim_view_free(&ov);
+    if (dp.be) dp_free(&dp);
     fqt_tokens_free(&train);
     fqt_tokens_free(&val);
     fqt_model_free(&m);
