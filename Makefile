@@ -4,12 +4,15 @@
 #   make test                 build and run the CPU test suite; ends with "N passed, N failed"
 #   make test SANITIZE=address|undefined
 #   make bench                build the benchmarks (bench/*.c) into build/<config>/bench
+#   make test-cuda            build and run the CUDA tests (tests/cuda/*.c; needs a GPU)
 #   make demo                 the FP4-vs-BF16 comparison (see README)
 #   V=1                       show the commands
 #
-# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (no CUDA
-# sources yet; reported only). Objects go under build/<config>/ with -MMD -MP deps, and
-# everything rebuilds when the flags change.
+# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (yes/no:
+# compile src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when
+# nvcc is on the PATH or in $(CUDA_HOME)), CUDA_DEBUG=1 (synchronize and check after every
+# kernel launch; also at run time with FQT_CUDA_SYNC=1). Objects go under build/<config>/ with
+# -MMD -MP deps, and everything rebuilds when the flags change.
 
 CC       ?= cc
 SANITIZE ?=
@@ -29,14 +32,25 @@ endif
 ifeq ($(filter $(USE_OMP),auto yes no),)
   $(error USE_OMP must be auto, yes or no)
 endif
+ifeq ($(filter $(USE_CUDA),auto yes no),)
+  $(error USE_CUDA must be auto, yes or no)
+endif
 
 BUILD ?= build/$(CONFIG)
 
 ifeq ($(USE_OMP),auto)
   USE_OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
 endif
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
 ifeq ($(USE_CUDA),auto)
-  USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
+  USE_CUDA := $(if $(NVCC),yes,no)
+endif
+ifeq ($(USE_CUDA),yes)
+  ifeq ($(NVCC),)
+    $(error USE_CUDA=yes but nvcc was not found (install the CUDA toolkit or set NVCC=/path/to/nvcc))
+  endif
+  CUDA_HOME := $(abspath $(dir $(NVCC))..)
 endif
 
 # No fast-math anywhere (flushing subnormals breaks scales and NaN checks); no FMA
@@ -62,11 +76,30 @@ ifeq ($(CONFIG),ubsan)
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 
+# nvcc: Hopper (sm_90a: wgmma) and Blackwell (sm_100a) machine code, no fast-math, no FMA
+# contraction (-fmad=false: the quantizers and AdamW must round like the CPU), IEEE division
+# and square root (nvcc's defaults without --use_fast_math), spills reported.
+NVCCFLAGS := -std=c++17 -O2 -g -lineinfo -fmad=false -prec-div=true -prec-sqrt=true -ftz=false \
+  -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_100a,code=sm_100a \
+  -Xptxas=--warn-on-spills -Werror all-warnings \
+  -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fno-fast-math -Iinclude -Isrc \
+  $(if $(filter yes,$(USE_OMP)),-Xcompiler -fopenmp) $(EXTRA_NVCCFLAGS)
+ifeq ($(CUDA_DEBUG),1)
+  NVCCFLAGS += -DFQT_CUDA_DEBUG=1
+endif
+CUDA_SRC := $(if $(filter yes,$(USE_CUDA)),$(sort $(wildcard src/cuda/*.cu)))
+ifeq ($(USE_CUDA),yes)
+  CFLAGS += -DFQT_HAVE_CUDA=1
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_TEST_SRC := $(sort $(wildcard tests/cuda/test_*.c))
+CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/tests/cuda/%)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -79,7 +112,7 @@ else
   Q := @
 endif
 
-.PHONY: all test bench demo clean info FORCE
+.PHONY: all test test-cuda bench demo clean info FORCE
 all: info fqt
 
 info:
@@ -93,12 +126,17 @@ endif
 
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(CFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS)' > $@
+	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' > $@
 
 $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC  $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR    $@")
@@ -119,6 +157,17 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 test: info $(TEST_BIN) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)
 
+# The CUDA suite (on a machine with a GPU): tests/cuda/ against the CPU reference, then the
+# generic differential harness with the CUDA backend when it exists.
+ifeq ($(USE_CUDA),yes)
+test-cuda: info $(CUDA_TEST_BIN) $(if $(wildcard tests/test_backend.c),$(BUILD)/tests/test_backend) fqt
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(CUDA_TEST_BIN)
+	$(if $(wildcard tests/test_backend.c),@FQT_BACKEND=cuda FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(BUILD)/tests/test_backend)
+else
+test-cuda:
+	$(error test-cuda needs nvcc (USE_CUDA=yes); this build has cuda=$(USE_CUDA))
+endif
+
 bench: info $(BENCH_BIN)
 
 demo: all
@@ -130,4 +179,4 @@ clean:
 FORCE:
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d)

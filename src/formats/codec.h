@@ -288,6 +288,75 @@ FQT_INLINE float fqt_e8m0_dec_i(uint8_t c) { return c == 0xFF ? NAN : ldexpf(1.0
 FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_i(fabsf(x)) & 0x7F); }
 FQT_INLINE float fqt_ue4m3_dec_i(uint8_t c) { return fqt_e4m3_dec_i((uint8_t)(c & 0x7F)); }
 
+/* ---- §5.2-§5.4 block scales, §5.3 tensor scale (shared by the CPU and CUDA quantizers) ---- */
+/* Per-tensor NVFP4 encode scale s_enc = 6*448/amax, 1 for amax == 0 (or NaN), clamped. */
+FQT_INLINE float fqt_nvfp4_s_enc_i(float amax) {
+    if (!(amax > 0.0f)) return 1.0f;
+    float s = 2688.0f / amax; /* 6 * 448, §5.3 */
+    return s > 3.4028235e38f ? 3.4028235e38f : s;
+}
+
+/* How one block maps x to the element grid and back. */
+typedef struct {
+    float mul;      /* element input = x * mul (E8M0, UE4M3) ... */
+    float div;      /* ... or x / div (FP32 scales, §5.4), when div != 0 */
+    float deq;      /* dequantized = decode(code) * deq (then * s_dec for tensor scales) */
+    int zero;       /* block quantizes to zeros */
+} fqt_block_map;
+
+/* The block's scale code (stored at *scale_out: 1 byte, or 4 for FP32) and its mapping from
+ * the block's finite amax, §5.2-§5.4. emax_val, emax: fqt_elem_max / fqt_elem_emax of the
+ * element type (passed in so that device code needs no host tables). */
+FQT_INLINE fqt_block_map fqt_block_scale_i(fqt_scale_type scale, bool scale_ceil,
+                                           float emax_val, int emax, float amax, float s_enc,
+                                           float s_dec, uint8_t *scale_out) {
+    fqt_block_map m = {1.0f, 0.0f, 1.0f, 0};
+    switch (scale) {
+    case FQT_SCALE_E8M0: {
+        int e;
+        if (amax == 0.0f) {
+            e = -127;
+            m.zero = 1;
+        } else {
+            e = fqt_floor_log2(amax) - emax;
+            if (scale_ceil && (double)amax > ldexp((double)emax_val, e)) e++;
+            e = e < -127 ? -127 : e > 127 ? 127 : e;
+        }
+        *scale_out = (uint8_t)(e + 127);
+        m.mul = ldexpf(1.0f, -e);
+        m.deq = ldexpf(1.0f, e);
+        break;
+    }
+    case FQT_SCALE_UE4M3: {
+        uint8_t sb = fqt_ue4m3_rne_i((amax / emax_val) * s_enc);
+        float sbf = fqt_ue4m3_dec_i(sb);
+        *scale_out = sb;
+        m.deq = sbf;
+        if (sbf == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.mul = 1.0f / (sbf * s_dec);
+        }
+        break;
+    }
+    case FQT_SCALE_FP32: {
+        float s = amax / emax_val;
+        memcpy(scale_out, &s, 4);
+        m.deq = s;
+        if (s == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.div = s;
+        }
+        break;
+    }
+    default: break;
+    }
+    return m;
+}
+
 /* ---- generic element codec --------------------------------------------------------------- */
 FQT_INLINE uint32_t fqt_elem_encode_i(fqt_elem t, float x, fqt_rounding r, uint32_t rnd) {
     int sr = r == FQT_ROUND_SR;

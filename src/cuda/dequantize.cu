@@ -1,0 +1,67 @@
+/* cuda/dequantize.cu — decode a quantized tensor: (code * block scale) * s_dec in the §5.1
+ * order, bit-identical to fqt_dequantize for float32 output (bf16 output is that value
+ * rounded to nearest even). The tensor scale is read from the tensor's trailing float.
+ * fqt_cuda_dequantize_raw can leave the tensor scale out (the GEMM puts it into alpha). */
+#include "cuda/common.cuh"
+
+typedef struct {
+    int elem, scale, bits, block, block_rows;
+    bool tensor_scale;
+    int64_t rows, cols, row_bytes, scale_cols;
+} dq_params;
+
+__device__ __forceinline__ float dq_scale(int scale, const uint8_t *scales, int64_t i) {
+    switch (scale) {
+    case FQT_SCALE_E8M0: return fqt_e8m0_dec_i(scales[i]);
+    case FQT_SCALE_UE4M3: return fqt_ue4m3_dec_i(scales[i]);
+    case FQT_SCALE_FP32: { float s; memcpy(&s, scales + 4 * i, 4); return s; }
+    default: return 1.0f;
+    }
+}
+
+template <typename TD>
+__global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
+    const int64_t n = p.rows * p.cols;
+    const float s_dec = p.tensor_scale ? *slot : 1.0f;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / p.cols, c = i % p.cols;
+        const uint8_t *row = codes + r * p.row_bytes;
+        uint32_t code;
+        if (p.bits == 4) code = (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
+        else if (p.bits == 8) code = row[c];
+        else if (p.bits == 16) code = ((const uint16_t *)row)[c];
+        else code = ((const uint32_t *)row)[c];
+        float v = fqt_elem_decode_i((fqt_elem)p.elem, code);
+        if (p.scale != FQT_SCALE_NONE) {
+            v = v * dq_scale(p.scale, scales, (r / p.block_rows) * p.scale_cols + c / p.block);
+            if (p.tensor_scale) v *= s_dec;
+        }
+        stf(dst, i, v);
+    }
+}
+
+void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale) {
+    const fqt_format *f = &q->fmt;
+    dq_params p;
+    p.elem = f->elem;
+    p.scale = f->scale;
+    p.bits = fqt_elem_bits(f->elem);
+    p.block = f->block > 0 ? f->block : 1;
+    p.block_rows = f->block_rows > 0 ? f->block_rows : 1;
+    p.tensor_scale = f->tensor_scale && with_tensor_scale;
+    p.rows = q->rows;
+    p.cols = q->cols;
+    p.row_bytes = q->row_bytes;
+    p.scale_cols = q->scale_cols;
+    const int64_t n = q->rows * q->cols;
+    if (n <= 0) return;
+    unsigned nb = fqt_cuda_blocks(n, 256);
+    if (nb > 65536) nb = 65536;
+    const float *slot = fqt_backend_qtensor_scale_slot(q);
+    FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
+    FQT_CUDA_LAUNCHED();
+}
+
+void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt) {
+    fqt_cuda_dequantize_raw(q, dst, dst_dt, true);
+}
