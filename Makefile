@@ -5,6 +5,7 @@
 #   make test SANITIZE=address|undefined
 #   make bench                build the benchmarks (bench/*.c) into build/<config>/bench
 #   make test-cuda            build and run the CUDA tests (tests/cuda/*.c; needs a GPU)
+#   make bench-cuda           build and run the CUDA kernel benchmarks (bench/cuda/*.c)
 #   make demo                 the FP4-vs-BF16 comparison (see README)
 #   V=1                       show the commands
 #
@@ -100,6 +101,8 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CUDA_TEST_SRC := $(sort $(wildcard tests/cuda/test_*.c))
 CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/tests/cuda/%)
+CUDA_BENCH_SRC := $(sort $(wildcard bench/cuda/*.c))
+CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/cuda/%.c=$(BUILD)/bench/cuda/%)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -112,7 +115,7 @@ else
   Q := @
 endif
 
-.PHONY: all test test-cuda bench demo clean info FORCE
+.PHONY: all test test-cuda bench bench-cuda demo clean info FORCE
 all: info fqt
 
 info:
@@ -163,9 +166,11 @@ ifeq ($(USE_CUDA),yes)
 test-cuda: info $(CUDA_TEST_BIN) $(if $(wildcard tests/test_backend.c),$(BUILD)/tests/test_backend) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(CUDA_TEST_BIN)
 	$(if $(wildcard tests/test_backend.c),@FQT_BACKEND=cuda FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(BUILD)/tests/test_backend)
+bench-cuda: info $(CUDA_BENCH_BIN)
+	@for b in $(CUDA_BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 else
-test-cuda:
-	$(error test-cuda needs nvcc (USE_CUDA=yes); this build has cuda=$(USE_CUDA))
+test-cuda bench-cuda:
+	$(error $@ needs nvcc (USE_CUDA=yes); this build has cuda=$(USE_CUDA))
 endif
 
 bench: info $(BENCH_BIN)
@@ -179,4 +184,4 @@ clean:
 FORCE:
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d) $(CUDA_BENCH_BIN:=.d)

@@ -1,7 +1,12 @@
 /* cuda/dequantize.cu — decode a quantized tensor: (code * block scale) * s_dec in the §5.1
  * order, bit-identical to fqt_dequantize for float32 output (bf16 output is that value
  * rounded to nearest even). The tensor scale is read from the tensor's trailing float.
- * fqt_cuda_dequantize_raw can leave the tensor scale out (the GEMM puts it into alpha). */
+ * fqt_cuda_dequantize_raw can leave the tensor scale out (the GEMM puts it into alpha).
+ *
+ * NaN bits: a block with a NaN scale decodes to NaN (§5.1). The GPU's multiply returns its
+ * canonical NaN (0x7FFFFFFF), the x86 CPU the first NaN operand, quieted, or the "indefinite"
+ * 0xFFC00000 for Inf x 0; mul_as_cpu reproduces the CPU's bits so that the two dequantized
+ * tensors memcmp equal, NaNs included. */
 #include "cuda/common.cuh"
 
 typedef struct {
@@ -19,6 +24,15 @@ __device__ __forceinline__ float dq_scale(int scale, const uint8_t *scales, int6
     }
 }
 
+/* a * b with x86 SSE NaN propagation. */
+__device__ __forceinline__ float mul_as_cpu(float a, float b) {
+    const float r = a * b;
+    if (!isnan(r)) return r;
+    if (isnan(a)) return fqt_u2f(fqt_f2u(a) | 0x00400000u);
+    if (isnan(b)) return fqt_u2f(fqt_f2u(b) | 0x00400000u);
+    return fqt_u2f(0xFFC00000u);
+}
+
 template <typename TD>
 __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
     const int64_t n = p.rows * p.cols;
@@ -33,8 +47,8 @@ __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scal
         else code = ((const uint32_t *)row)[c];
         float v = fqt_elem_decode_i((fqt_elem)p.elem, code);
         if (p.scale != FQT_SCALE_NONE) {
-            v = v * dq_scale(p.scale, scales, (r / p.block_rows) * p.scale_cols + c / p.block);
-            if (p.tensor_scale) v *= s_dec;
+            v = mul_as_cpu(v, dq_scale(p.scale, scales, (r / p.block_rows) * p.scale_cols + c / p.block));
+            if (p.tensor_scale) v = mul_as_cpu(v, s_dec);
         }
         stf(dst, i, v);
     }

@@ -579,13 +579,19 @@ static void run_all(fqt_dtype act) {
     be = fqt_backend_cuda_open_act(act);
     FQT_ASSERT(be);
     printf("backend %s (activations %s)\n", be->name, act == FQT_DT_BF16 ? "bf16" : "f32");
-    test_quantize();
-    if (act == FQT_DT_F32) test_qgemm();
-    test_elementwise();
-    test_embedding_rmsnorm_rope();
-    test_attention();
-    test_xent();
-    test_hadamard_adamw_reduce();
+#define SECTION(call)                                                                      \
+    do {                                                                                   \
+        long f0 = check_failed_, p0 = check_passed_;                                       \
+        call;                                                                              \
+        printf("  %-28s %ld passed, %ld failed\n", #call, check_passed_ - p0, check_failed_ - f0); \
+    } while (0)
+    SECTION(test_quantize());
+    if (act == FQT_DT_F32) SECTION(test_qgemm());
+    SECTION(test_elementwise());
+    SECTION(test_embedding_rmsnorm_rope());
+    SECTION(test_attention());
+    SECTION(test_xent());
+    SECTION(test_hadamard_adamw_reduce());
     be->sync();
 }
 
