@@ -33,24 +33,28 @@ __device__ __forceinline__ float mul_as_cpu(float a, float b) {
     return fqt_u2f(0xFFC00000u);
 }
 
+/* Rows over blockIdx.y (grid-stride), columns over x: no 64-bit division per element. */
 template <typename TD>
 __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
-    const int64_t n = p.rows * p.cols;
     const float s_dec = p.tensor_scale ? *slot : 1.0f;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = i / p.cols, c = i % p.cols;
+    const int cols = (int)p.cols;
+    for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
         const uint8_t *row = codes + r * p.row_bytes;
-        uint32_t code;
-        if (p.bits == 4) code = (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
-        else if (p.bits == 8) code = row[c];
-        else if (p.bits == 16) code = ((const uint16_t *)row)[c];
-        else code = ((const uint32_t *)row)[c];
-        float v = fqt_elem_decode_i((fqt_elem)p.elem, code);
-        if (p.scale != FQT_SCALE_NONE) {
-            v = mul_as_cpu(v, dq_scale(p.scale, scales, (r / p.block_rows) * p.scale_cols + c / p.block));
-            if (p.tensor_scale) v = mul_as_cpu(v, s_dec);
+        const uint8_t *srow = scales + (r / p.block_rows) * p.scale_cols * (p.scale == FQT_SCALE_FP32 ? 4 : 1);
+        TD *out = dst + r * p.cols;
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x) {
+            uint32_t code;
+            if (p.bits == 4) code = (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
+            else if (p.bits == 8) code = row[c];
+            else if (p.bits == 16) code = ((const uint16_t *)row)[c];
+            else code = ((const uint32_t *)row)[c];
+            float v = fqt_elem_decode_i((fqt_elem)p.elem, code);
+            if (p.scale != FQT_SCALE_NONE) {
+                v = mul_as_cpu(v, dq_scale(p.scale, srow, c / p.block));
+                if (p.tensor_scale) v = mul_as_cpu(v, s_dec);
+            }
+            stf(out, c, v);
         }
-        stf(dst, i, v);
     }
 }
 
@@ -69,10 +73,11 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
     p.scale_cols = q->scale_cols;
     const int64_t n = q->rows * q->cols;
     if (n <= 0) return;
-    unsigned nb = fqt_cuda_blocks(n, 256);
-    if (nb > 65536) nb = 65536;
+    FQT_ASSERT(q->cols < 2147483647);
+    dim3 grid((unsigned)((q->cols + 255) / 256 < 8 ? (q->cols + 255) / 256 : 8),
+              (unsigned)(q->rows < 65535 ? q->rows : 65535));
     const float *slot = fqt_backend_qtensor_scale_slot(q);
-    FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
+    FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<grid, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
     FQT_CUDA_LAUNCHED();
 }
 

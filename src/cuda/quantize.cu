@@ -13,10 +13,14 @@
  *      thread or block index, so nothing depends on the launch shape.
  * Statistics (§6), when asked, are summed per CUDA block in a fixed tree and merged on the host
  * in block order: integer counts are exact, the double sums agree with the CPU to rounding.
- * Not yet: coalesced transposed reads (AXIS_COLS reads with a stride), one-read two-copy. */
+ * The fused kernel below does stages 2 and 3 in one pass for 1-D blocks (the presets other
+ * than fp8-w); FQT_CUDA_QUANT_GENERIC=1 forces the staged kernels (tests run both).
+ * Not yet: vectorised loads and stores, shared-memory transposes for AXIS_COLS, the one-read
+ * two-copy quantizer for tensors needed in both orientations. */
 #include "cuda/common.cuh"
 
 #include <float.h>
+#include <stdlib.h>
 #include <vector>
 
 #define QZ_THREADS 256
@@ -244,6 +248,74 @@ __global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, cons
     if (STATS) qz_acc_store(acc, part);
 }
 
+/* ---- the fast path: one thread per 1-D block, scale and codes in one kernel --------------
+ * For 1-D blocks (block_rows 1) without statistics, and 4-bit codes only when a block's codes
+ * fill whole bytes (even block): each thread reads its block twice (amax, then the codes; the
+ * second read hits the cache), so no scale map goes through memory and there is one integer
+ * division per block instead of per element. Same bits as stages 2-3 (the same codec.h
+ * functions on the same values; tests compare both with the CPU). Consecutive threads take
+ * consecutive blocks of a row (AXIS_ROWS: contiguous reads) or consecutive rows of the
+ * quantized tensor (AXIS_COLS: each of the block's loads is contiguous across the warp). */
+template <typename TS>
+__global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const int64_t nblk = p.rows * p.scale_cols;
+    const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        int64_t r, j;
+        if (p.axis == FQT_AXIS_COLS) { j = i / p.rows; r = i - j * p.rows; } /* warp: consecutive rows */
+        else { r = i / p.scale_cols; j = i - r * p.scale_cols; }
+        const int64_t c0 = j * p.block, c1 = c0 + p.block < p.cols ? c0 + p.block : p.cols;
+        const TS *base;
+        int64_t step;
+        if (p.axis == FQT_AXIS_ROWS) { base = src + r * p.src_cols + c0; step = 1; }
+        else { base = src + c0 * p.src_cols + r; step = p.src_cols; }
+        float amax = 0.0f;
+        int bad = 0;
+        for (int64_t c = 0; c < c1 - c0; c++) {
+            const float a = fabsf(ldf(base, c * step));
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        uint8_t *sp = scales + (r * p.scale_cols + j) * sbytes;
+        uint8_t *row = codes + r * p.row_bytes;
+        if (bad) {
+            if (p.scale == FQT_SCALE_FP32) { const float nan = NAN; memcpy(sp, &nan, 4); }
+            else *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+            if (p.bits == 4) for (int64_t c = c0; c < c1; c += 2) row[c >> 1] = 0;
+            else if (p.bits == 8) for (int64_t c = c0; c < c1; c++) row[c] = 0;
+            else if (p.bits == 16) for (int64_t c = c0; c < c1; c++) ((uint16_t *)row)[c] = 0;
+            else for (int64_t c = c0; c < c1; c++) ((uint32_t *)row)[c] = 0;
+            continue;
+        }
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sp);
+        const uint64_t ibase = (uint64_t)(r * p.cols);
+        uint64_t cached = ~0ull;
+        uint32_t w[4] = {0, 0, 0, 0};
+        uint32_t pending = 0;
+        for (int64_t c = c0; c < c1; c++) {
+            const float v = ldf(base, (c - c0) * step);
+            const float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
+            uint32_t rnd = 0;
+            if (rd == FQT_ROUND_SR) {
+                const uint64_t idx = ibase + (uint64_t)c;
+                if ((idx >> 2) != cached) { cached = idx >> 2; fqt_sr_block4(p.seed, p.stream, cached, w); }
+                rnd = w[idx & 3];
+            }
+            const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
+            if (p.bits == 4) {
+                if (!((c - c0) & 1)) pending = code & 0xFu;
+                else row[c >> 1] = (uint8_t)(pending | ((code & 0xFu) << 4));
+            } else if (p.bits == 8) row[c] = (uint8_t)code;
+            else if (p.bits == 16) ((uint16_t *)row)[c] = (uint16_t)code;
+            else ((uint32_t *)row)[c] = code;
+        }
+        if (p.bits == 4 && ((c1 - c0) & 1)) row[(c1 - 1) >> 1] = (uint8_t)pending;
+    }
+}
+
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
@@ -317,6 +389,13 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     if (n == 0) return;
 
     const int64_t nblk = f->scale == FQT_SCALE_NONE ? 0 : q->scale_rows * q->scale_cols;
+    const bool fused = !stats && nblk && p.block_rows == 1 && (p.bits != 4 || !(p.block & 1)) &&
+                       !getenv("FQT_CUDA_QUANT_GENERIC");
+    if (fused) {
+        qz_fused_kernel<TS><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     const unsigned g2 = nblk ? qz_grid(nblk) : 0;
     const int64_t nwork = p.bits == 4 ? q->rows * q->row_bytes : q->rows * q->cols;
     const unsigned g3 = qz_grid(nwork);
