@@ -89,11 +89,12 @@ int main(void) {
 
     /* GEMMs: fprop, dgrad and wgrad shapes of llama-124m (N = 16 x 1024 tokens) */
     printf("\n%-8s %-22s %9s %8s\n", "format", "M x N x K", "us", "TFLOP/s");
-    const char *gf[] = {"bf16", "nvfp4", "mxfp4", "fp8", NULL};
+    const char *gf[] = {"bf16", "nvfp4", "mxfp4", "fp8", "fp8", NULL};
     const int64_t gs[][3] = {{16384, 2304, 768}, {16384, 768, 768}, {16384, 4096, 768}, {16384, 768, 2048},
                              {16384, 50304, 768}, {768, 768, 16384}, {2048, 768, 16384}};
     for (int fi = 0; gf[fi]; fi++)
         for (int si = 0; si < 7; si++) {
+            if (fi == 4) setenv("FQT_CUDA_FP8", "blockscaled", 1); /* the last row set: cuBLASLt block-scaled FP8 */
             fqt_format f;
             fqt_format_parse(gf[fi], &f);
             const int64_t M = gs[si][0], N = gs[si][1], K = gs[si][2];
@@ -106,7 +107,7 @@ int main(void) {
             be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL);
             void *c = be->alloc((size_t)(M * N) * 2);
             double t = TIME(5, be->qgemm(&qa, &qb, 1.0f, 0.0f, c, FQT_DT_BF16, N));
-            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", gf[fi], (long long)M, (long long)N, (long long)K,
+            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 4 ? "fp8-bs" : gf[fi], (long long)M, (long long)N, (long long)K,
                    t * 1e6, 2.0 * (double)M * (double)N * (double)K / t / 1e12);
             be->free(a); be->free(b); be->free(ma); be->free(mb); be->free(c);
         }

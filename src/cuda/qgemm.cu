@@ -14,9 +14,17 @@
  *    scale included, then an FP32 GEMM.
  * Both differ from the CPU only in the order of the float32 accumulation (and, on the BF16
  * path, in applying the tensor scales once after the sum instead of to every operand).
+ *  - FP8 block-scaled (opt-in, FQT_CUDA_FP8=blockscaled): both operands e4m3 with FP32 1x128
+ *    scales (the `fp8` preset), K % 128 == 0, rows % 4 == 0: the E4M3 codes go straight to
+ *    cuBLASLt's VEC128_32F block-scaled FP8 GEMM (scales transposed to outer-dimension-major
+ *    first). Not exact: the FP8 tensor cores accumulate each 128-term block with less than
+ *    FP32 precision before the scales are applied; tests use a looser derived tolerance.
  * Not yet: the fused kernel that reads packed codes in the mainloop, MXFP4 on FP8 tensor
- * cores, block-scaled FP8 / FP4 cuBLASLt modes. */
+ * cores, Blackwell's block-scaled FP4 modes. */
 #include "cuda/common.cuh"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define LT_WORKSPACE (32u << 20)
 
@@ -87,6 +95,73 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
     FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
 }
 
+static bool is_fp8_b128(const fqt_format *f) {
+    return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
+           f->block_rows == 1 && !f->tensor_scale;
+}
+
+/* dst[kb * rows + r] = src[r * nkb + kb]: row-major block scales to outer-dimension-major. */
+__global__ void qg_scale_t_kernel(float *dst, const float *src, int64_t rows, int64_t nkb) {
+    const int64_t n = rows * nkb;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t kb = i / rows, r = i - kb * rows;
+        dst[i] = src[r * nkb + kb];
+    }
+}
+
+/* false when cuBLASLt offers no algorithm for it (then the caller takes the FP32 path). */
+static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
+                            fqt_dtype c_dt, int64_t ldc) {
+    const int64_t M = A->rows, N = B->rows, K = A->cols, nkb = K / 128;
+    float *sa = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * nkb) * sizeof(float));
+    float *sb = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * nkb) * sizeof(float));
+    qg_scale_t_kernel<<<fqt_cuda_blocks(M * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(M * nkb, 256), 256>>>(
+        sa, (const float *)A->scales, M, nkb);
+    FQT_CUDA_LAUNCHED();
+    qg_scale_t_kernel<<<fqt_cuda_blocks(N * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(N * nkb, 256), 256>>>(
+        sb, (const float *)B->scales, N, nkb);
+    FQT_CUDA_LAUNCHED();
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t lx, ly, lc;
+    FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t tx = CUBLAS_OP_T, ty = CUBLAS_OP_N;
+    const cublasLtMatmulMatrixScale_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+    /* cuBLAS's A is our B (column-major view, as lt_nt). */
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)N, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)M, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)N,
+                                              (uint64_t)M, ldc));
+    cublasLtMatmulPreference_t pref;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws_bytes = LT_WORKSPACE;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                        &ws_bytes, sizeof ws_bytes));
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres);
+    const bool ok = hs == CUBLAS_STATUS_SUCCESS && nres > 0;
+    if (ok) {
+        void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
+        FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, &alpha, B->codes, lx, A->codes, ly, &beta, C, lc, C, lc,
+                                      &res.algo, ws, ws_bytes, 0));
+    } else {
+        static int warned = 0;
+        if (!warned++) fprintf(stderr, "fqt cuda: no cuBLASLt block-scaled FP8 algorithm (status %d); FP32 path\n", (int)hs);
+    }
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
+    return ok;
+}
+
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc) {
     FQT_ASSERT(A->cols == B->cols);
@@ -99,6 +174,11 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
         FQT_CUDA_LAUNCHED();
         return;
     }
+    const char *fp8 = getenv("FQT_CUDA_FP8");
+    if (fp8 && !strcmp(fp8, "blockscaled") && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
+        K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
+        fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
+        return;
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
     const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;
     const size_t es = fqt_dtype_size(dt);

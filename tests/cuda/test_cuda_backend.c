@@ -224,8 +224,8 @@ static void upload_q(const fqt_qtensor *h, fqt_qtensor *g, void **mem) {
     be->upload(fqt_backend_qtensor_scale_slot(g), &h->tensor_scale, 4);
 }
 
-static void test_qgemm(void) {
-    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "bf16", "fp32", "int4", NULL};
+/* loose: tolerance factor for paths that do not accumulate in full FP32 (block-scaled FP8). */
+static void test_qgemm_formats(const char *const *gf, double loose) {
     static const int64_t sh[][3] = {{1, 1, 1}, {7, 13, 33}, {64, 96, 128}, {33, 65, 300}, {128, 256, 1024}};
     for (int fi = 0; gf[fi]; fi++) {
         fqt_format f;
@@ -283,10 +283,13 @@ static void test_qgemm(void) {
                         const int64_t ix = i * ldc + j;
                         if (j >= N) { worst = fmax(worst, got[ix] == c0[ix] ? 0 : INFINITY); continue; }
                         double tol = 2.0 * (double)(K + 2) * 0x1p-24 * absref[ix] + 1e-30;
+                        if (loose > 0) tol = loose * absref[ix] + 1e-30;
                         if (cdt == FQT_DT_BF16) tol += 0x1p-8 * fabs(ref[ix]) + 0x1p-8 * fabs(beta * c0[ix]);
                         double e = fabs((double)got[ix] - ref[ix]) / tol;
                         if (!(e <= worst)) worst = e;
                     }
+                if (worst > 0.25) printf("  note qgemm %s [%lld,%lld,%lld]: max error %.3g of the tolerance\n", gf[fi],
+                                         (long long)M, (long long)N, (long long)K, worst);
                 CHECK_MSG(worst <= 1.0, "qgemm %s [%lld,%lld,%lld] beta %g c %s: max error %.3g of the tolerance",
                           gf[fi], (long long)M, (long long)N, (long long)K, beta, cdt ? "bf16" : "f32", worst);
                 dfree(dc);
@@ -297,6 +300,17 @@ static void test_qgemm(void) {
                 fqt_qtensor_free(&qb);
             }
     }
+}
+
+static void test_qgemm(void) {
+    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "bf16", "fp32", "int4", NULL};
+    test_qgemm_formats(gf, 0);
+    /* block-scaled FP8 tensor cores: products exact, each 128-term block accumulated with at
+     * least 2^-10 relative precision (a bound, not a measurement: the note lines report it) */
+    static const char *f8[] = {"fp8", NULL};
+    setenv("FQT_CUDA_FP8", "blockscaled", 1);
+    test_qgemm_formats(f8, 0x1p-10);
+    unsetenv("FQT_CUDA_FP8");
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
