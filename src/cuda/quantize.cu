@@ -316,6 +316,67 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     }
 }
 
+/* ---- the vector path: 4-bit codes, BLK-element blocks along contiguous rows -----------------
+ * AXIS_ROWS, block 16 or 32, cols a multiple of BLK and of 16 (aligned 16-byte loads of the
+ * source and 8- or 16-byte stores of a block's packed codes). The block is held in registers:
+ * one read of the source. Same arithmetic as qz_fused_kernel. */
+template <typename TS, int BLK>
+__global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const int64_t nblk = p.rows * p.scale_cols;
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c0 = j * BLK;
+        const uint4 *in = (const uint4 *)(src + r * p.src_cols + c0);
+        float v[BLK];
+#pragma unroll
+        for (int k = 0; k < BLK / PER16; k++) {
+            const uint4 u = in[k];
+            TS t[PER16];
+            memcpy(t, &u, 16);
+#pragma unroll
+            for (int e = 0; e < PER16; e++) v[k * PER16 + e] = ldf(t, e);
+        }
+        float amax = 0.0f;
+        bool bad = false;
+#pragma unroll
+        for (int k = 0; k < BLK; k++) {
+            const float a = fabsf(v[k]);
+            if (!(a <= FLT_MAX)) bad = true;
+            else if (a > amax) amax = a;
+        }
+        uint8_t *sp = scales + i;
+        uint32_t packed[BLK / 8];
+        if (bad) {
+            *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+#pragma unroll
+            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+        } else {
+            const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                      p.emax, amax, s_enc, s_dec, sp);
+            const uint64_t ibase = (uint64_t)(r * p.cols + c0); /* a multiple of 16: word k of call k/4 */
+#pragma unroll
+            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+#pragma unroll
+            for (int q4 = 0; q4 < BLK / 4; q4++) {
+                uint32_t w[4] = {0, 0, 0, 0};
+                if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int k = q4 * 4 + e;
+                    const float scaled = v[k] * m.mul;
+                    const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                    packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
+                }
+            }
+        }
+        uint8_t *dst = codes + r * p.row_bytes + c0 / 2;
+        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+    }
+}
+
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
@@ -391,6 +452,15 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     const int64_t nblk = f->scale == FQT_SCALE_NONE ? 0 : q->scale_rows * q->scale_cols;
     const bool fused = !stats && nblk && p.block_rows == 1 && (p.bits != 4 || !(p.block & 1)) &&
                        !getenv("FQT_CUDA_QUANT_GENERIC");
+    const bool vec4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_ROWS &&
+                      (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
+                      p.cols % p.block == 0 && p.cols % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
+    if (vec4) {
+        if (p.block == 16) qz_rows4_kernel<TS, 16><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        else qz_rows4_kernel<TS, 32><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     if (fused) {
         qz_fused_kernel<TS><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
         FQT_CUDA_LAUNCHED();
