@@ -6,10 +6,13 @@
  *    quantizer's traversal (src/cuda/quantize.cu qz_fused_kernel: one thread per block,
  *    grid-stride, Philox words cached per 4 indices) run with several grid sizes gives the
  *    same bytes as fqt_quantize, because every element's bits are keyed by its index in the
- *    quantized layout (§4), never by the thread. Not for: the kernels themselves
+ *    quantized layout (§4), never by the thread;
+ *  - the Blackwell scale-layout conversion (cuda/scale_layout.c, FORMATS.md §7): known offsets,
+ *    a bijection onto the padded tile buffer, zero padding. Not for: the kernels themselves
  *    (tests/cuda/, on a GPU). */
 #include "check.h"
 
+#include "cuda/scale_layout.h"
 #include "formats/codec.h"
 #include "fqt/backend.h"
 
@@ -107,7 +110,39 @@ static void test_sr_launch_shape(void) {
     free(x);
 }
 
+static void test_scale_layout(void) {
+    /* known offsets: (0,0) 0; (1,0) 16; (32,0) 4; (0,1) 1; (0,4) the next tile 512; (128,0)
+     * the first tile of the second tile row */
+    CHECK(fqt_scales_tiled_offset(0, 0, 8) == 0 && fqt_scales_tiled_offset(1, 0, 8) == 16);
+    CHECK(fqt_scales_tiled_offset(32, 0, 8) == 4 && fqt_scales_tiled_offset(0, 1, 8) == 1);
+    CHECK(fqt_scales_tiled_offset(0, 4, 8) == 512 && fqt_scales_tiled_offset(128, 0, 8) == 1024);
+    CHECK(fqt_scales_tiled_offset(127, 3, 8) == 31 * 16 + 3 * 4 + 3);
+    const int64_t shapes[][2] = {{1, 1}, {128, 4}, {130, 5}, {300, 48}};
+    for (int s = 0; s < 4; s++) {
+        const int64_t R = shapes[s][0], SC = shapes[s][1];
+        const size_t nb = fqt_scales_tiled_bytes(R, SC);
+        CHECK(nb == (size_t)(((R + 127) / 128 * 128) * ((SC + 3) / 4 * 4)));
+        uint8_t *seen = calloc(nb, 1), *src = malloc((size_t)(R * SC)), *dst = malloc(nb);
+        int ok = 1;
+        for (int64_t r = 0; r < (R + 127) / 128 * 128; r++)
+            for (int64_t c = 0; c < (SC + 3) / 4 * 4; c++) {
+                int64_t o = fqt_scales_tiled_offset(r, c, SC);
+                ok &= o >= 0 && (size_t)o < nb && !seen[o];
+                if (o >= 0 && (size_t)o < nb) seen[o] = 1;
+            }
+        CHECK_MSG(ok, "tiled scale layout [%lld, %lld] is not a bijection", (long long)R, (long long)SC);
+        for (int64_t i = 0; i < R * SC; i++) src[i] = (uint8_t)(i * 7 + 1) | 1;
+        fqt_scales_to_tiled(src, R, SC, dst);
+        int64_t nz = 0;
+        for (size_t i = 0; i < nb; i++) nz += dst[i] != 0;
+        CHECK(nz == R * SC);
+        CHECK(dst[fqt_scales_tiled_offset(R - 1, SC - 1, SC)] == src[R * SC - 1]);
+        free(seen); free(src); free(dst);
+    }
+}
+
 int main(void) {
+    test_scale_layout();
     test_workspace();
     test_sr_launch_shape();
     return check_finish();

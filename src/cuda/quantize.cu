@@ -377,6 +377,113 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     }
 }
 
+/* ---- AXIS_COLS, 4-bit: a shared-memory transpose ------------------------------------------
+ * A CUDA block loads a 64 x 64 tile of the source (rows r0.., columns j0..) with coalesced
+ * reads; quantized row j (source column j) takes its blocks from the tile's column. Thread
+ * (j, b) makes block b of row j; four consecutive threads write adjacent blocks of one row.
+ * Needs q->cols (source rows) a multiple of BLK, so a block never leaves the tile. */
+#define QZ_TILE 64
+template <typename TS, int BLK>
+__global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    __shared__ float tile[QZ_TILE][QZ_TILE + 1];
+    constexpr int NB = QZ_TILE / BLK; /* blocks per tile column */
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int64_t srows = p.cols, scols = p.rows; /* source [srows, scols] */
+    const int64_t r0 = (int64_t)blockIdx.y * QZ_TILE, j0 = (int64_t)blockIdx.x * QZ_TILE;
+    for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
+        const int rr = e / QZ_TILE, jj = e % QZ_TILE;
+        const int64_t r = r0 + rr, j = j0 + jj;
+        tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) : 0.0f;
+    }
+    __syncthreads();
+    const int b = threadIdx.x % NB, jj = threadIdx.x / NB;
+    const int64_t j = j0 + jj, c0 = r0 + (int64_t)b * BLK;
+    if (j >= scols || c0 >= srows) return;
+    float amax = 0.0f;
+    bool bad = false;
+#pragma unroll
+    for (int k = 0; k < BLK; k++) {
+        const float a = fabsf(tile[b * BLK + k][jj]);
+        if (!(a <= FLT_MAX)) bad = true;
+        else if (a > amax) amax = a;
+    }
+    uint8_t *sp = scales + j * p.scale_cols + c0 / BLK;
+    uint32_t packed[BLK / 8];
+#pragma unroll
+    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+    if (bad) {
+        *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+    } else {
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sp);
+        const uint64_t ibase = (uint64_t)(j * p.cols + c0);
+#pragma unroll
+        for (int q4 = 0; q4 < BLK / 4; q4++) {
+            uint32_t w[4] = {0, 0, 0, 0};
+            if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int k = q4 * 4 + e;
+                const float scaled = tile[b * BLK + k][jj] * m.mul;
+                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
+            }
+        }
+    }
+    uint8_t *dst = codes + j * p.row_bytes + c0 / 2;
+    if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+    else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+}
+
+/* ---- 8-bit codes with FP32 1x128 scales along rows (the fp8 preset): a warp per block ------
+ * Lane l holds elements 4l..4l+3 of the block; the block amax is a warp max (exact in any
+ * order); one Philox call per lane gives its four SR words; each lane stores 4 codes. */
+template <typename TS>
+__global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int lane = threadIdx.x & 31;
+    const int64_t nblk = p.rows * p.scale_cols;
+    const int64_t warps = (int64_t)gridDim.x * (QZ_THREADS / 32);
+    for (int64_t i = blockIdx.x * (int64_t)(QZ_THREADS / 32) + threadIdx.x / 32; i < nblk; i += warps) {
+        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c = j * 128 + 4 * lane;
+        const TS *in = src + r * p.src_cols + c;
+        float v[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = ldf(in, e);
+        float amax = 0.0f;
+        int bad = 0;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float a = fabsf(v[e]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+            bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+        }
+        uint8_t sc[4];
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sc);
+        if (lane == 0) {
+            if (bad) { const float nan = NAN; memcpy(scales + 4 * i, &nan, 4); }
+            else memcpy(scales + 4 * i, sc, 4);
+        }
+        uint32_t w[4] = {0, 0, 0, 0};
+        if (rd == FQT_ROUND_SR && !bad) fqt_sr_block4(p.seed, p.stream, (uint64_t)(r * p.cols + c) >> 2, w);
+        uint32_t out = 0;
+        if (!bad)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float scaled = m.div != 0.0f ? v[e] / m.div : v[e] * m.mul;
+                out |= (fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
+            }
+        *(uint32_t *)(codes + r * p.row_bytes + c) = out;
+    }
+}
+
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
@@ -458,6 +565,24 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     if (vec4) {
         if (p.block == 16) qz_rows4_kernel<TS, 16><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
         else qz_rows4_kernel<TS, 32><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const bool cols4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_COLS &&
+                       (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
+                       p.cols % 32 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR") && q->rows < 65535LL * QZ_TILE &&
+                       q->cols < 65535LL * QZ_TILE;
+    if (cols4) {
+        dim3 grid((unsigned)((q->rows + QZ_TILE - 1) / QZ_TILE), (unsigned)((q->cols + QZ_TILE - 1) / QZ_TILE));
+        if (p.block == 16) qz_cols4_kernel<TS, 16><<<grid, QZ_TILE * (QZ_TILE / 16)>>>(p, src, q->codes, q->scales, tsc);
+        else qz_cols4_kernel<TS, 32><<<grid, QZ_TILE * (QZ_TILE / 32)>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const bool rows8 = fused && p.bits == 8 && axis == FQT_AXIS_ROWS && p.block == 128 &&
+                       p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
+    if (rows8) {
+        qz_rows8_kernel<TS><<<qz_grid(nblk * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
         FQT_CUDA_LAUNCHED();
         return;
     }

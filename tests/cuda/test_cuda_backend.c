@@ -115,7 +115,7 @@ static void check_same(const char *what, const float *got, const float *ref, int
 static const char *qformats[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "int4", "nf4", "bf16",
                                  "fp16", "fp32", "e2m1:b16x16:ue4m3:tensor", "e2m1:b32:e8m0:ceil",
                                  "e5m2:b32:e8m0", "e2m1:b15:ue4m3", "e4m3:b7:fp32", NULL};
-static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}};
+static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}, {96, 3}, {130, 256}, {64, 384}};
 
 static int stats_match(const fqt_qstats *a, const fqt_qstats *b) {
     int ok = a->n == b->n && a->n_nonfinite == b->n_nonfinite && a->n_saturated == b->n_saturated &&
