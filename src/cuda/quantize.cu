@@ -92,8 +92,21 @@ __device__ __forceinline__ uint32_t qz_bits(const qz_params &p, uint64_t index) 
 /* ---- stage 1: tensor amax ------------------------------------------------------------ */
 template <typename TS> __global__ void qz_amax_kernel(const TS *src, int64_t n, float *part) {
     __shared__ float sh[QZ_THREADS];
+    constexpr int PER16 = 16 / (int)sizeof(TS);
     float m = 0.0f;
-    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
+    const int64_t nv = ((uintptr_t)src % 16 == 0) ? n / PER16 : 0; /* 16-byte loads where aligned */
+    const int64_t tid = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x, nth = (int64_t)gridDim.x * QZ_THREADS;
+    for (int64_t i = tid; i < nv; i += nth) {
+        const uint4 u = ((const uint4 *)src)[i];
+        TS t[PER16];
+        memcpy(t, &u, 16);
+#pragma unroll
+        for (int e = 0; e < PER16; e++) {
+            const float a = fabsf(ldf(t, e));
+            if (a <= FLT_MAX && a > m) m = a;
+        }
+    }
+    for (int64_t i = nv * PER16 + tid; i < n; i += nth) {
         const float a = fabsf(ldf(src, i));
         if (a <= FLT_MAX && a > m) m = a;
     }
@@ -484,6 +497,19 @@ __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     }
 }
 
+/* ---- unscaled formats along rows: the quantized layout is the source layout -------------- */
+template <typename TS>
+__global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes, int64_t n) {
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
+        const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
+        const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, ldf(src, i), rd, rnd);
+        if (p.bits == 8) codes[i] = (uint8_t)code;
+        else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
+        else ((uint32_t *)codes)[i] = code;
+    }
+}
+
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
@@ -559,6 +585,11 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     const int64_t nblk = f->scale == FQT_SCALE_NONE ? 0 : q->scale_rows * q->scale_cols;
     const bool fused = !stats && nblk && p.block_rows == 1 && (p.bits != 4 || !(p.block & 1)) &&
                        !getenv("FQT_CUDA_QUANT_GENERIC");
+    if (!stats && !nblk && axis == FQT_AXIS_ROWS && p.bits >= 8 && !getenv("FQT_CUDA_QUANT_GENERIC")) {
+        qz_plain_rows_kernel<TS><<<qz_grid(n), QZ_THREADS>>>(p, src, q->codes, n);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     const bool vec4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_ROWS &&
                       (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
                       p.cols % p.block == 0 && p.cols % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
