@@ -61,6 +61,16 @@ template <typename TC> __global__ void qg_scale_kernel(TC *C, int64_t ldc, int64
     }
 }
 
+/* cuBLASLt's heuristic answer per problem, cached: the same shapes recur every step, and the
+ * query costs tens of microseconds of host time. Same key, same algorithm: deterministic. */
+typedef struct {
+    int64_t M, N, K, ldc;
+    int in_t, d_t;
+    cublasLtMatmulHeuristicResult_t res;
+} lt_cache_entry;
+static lt_cache_entry lt_cache[128];
+static int lt_cache_n;
+
 /* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous. */
 static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *A, const void *B,
                   cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
@@ -82,9 +92,19 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
     FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                         &ws_bytes, sizeof ws_bytes));
     cublasLtMatmulHeuristicResult_t res;
-    int nres = 0;
-    FQT_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres));
-    FQT_ASSERT(nres > 0);
+    int hit = -1;
+    for (int i = 0; i < lt_cache_n; i++)
+        if (lt_cache[i].M == M && lt_cache[i].N == N && lt_cache[i].K == K && lt_cache[i].ldc == ldc &&
+            lt_cache[i].in_t == (int)in_t && lt_cache[i].d_t == (int)d_t)
+            hit = i;
+    if (hit >= 0) {
+        res = lt_cache[hit].res;
+    } else {
+        int nres = 0;
+        FQT_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres));
+        FQT_ASSERT(nres > 0);
+        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = (lt_cache_entry){M, N, K, ldc, (int)in_t, (int)d_t, res};
+    }
     void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
     FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, ab, B, lx, A, ly, ab + 1, D, lc, D, lc, &res.algo,
                                   ws, ws_bytes, 0));
