@@ -118,11 +118,15 @@ int main(void) {
         void *q = dev_rand(n, 1.0f, FQT_DT_BF16), *k = dev_rand(n, 1.0f, FQT_DT_BF16), *v = dev_rand(n, 1.0f, FQT_DT_BF16);
         void *o = be->alloc((size_t)n * 2), *dq = be->alloc((size_t)n * 2), *dk = be->alloc((size_t)n * 2), *dv = be->alloc((size_t)n * 2);
         float *st = be->alloc((size_t)(B * NH * T * 2) * 4);
-        double tf = TIME(3, be->attention_fwd(o, st, q, k, v, B, T, NH, NH, HS));
-        double tb = TIME(3, be->attention_bwd(dq, dk, dv, o, st, q, k, v, B, T, NH, NH, HS));
         const double fl = 4.0 * (double)B * NH * T * T * HS; /* fwd, full (unmasked) products */
-        printf("\nattention bf16 B16 T1024 NH12 HS64: fwd %.2f ms (%.0f TFLOP/s counting all T^2), bwd %.2f ms\n",
-               tf * 1e3, fl / tf / 1e12, tb * 1e3);
+        for (int flash = 0; flash < 2; flash++) {
+            if (flash) setenv("FQT_CUDA_ATTN", "flash", 1);
+            double tf = TIME(3, be->attention_fwd(o, st, q, k, v, B, T, NH, NH, HS));
+            double tb = TIME(3, be->attention_bwd(dq, dk, dv, o, st, q, k, v, B, T, NH, NH, HS));
+            printf("\nattention %s bf16 B16 T1024 NH12 HS64: fwd %.2f ms (%.0f TFLOP/s counting all T^2), bwd %.2f ms\n",
+                   flash ? "flash (sm90_)" : "cuBLAS", tf * 1e3, fl / tf / 1e12, tb * 1e3);
+        }
+        unsetenv("FQT_CUDA_ATTN");
         be->free(q); be->free(k); be->free(v); be->free(o); be->free(dq); be->free(dk); be->free(dv); be->free(st);
     }
     return 0;

@@ -18,6 +18,14 @@
 #include "cuda/common.cuh"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* FQT_CUDA_ATTN=flash: the fused kernels of sm90_flash_attention.cu where they apply. */
+static bool use_flash(int64_t HS) {
+    const char *e = getenv("FQT_CUDA_ATTN");
+    return e && !strcmp(e, "flash") && fqt_cuda_flash_supported(HS);
+}
 
 #define AT_THREADS 256
 
@@ -129,6 +137,10 @@ void fqt_cuda_attention_fwd(void *out, float *stats, const void *q, const void *
                             int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
     FQT_ASSERT(NKV > 0 && NH % NKV == 0);
     if (B <= 0 || T <= 0) return;
+    if (use_flash(HS)) {
+        fqt_cuda_flash_fwd(out, stats, q, k, v, B, T, NH, NKV, HS);
+        return;
+    }
     FQT_DT_DISPATCH(fqt_cuda.act, A, attn_fwd<A>((A *)out, stats, (const A *)q, (const A *)k,
                                                  (const A *)v, B, T, NH, NKV, HS));
 }
@@ -138,6 +150,10 @@ void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, cons
                             int64_t NH, int64_t NKV, int64_t HS) {
     FQT_ASSERT(NKV > 0 && NH % NKV == 0);
     if (B <= 0 || T <= 0) return;
+    if (use_flash(HS)) {
+        fqt_cuda_flash_bwd(dq, dk, dv, dout, stats, q, k, v, B, T, NH, NKV, HS);
+        return;
+    }
     FQT_DT_DISPATCH(fqt_cuda.act, A, attn_bwd<A>((A *)dq, (A *)dk, (A *)dv, (const A *)dout, stats,
                                                  (const A *)q, (const A *)k, (const A *)v, B, T, NH,
                                                  NKV, HS));

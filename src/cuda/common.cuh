@@ -153,6 +153,13 @@ void fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin,
 void fqt_cuda_sumsq_partials(const float *x, const float *y, int64_t n, double *part);
 int64_t fqt_cuda_count_nonfinite(const float *x, int64_t n);
 
+/* The fused tensor-core attention (sm90_flash_attention.cu), bf16 activations, HS 64/128. */
+bool fqt_cuda_flash_supported(int64_t HS);
+void fqt_cuda_flash_fwd(void *out, float *stats, const void *q, const void *k, const void *v, int64_t B,
+                        int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats, const void *q,
+                        const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+
 /* Row-major batched GEMM through cuBLAS: C[M,N] = alpha op(A) op(B) + beta C per batch
  * element (strides in elements), FP32 compute (no TF32). ld* are row strides. */
 void fqt_cuda_gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,

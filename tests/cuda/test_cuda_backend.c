@@ -447,7 +447,8 @@ static void test_embedding_rmsnorm_rope(void) {
 }
 
 static void test_attention(void) {
-    static const int64_t cfg[][5] = {{1, 1, 2, 1, 8}, {2, 7, 4, 2, 16}, {1, 33, 3, 3, 16}, {2, 64, 4, 1, 32}};
+    static const int64_t cfg[][5] = {{1, 1, 2, 1, 8},   {2, 7, 4, 2, 16},   {1, 33, 3, 3, 16}, {2, 64, 4, 1, 32},
+                                     {1, 1, 2, 2, 64},  {2, 100, 4, 2, 64}, {1, 130, 2, 1, 128}};
     for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++) {
         const int64_t B = cfg[ci][0], T = cfg[ci][1], NH = cfg[ci][2], NKV = cfg[ci][3], HS = cfg[ci][4];
         const int64_t nq = B * T * NH * HS, nk = B * T * NKV * HS;
@@ -613,6 +614,11 @@ static void run_all(fqt_dtype act) {
     SECTION(test_elementwise());
     SECTION(test_embedding_rmsnorm_rope());
     SECTION(test_attention());
+    if (act == FQT_DT_BF16) {
+        setenv("FQT_CUDA_ATTN", "flash", 1); /* the fused tensor-core kernels (HS 64, 128) */
+        SECTION(test_attention());
+        unsetenv("FQT_CUDA_ATTN");
+    }
     SECTION(test_xent());
     SECTION(test_hadamard_adamw_reduce());
     be->sync();
