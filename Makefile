@@ -131,6 +131,17 @@ $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' > $@
 
+# Version and commit for `fqt --version` and run.json: regenerated every build, rewritten
+# only when they change, so only src/core/version.c recompiles.
+FQT_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+GIT_COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+$(BUILD)/gen/fqt_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define FQT_VERSION_STRING "%s"\n#define FQT_GIT_COMMIT "%s"\n' '$(FQT_VERSION)' '$(GIT_COMMIT)' | cmp -s - $@ \
+	  || printf '#define FQT_VERSION_STRING "%s"\n#define FQT_GIT_COMMIT "%s"\n' '$(FQT_VERSION)' '$(GIT_COMMIT)' > $@
+$(BUILD)/src/core/version.o: $(BUILD)/gen/fqt_version.h
+$(BUILD)/src/core/version.o: CFLAGS += -I$(BUILD)/gen
+
 $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")

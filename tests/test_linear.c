@@ -15,6 +15,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* The workspace the linear layers place their quantized operands in (reset after each use). */
+static fqt_ws WS;
+
 static uint64_t rng = 0x243F6A8885A308D3ull;
 static double urand(void) { /* [0, 1) */
     rng ^= rng << 13;
@@ -95,9 +98,9 @@ static void check_linear(const char *recipe_name, const fqt_linear_spec *s, cons
 
     /* fprop: Y = Q(X, rows) Q(W, rows)ᵀ, K = Cin. */
     fqt_qtensor QX;
-    fqt_linear_quantize(&QX, s, FQT_OP_FPROP_X, X, N, Cin, FQT_AXIS_ROWS, pass, id);
-    fqt_linear_fprop(Y, &QX, W, Cout, s, pass, id);
-    fqt_qtensor_free(&QX);
+    fqt_linear_quantize(&WS, &QX, s, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, pass, id);
+    fqt_linear_fprop(&WS, Y, &QX, W, Cout, s, pass, id);
+    WS.used = 0;
     float *xq = ref_qdq(s, FQT_OP_FPROP_X, X, N, Cin, FQT_AXIS_ROWS, pass, id);
     float *wq = ref_qdq(s, FQT_OP_FPROP_W, W, Cout, Cin, FQT_AXIS_ROWS, pass, id);
     CHECK_MSG(cmp_gemm(Y, NULL, 0.0f, N, Cout, Cin, xq, Cin, 1, wq, Cin, 1, &worst) == 0,
@@ -113,7 +116,7 @@ static void check_linear(const char *recipe_name, const fqt_linear_spec *s, cons
     for (int b = 0; b < 2; b++) {
         float beta = (float)b;
         float *dX = dup(dX0, N * Cin);
-        fqt_linear_dgrad(dX, beta, dY, N, W, Cout, Cin, s, pass, id);
+        fqt_linear_dgrad(&WS, dX, beta, dY, N, W, Cout, Cin, s, pass, id);
         CHECK_MSG(cmp_gemm(dX, dX0, beta, N, Cin, Cout, dyq, Cout, 1, wtq, 1, Cin, &worst) == 0,
                   "%s dgrad beta=%g", recipe_name, (double)beta);
         free(dX);
@@ -124,10 +127,10 @@ static void check_linear(const char *recipe_name, const fqt_linear_spec *s, cons
     /* wgrad: dW = dW0 + Q(dY, cols) Q(X, cols)ᵀ, K = N. */
     float *dW0 = rand_mat(Cout, Cin), *dW = dup(dW0, Cout * Cin);
     fqt_qtensor QXt;
-    fqt_linear_wgrad_x(&QXt, X, N, Cin, s, pass, id, id);
+    fqt_linear_wgrad_x(&WS, &QXt, X, N, Cin, s, pass, id, id);
     CHECK(QXt.rows == Cin && QXt.cols == N);
-    fqt_linear_wgrad(dW, dY, N, Cout, &QXt, s, pass, id, id);
-    fqt_qtensor_free(&QXt);
+    fqt_linear_wgrad(&WS, dW, dY, N, Cout, &QXt, s, pass, id, id);
+    WS.used = 0;
     float *dyt = ref_qdq(s, FQT_OP_WGRAD_DY, dY, N, Cout, FQT_AXIS_COLS, pass, id);
     float *xt = ref_qdq(s, FQT_OP_WGRAD_X, X, N, Cin, FQT_AXIS_COLS, pass, id);
     CHECK_MSG(cmp_gemm(dW, dW0, 1.0f, Cout, Cin, N, dyt, 1, Cout, xt, 1, Cin, &worst) == 0,
@@ -167,9 +170,9 @@ static float *wgrad_once(const fqt_recipe *rec, uint64_t seed, uint32_t step, in
     fqt_pass pass = {rec, FQT_MODE_FQT, seed, step, NULL};
     float *dW = calloc((size_t)(Cout * Cin), sizeof(float));
     fqt_qtensor QXt;
-    fqt_linear_wgrad_x(&QXt, X, N, Cin, &rec->quant, &pass, id, id);
-    fqt_linear_wgrad(dW, dY, N, Cout, &QXt, &rec->quant, &pass, id, id);
-    fqt_qtensor_free(&QXt);
+    fqt_linear_wgrad_x(&WS, &QXt, X, N, Cin, &rec->quant, &pass, id, id);
+    fqt_linear_wgrad(&WS, dW, dY, N, Cout, &QXt, &rec->quant, &pass, id, id);
+    WS.used = 0;
     return dW;
 }
 
@@ -196,7 +199,7 @@ static void test_sr_keys(void) {
     for (int i = 0; i < 3; i++) {
         fqt_pass pass = {&rec, FQT_MODE_FQT, 1, steps[i], NULL};
         r[i] = calloc((size_t)(N * Cin), sizeof(float));
-        fqt_linear_dgrad(r[i], 0.0f, dY, N, W, Cout, Cin, &rec.quant, &pass, 3);
+        fqt_linear_dgrad(&WS, r[i], 0.0f, dY, N, W, Cout, Cin, &rec.quant, &pass, 3);
     }
     CHECK(memcmp(r[0], r[1], sizeof(float) * (size_t)(N * Cin)) == 0);
     CHECK(memcmp(r[0], r[2], sizeof(float) * (size_t)(N * Cin)) != 0);
@@ -206,9 +209,9 @@ static void test_sr_keys(void) {
         fqt_pass pass = {&rec, FQT_MODE_FQT, (uint64_t)i + 1, steps[i + 1], NULL};
         fqt_qtensor QX;
         y[i] = malloc(sizeof(float) * (size_t)(N * Cout));
-        fqt_linear_quantize(&QX, &rec.quant, FQT_OP_FPROP_X, X, N, Cin, FQT_AXIS_ROWS, &pass, 3);
-        fqt_linear_fprop(y[i], &QX, W, Cout, &rec.quant, &pass, 3);
-        fqt_qtensor_free(&QX);
+        fqt_linear_quantize(&WS, &QX, &rec.quant, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, &pass, 3);
+        fqt_linear_fprop(&WS, y[i], &QX, W, Cout, &rec.quant, &pass, 3);
+        WS.used = 0;
     }
     CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)(N * Cout)) == 0);
     for (int i = 0; i < 3; i++) free(r[i]);
@@ -325,7 +328,7 @@ static void test_hadamard_wgrad(void) {
     float *dW = calloc((size_t)(Cout * Cin), sizeof(float));
     fqt_pass pass = {&rec, FQT_MODE_FQT, 99, 5, NULL};
     fqt_qtensor QXt;
-    fqt_linear_wgrad_x(&QXt, X, N, Cin, &rec.quant, &pass, id, id);
+    fqt_linear_wgrad_x(&WS, &QXt, X, N, Cin, &rec.quant, &pass, id, id);
     /* The X operand really was transformed (fp32 "quantization" is exact). */
     float *xt = malloc(sizeof(float) * (size_t)(N * Cin));
     fqt_dequantize(&QXt, xt);
@@ -333,8 +336,8 @@ static void test_hadamard_wgrad(void) {
     for (int64_t n = 0; n < 32; n++)
         for (int64_t c = 0; c < Cin; c++) same &= xt[c * N + n] == X[n * Cin + c];
     CHECK_MSG(!same, "hadamard=1 left the wgrad X operand unchanged");
-    fqt_linear_wgrad(dW, dY, N, Cout, &QXt, &rec.quant, &pass, id, id);
-    fqt_qtensor_free(&QXt);
+    fqt_linear_wgrad(&WS, dW, dY, N, Cout, &QXt, &rec.quant, &pass, id, id);
+    WS.used = 0;
     double *ref = malloc(sizeof(double) * (size_t)(Cout * Cin));
     atb(ref, dY, X, N, Cout, Cin);
     const double u = 0x1p-24, gN = (double)N * u / (1 - (double)N * u);
@@ -365,6 +368,7 @@ static void test_hadamard_wgrad(void) {
 }
 
 int main(void) {
+    FQT_ASSERT(fqt_ws_reserve(&WS, &fqt_backend_cpu, (size_t)256 << 20) == FQT_OK);
     test_linear_vs_reference();
     test_sr_keys();
     test_hadamard();

@@ -437,14 +437,34 @@ static void attention_naive(double *out, double *att, const double *q, const dou
     free(sc);
 }
 
+/* Probabilities [B, NH, T, T] from attention_fwd's row statistics {max, 1/sum}: what the
+ * backward pass recomputes (zero above the diagonal). */
+static void probs_from_stats(double *prob, const double *stats, const double *q, const double *k,
+                             int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < NH; h++) {
+            const int64_t kh = h / (NH / NKV);
+            for (int64_t t = 0; t < T; t++) {
+                const double *qt = q + ((b * T + t) * NH + h) * HS;
+                const double *st = stats + ((b * NH + h) * T + t) * 2;
+                double *prow = prob + ((b * NH + h) * T + t) * T;
+                for (int64_t s = 0; s < T; s++) {
+                    const double *ks = k + ((b * T + s) * NKV + kh) * HS;
+                    prow[s] = s <= t ? exp(dot(qt, ks, HS) / sqrt((double)HS) - st[0]) * st[1] : 0;
+                }
+            }
+        }
+}
+
 static void test_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
     att_ctx c = {.B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS};
     const int64_t nq = B * T * NH * HS, nk = B * T * NKV * HS, na = B * NH * T * T;
+    const int64_t ns = B * NH * T * 2; /* saved row statistics (max, 1/sum) */
     c.q = drand_new(nq, 1.5);
     c.k = drand_new(nk, 1.5);
     c.v = drand_new(nk, 1);
     c.out = dalloc(nq);
-    c.att = dalloc(na);
+    c.att = dalloc(ns);
     c.r = drand_new(nq, 1);
     char tag[64];
     snprintf(tag, sizeof tag, "B=%lld T=%lld NH=%lld NKV=%lld HS=%lld", (long long)B,
@@ -452,19 +472,21 @@ static void test_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
 
     /* forward: written, equal to the naive loops */
     fill_pattern(c.out, nq);
-    fill_pattern(c.att, na);
+    fill_pattern(c.att, ns);
     D->attention_fwd(c.out, c.att, c.q, c.k, c.v, B, T, NH, NKV, HS);
-    double *wout = dalloc(nq), *watt = dalloc(na);
+    double *wout = dalloc(nq), *watt = dalloc(na), *prob = dalloc(na);
     attention_naive(wout, watt, c.q, c.k, c.v, B, T, NH, NKV, HS);
     check_close("attention_fwd out vs naive", c.out, wout, nq, 1e-13);
-    check_close("attention_fwd att vs naive", c.att, watt, na, 1e-13);
+    /* The probabilities the saved statistics stand for: P = exp(score - max) / sum. */
+    probs_from_stats(prob, c.att, c.q, c.k, B, T, NH, NKV, HS);
+    check_close("attention_fwd probabilities from stats vs naive", prob, watt, na, 1e-13);
 
     /* probabilities: rows sum to 1, non-negative, exact zeros above the diagonal */
     int ok_zero = 1, ok_pos = 1;
     double worst_sum = 0;
     for (int64_t bh = 0; bh < B * NH; bh++)
         for (int64_t t = 0; t < T; t++) {
-            const double *arow = c.att + (bh * T + t) * T;
+            const double *arow = prob + (bh * T + t) * T;
             double s = 0;
             for (int64_t u = 0; u < T; u++) {
                 if (u > t) ok_zero &= arow[u] == 0.0;
@@ -498,7 +520,7 @@ static void test_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
     if (T >= 3) {
         const int64_t s0 = T - 2;
         double *k2 = dcopy_new(c.k, nk), *v2 = dcopy_new(c.v, nk), *o2 = dalloc(nq),
-               *a2 = dalloc(na);
+               *a2 = dalloc(ns);
         for (int64_t b = 0; b < B; b++)
             for (int64_t i = 0; i < NKV * HS; i++) {
                 k2[(b * T + s0) * NKV * HS + i] += 5.0;
@@ -543,19 +565,19 @@ static void test_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
 
     /* float table on the same inputs */
     float *fq = to_f32_new(c.q, nq), *fk = to_f32_new(c.k, nk), *fv = to_f32_new(c.v, nk);
-    float *fr = to_f32_new(c.r, nq), *fo = falloc(nq), *fa = falloc(na);
+    float *fr = to_f32_new(c.r, nq), *fo = falloc(nq), *fa = falloc(ns);
     float *fdq = falloc(nq), *fdk = falloc(nk), *fdv = falloc(nk);
     F->attention_fwd(fo, fa, fq, fk, fv, B, T, NH, NKV, HS);
     D->attention_fwd(c.out, c.att, c.q, c.k, c.v, B, T, NH, NKV, HS);
     check_f32("attention_fwd out", fo, c.out, nq, 1e-5);
-    check_f32("attention_fwd att", fa, c.att, na, 1e-5);
+    check_f32("attention_fwd stats", fa, c.att, ns, 1e-5);
     F->attention_bwd(fdq, fdk, fdv, fr, fa, fq, fk, fv, B, T, NH, NKV, HS);
     check_f32("attention_bwd dq", fdq, dq, nq, 1e-5);
     check_f32("attention_bwd dk", fdk, dk, nk, 1e-5);
     check_f32("attention_bwd dv", fdv, dv, nk, 1e-5);
 
     free(fq), free(fk), free(fv), free(fr), free(fo), free(fa), free(fdq), free(fdk), free(fdv);
-    free(dq), free(dk), free(dv), free(dq1), free(dk1), free(dv1), free(wout), free(watt);
+    free(dq), free(dk), free(dv), free(dq1), free(dk1), free(dv1), free(wout), free(watt), free(prob);
     free(c.q), free(c.k), free(c.v), free(c.out), free(c.att), free(c.r);
 }
 

@@ -345,8 +345,21 @@ static void test_report_figure(const fqt_run_metrics *runs) {
         fqt_buf b = {0};
         fqt_svg_render(f, &b);
         well_formed(b.s, logx ? "report figure (logx)" : "report figure");
-        /* (a) raw + EMA per run, (b) validation per run, (c) gnr per run */
-        CHECK_MSG(count(b.s, "<polyline") == 3 * 2 + 3 + 3, "%d polylines", count(b.s, "<polyline"));
+        /* (a) the raw loss per run (runs of <= 100 points are not smoothed, and the label
+         * says so), (b) validation per run, (c) gnr per run */
+        CHECK_MSG(count(b.s, "<polyline") == 3 + 3 + 3, "%d polylines", count(b.s, "<polyline"));
+        CHECK(!strstr(b.s, "EMA") && strstr(b.s, "not smoothed"));
+        {
+            /* With smoothing: raw faint + EMA per run, and the label names the EMA. */
+            fqt_report_plot_opts os = {.logx = logx, .ema_beta = 0.5};
+            fqt_svg_figure *fs = fqt_report_figure(runs, 3, &os);
+            fqt_buf bs = {0};
+            fqt_svg_render(fs, &bs);
+            CHECK_MSG(count(bs.s, "<polyline") == 3 * 2 + 3 + 3, "%d polylines", count(bs.s, "<polyline"));
+            CHECK(strstr(bs.s, "EMA") && !strstr(bs.s, "not smoothed"));
+            fqt_buf_free(&bs);
+            fqt_svg_figure_free(fs);
+        }
         CHECK(count(b.s, "class=\"legend-item\"") == 3 * 3);
         CHECK(count(b.s, "class=\"panel\"") == 3);
         CHECK(count(b.s, "<circle") >= 4 + 4 + 2);

@@ -30,4 +30,33 @@ int cli_parse_i64(const char *s, int64_t *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_f64(const char *s, double *out);
 
+/* ---- option parsing (tools/cli_opts.c) --------------------------------------------------
+ * getopt_long conventions: `--key value` and `--key=value`, `-h` means `--help`, `--` ends
+ * the options; anything not starting with '-' is positional (shell-expanded globs arrive
+ * that way). Unknown options print one message with a "did you mean" suggestion. */
+#include <stdbool.h>
+
+typedef struct {
+    const char *name; /* without the leading "--" */
+    int has_arg;      /* 1: takes a value */
+} cli_opt;
+
+typedef struct {
+    const char *cmd;
+    int argc, i, nopts;
+    char **argv;
+    const cli_opt *opts;
+    bool only_pos;
+} cli_parser;
+
+enum { CLI_POS = -1, CLI_END = -2, CLI_ERR = -3 };
+
+void cli_parser_init(cli_parser *p, const char *cmd, int argc, char **argv, const cli_opt *opts,
+                     int nopts);
+/* The next argument: an index into opts (*val: its value or NULL), CLI_POS (*val: the
+ * argument), CLI_END, or CLI_ERR after printing one message (exit status 2). */
+int cli_next(cli_parser *p, const char **val);
+/* The name among names[0..n) closest to word, or NULL if none is close. */
+const char *cli_suggest(const char *word, const char *const *names, int n);
+
 #endif

@@ -26,21 +26,29 @@ int fqt_cmd_eval(int argc, char **argv) {
     const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL, *dump = NULL;
     int nck = 0;
     int64_t tokens = 65536, seq = 0, batch = 8;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
-        if (!v) return cli_usage_error("eval", "%s needs a value (see fqt eval --help)", a);
-        i++;
-        if (!strcmp(a, "--ckpt")) {
+    static const cli_opt opts[] = {{"help", 0}, {"ckpt", 1}, {"val-data", 1}, {"dump-logits", 1}, {"recipe", 1},
+                                   {"tokens", 1}, {"seq", 1}, {"batch", 1}};
+    cli_parser cp;
+    cli_parser_init(&cp, "eval", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    for (;;) {
+        const char *v;
+        int k = cli_next(&cp, &v);
+        if (k == CLI_END) break;
+        if (k == CLI_ERR) return 2;
+        if (k == CLI_POS) return cli_usage_error("eval", "unexpected argument '%s' (see fqt eval --help)", v);
+        switch (k) {
+        case 0: return usage();
+        case 1:
             if (nck == 2) return cli_usage_error("eval", "at most two --ckpt");
             ck[nck++] = v;
-        } else if (!strcmp(a, "--val-data")) val = v;
-        else if (!strcmp(a, "--dump-logits")) dump = v;
-        else if (!strcmp(a, "--recipe")) recipe_s = v;
-        else if (!strcmp(a, "--tokens")) { if (cli_parse_i64(v, &tokens) || tokens <= 0) return cli_usage_error("eval", "bad --tokens '%s'", v); }
-        else if (!strcmp(a, "--seq")) { if (cli_parse_i64(v, &seq) || seq <= 0) return cli_usage_error("eval", "bad --seq '%s'", v); }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_i64(v, &batch) || batch <= 0) return cli_usage_error("eval", "bad --batch '%s'", v); }
-        else return cli_usage_error("eval", "unknown option '%s' (see fqt eval --help)", a);
+            break;
+        case 2: val = v; break;
+        case 3: dump = v; break;
+        case 4: recipe_s = v; break;
+        case 5: if (cli_parse_i64(v, &tokens) || tokens <= 0) return cli_usage_error("eval", "bad --tokens '%s'", v); break;
+        case 6: if (cli_parse_i64(v, &seq) || seq <= 0) return cli_usage_error("eval", "bad --seq '%s'", v); break;
+        case 7: if (cli_parse_i64(v, &batch) || batch <= 0) return cli_usage_error("eval", "bad --batch '%s'", v); break;
+        }
     }
     if (!nck) return cli_usage_error("eval", "--ckpt is required");
     fqt_model m[2];

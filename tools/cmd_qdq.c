@@ -22,35 +22,41 @@ int fqt_cmd_qdq(int argc, char **argv) {
     uint64_t seed = 0;
     fqt_rounding rounding = FQT_ROUND_RNE;
     fqt_axis axis = FQT_AXIS_ROWS;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
-        if (!strcmp(a, "--format") || !strcmp(a, "--cols") || !strcmp(a, "--rounding") ||
-            !strcmp(a, "--seed") || !strcmp(a, "--axis")) {
-            if (!v) return cli_usage_error("qdq", "%s needs a value", a);
-            i++;
-            if (!strcmp(a, "--format")) fmt_name = v;
-            else if (!strcmp(a, "--cols")) {
-                if (cli_parse_i64(v, &K) || K <= 0)
-                    return cli_usage_error("qdq", "--cols must be a positive integer, not '%s'", v);
-            } else if (!strcmp(a, "--seed")) {
-                if (cli_parse_u64(v, &seed))
-                    return cli_usage_error("qdq", "--seed must be a non-negative integer, not '%s'", v);
-            } else if (!strcmp(a, "--rounding")) {
-                if (!strcmp(v, "rtn") || !strcmp(v, "rne")) rounding = FQT_ROUND_RNE;
-                else if (!strcmp(v, "sr")) rounding = FQT_ROUND_SR;
-                else return cli_usage_error("qdq", "--rounding must be rtn or sr, not '%s'", v);
-            } else {
-                if (!strcmp(v, "rows")) axis = FQT_AXIS_ROWS;
-                else if (!strcmp(v, "cols")) axis = FQT_AXIS_COLS;
-                else return cli_usage_error("qdq", "--axis must be rows or cols, not '%s'", v);
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("qdq", "unknown option '%s' (see fqt qdq --help)", a);
-        } else if (!in) in = a;
-        else if (!out) out = a;
-        else return cli_usage_error("qdq", "unexpected argument '%s'", a);
+    static const cli_opt opts[] = {{"help", 0}, {"format", 1}, {"cols", 1}, {"rounding", 1}, {"seed", 1}, {"axis", 1}};
+    cli_parser p;
+    cli_parser_init(&p, "qdq", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    for (;;) {
+        const char *v;
+        int k = cli_next(&p, &v);
+        if (k == CLI_END) break;
+        if (k == CLI_ERR) return 2;
+        switch (k) {
+        case CLI_POS:
+            if (!in) in = v;
+            else if (!out) out = v;
+            else return cli_usage_error("qdq", "unexpected argument '%s'", v);
+            break;
+        case 0: return usage();
+        case 1: fmt_name = v; break;
+        case 2:
+            if (cli_parse_i64(v, &K) || K <= 0)
+                return cli_usage_error("qdq", "--cols must be a positive integer, not '%s'", v);
+            break;
+        case 3:
+            if (!strcmp(v, "rtn") || !strcmp(v, "rne")) rounding = FQT_ROUND_RNE;
+            else if (!strcmp(v, "sr")) rounding = FQT_ROUND_SR;
+            else return cli_usage_error("qdq", "--rounding must be rtn or sr, not '%s'", v);
+            break;
+        case 4:
+            if (cli_parse_u64(v, &seed))
+                return cli_usage_error("qdq", "--seed must be a non-negative integer, not '%s'", v);
+            break;
+        case 5:
+            if (!strcmp(v, "rows")) axis = FQT_AXIS_ROWS;
+            else if (!strcmp(v, "cols")) axis = FQT_AXIS_COLS;
+            else return cli_usage_error("qdq", "--axis must be rows or cols, not '%s'", v);
+            break;
+        }
     }
     if (!fmt_name) return cli_usage_error("qdq", "--format is required (see fqt formats)");
     if (!K) return cli_usage_error("qdq", "--cols is required");

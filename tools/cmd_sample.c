@@ -5,6 +5,7 @@
 #include "fqt/train.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static int usage(void) {
     printf("usage: fqt sample --ckpt DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
@@ -20,20 +21,27 @@ int fqt_cmd_sample(int argc, char **argv) {
     int64_t max_tokens = 100, top_k = 40;
     uint64_t seed = 1;
     double temp = 0.8;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage();
-        if (!v) return cli_usage_error("sample", "%s needs a value (see fqt sample --help)", a);
-        i++;
-        if (!strcmp(a, "--ckpt")) ckpt = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "--vocab")) vocab = v;
-        else if (!strcmp(a, "--recipe")) recipe_s = v;
-        else if (!strcmp(a, "--max-tokens")) { if (cli_parse_i64(v, &max_tokens)) return cli_usage_error("sample", "bad --max-tokens '%s'", v); }
-        else if (!strcmp(a, "--top-k")) { if (cli_parse_i64(v, &top_k)) return cli_usage_error("sample", "bad --top-k '%s'", v); }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_u64(v, &seed)) return cli_usage_error("sample", "bad --seed '%s'", v); }
-        else if (!strcmp(a, "--temperature")) { if (cli_parse_f64(v, &temp) || temp < 0) return cli_usage_error("sample", "bad --temperature '%s'", v); }
-        else return cli_usage_error("sample", "unknown option '%s' (see fqt sample --help)", a);
+    static const cli_opt opts[] = {{"help", 0}, {"ckpt", 1}, {"prompt", 1}, {"vocab", 1}, {"recipe", 1},
+                                   {"max-tokens", 1}, {"top-k", 1}, {"seed", 1}, {"temperature", 1}};
+    cli_parser p;
+    cli_parser_init(&p, "sample", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    for (;;) {
+        const char *v;
+        int k = cli_next(&p, &v);
+        if (k == CLI_END) break;
+        if (k == CLI_ERR) return 2;
+        if (k == CLI_POS) return cli_usage_error("sample", "unexpected argument '%s' (see fqt sample --help)", v);
+        switch (k) {
+        case 0: return usage();
+        case 1: ckpt = v; break;
+        case 2: prompt = v; break;
+        case 3: vocab = v; break;
+        case 4: recipe_s = v; break;
+        case 5: if (cli_parse_i64(v, &max_tokens)) return cli_usage_error("sample", "bad --max-tokens '%s'", v); break;
+        case 6: if (cli_parse_i64(v, &top_k)) return cli_usage_error("sample", "bad --top-k '%s'", v); break;
+        case 7: if (cli_parse_u64(v, &seed)) return cli_usage_error("sample", "bad --seed '%s'", v); break;
+        case 8: if (cli_parse_f64(v, &temp) || temp < 0) return cli_usage_error("sample", "bad --temperature '%s'", v); break;
+        }
     }
     if (!ckpt || !prompt) return cli_usage_error("sample", "--ckpt and --prompt are required");
     fqt_model m;
@@ -46,7 +54,16 @@ int fqt_cmd_sample(int argc, char **argv) {
     int64_t nids = 0, nout = 0;
     unsigned char *text = NULL;
     size_t nt = 0;
+    /* The tokenizer the checkpoint carries, else the one its run recorded. */
+    char own[4400], dir[4200];
     const char *vpath = vocab ? vocab : tc.vocab;
+    if (!vocab && !fqt_checkpoint_resolve(ckpt, dir, sizeof dir)) {
+        const char *names[] = {"tokenizer.bpe", "r50k_base.tiktoken"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(own, sizeof own, "%s/%s", dir, names[i]);
+            if (!access(own, R_OK)) { vpath = own; break; }
+        }
+    }
     if (fqt_recipe_parse(recipe_s ? recipe_s : tc.recipe, &r)) {
         rc = cli_usage_error("sample", "%s", fqt_last_error());
         goto out;

@@ -23,7 +23,8 @@ static const command commands[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: fqt <command> [options]   (fqt <command> --help for its options)\n\n");
+    fprintf(f, "usage: fqt <command> [options]   (fqt <command> --help for its options;\n"
+               "       fqt --version)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
@@ -76,9 +77,18 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
+        printf("fqt %s (commit %s)\n", fqt_version(), fqt_git_commit());
+        return 0;
+    }
+    const size_t nc = sizeof commands / sizeof commands[0];
+    for (size_t i = 0; i < nc; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "fqt: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < nc; i++) names[i] = commands[i].name;
+    const char *s = cli_suggest(argv[1][0] == '-' ? argv[1] + strspn(argv[1], "-") : argv[1], names, (int)nc);
+    if (s) fprintf(stderr, "fqt: unknown command '%s' (did you mean '%s'?)\n", argv[1], s);
+    else fprintf(stderr, "fqt: unknown command '%s'\n\n", argv[1]);
+    if (!s) usage(stderr);
     return 2;
 }

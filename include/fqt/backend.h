@@ -149,6 +149,11 @@ void fqt_backend_qtensor_bind(fqt_qtensor *q, const fqt_format *f, int64_t rows,
 /* The trailing float of a bound tensor (backend memory): where a device backend's quantize
  * writes s_dec and its GEMM reads it. */
 float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q);
+/* Host access to n floats of backend memory x (checkpoints, tests). fqt_backend_host_get
+ * returns x itself on host-memory backends, else a host buffer, filled from x when fill is
+ * true; fqt_backend_host_put uploads it back to x when store is true and frees it. */
+float *fqt_backend_host_get(const fqt_backend *be, const float *x, int64_t n, bool fill);
+void fqt_backend_host_put(const fqt_backend *be, float *host, float *x, int64_t n, bool store);
 /* Ordered sum of the partials of sumsq_partials over x[0..n). */
 double fqt_backend_sumsq(const fqt_backend *be, const float *x, const float *y, int64_t n,
                          double *part_scratch);

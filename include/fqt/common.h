@@ -27,6 +27,7 @@ typedef enum {
     FQT_ERR_NONFINITE,  /* NaN or Inf where a finite value was needed */
     FQT_ERR_MISMATCH,   /* a file does not belong to this model/config */
     FQT_ERR_UNSUPPORTED,
+    FQT_ERR_INTERRUPTED, /* stopped by SIGINT/SIGTERM after a checkpoint */
     FQT_ERR_COUNT
 } fqt_status;
 
@@ -49,6 +50,18 @@ const char *fqt_last_error(void);
             abort();                                                              \
         }                                                                         \
     } while (0)
+
+/* Version of fqt and the git commit it was built from ("unknown" outside a git checkout);
+ * baked in at build time by the Makefile (src/core/version.c). */
+const char *fqt_version(void);
+const char *fqt_git_commit(void);
+
+/* SIGINT/SIGTERM: the CLI installs the handler, long-running library loops poll the flag
+ * at safe points (the trainer: at the end of a step) and stop cleanly. A second signal
+ * while one is pending restores the default action (a hard stop). Returns the pending
+ * signal number, or 0. */
+void fqt_interrupt_install(void);
+int fqt_interrupt_pending(void);
 
 #define FQT_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 

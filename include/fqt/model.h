@@ -3,14 +3,18 @@
  * Token embedding, pre-norm RMSNorm, rotary embeddings, causal (grouped-query) attention,
  * SwiGLU MLP, final RMSNorm, untied LM head. Parameters live in one FP32 slab with a table
  * of named tensors (Hugging Face Llama names), gradients in a second slab of the same
- * layout, so checkpoints and all-reduce are one call each. Non-GEMM math goes through the
- * op table (fqt/ops.h); every linear layer through core/linear.c under a recipe.
+ * layout, so checkpoints and all-reduce are one call each. Both slabs and every activation
+ * live in the memory of the model's backend (fqt/backend.h), which runs every op, quantizer
+ * and GEMM; every linear layer goes through core/linear.c under a recipe. With a host-memory
+ * backend (the CPU) params and grads are plain host arrays; otherwise move data with the
+ * backend's upload/download.
  *
  * Dimension letters: B batch, T sequence, C dim, V vocab, L layers, NH heads, NKV kv heads,
  * HS head size (C/NH), F FFN width. Not for: optimizer, data or the run loop (train.h). */
 #ifndef FQT_MODEL_H
 #define FQT_MODEL_H
 
+#include "fqt/backend.h"
 #include "fqt/ops.h"
 #include "fqt/recipe.h"
 
@@ -68,9 +72,9 @@ typedef struct fqt_acts fqt_acts; /* saved activations, private to model.c */
 
 typedef struct {
     fqt_model_config cfg;
-    const fqt_ops *ops;
+    const fqt_backend *be;       /* where the model lives and runs */
     int64_t n_params;
-    float *params;               /* the FP32 master weights */
+    float *params;               /* the FP32 master weights (backend memory) */
     float *grads;                /* same layout; accumulated by fqt_model_backward */
     int n_tensors;
     fqt_param_info *tensors;
@@ -80,7 +84,8 @@ typedef struct {
     fqt_acts *acts;
 } fqt_model;
 
-fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg);
+fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg); /* on the CPU */
+fqt_status fqt_model_create_on(fqt_model *m, const fqt_model_config *cfg, const fqt_backend *be);
 void fqt_model_free(fqt_model *m);
 /* Llama/GPT-2 style initialisation: N(0, 0.02), the residual projections (o_proj,
  * down_proj) scaled by 1/sqrt(2L), norms at 1. Deterministic in seed. */
@@ -96,7 +101,8 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
                          int64_t T, const fqt_pass *pass);
 /* Backward of the last forward: grads += d(loss * loss_scale)/d(params). */
 void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale);
-const float *fqt_model_logits(const fqt_model *m); /* [B*T, V] of the last forward */
+/* [B*T, V] float32 logits of the last forward, in host memory (a copy for device backends). */
+const float *fqt_model_logits(const fqt_model *m);
 void fqt_model_zero_grad(fqt_model *m);
 
 fqt_status fqt_diag_alloc(fqt_diag *d, int64_t n_linears);

@@ -8,8 +8,9 @@
  * (din, dq, ...) are ACCUMULATED too unless the comment says "written", so a residual
  * branch can add into the stream's gradient directly.
  *
- * Not for: linear layers (GEMMs and their quantization live in core/linear.c on top of
- * fqt/gemm.h) and anything that is not per-op math. */
+ * These are the float reference implementations behind the CPU backend (fqt/backend.h);
+ * the model calls them only through the backend table. Not for: linear layers (GEMMs and
+ * their quantization live in core/linear.c) and anything that is not per-op math. */
 #ifndef FQT_OPS_H
 #define FQT_OPS_H
 
@@ -39,13 +40,15 @@ typedef struct fqt_ops {
     void (*rope_bwd)(float *dx, int64_t B, int64_t T, int64_t H, int64_t HS, float theta);
 
     /* Causal attention, scale 1/sqrt(HS), grouped-query: head h reads kv head h/(NH/NKV).
-     * q[B,T,NH,HS], k,v[B,T,NKV,HS] -> out[B,T,NH,HS] (written); att[B,NH,T,T] receives the
-     * softmax probabilities (upper triangle zero) for the backward pass. */
-    void (*attention_fwd)(float *out, float *att, const float *q, const float *k,
+     * q[B,T,NH,HS], k,v[B,T,NKV,HS] -> out[B,T,NH,HS] (written); stats[B,NH,T,2] (written)
+     * receives per query row the maximum scaled score and the reciprocal of the sum of the
+     * exponentials (the log-sum-exp, kept so that backward recomputes the probabilities bit
+     * for bit): O(T) saved per row, not the [T, T] probabilities. */
+    void (*attention_fwd)(float *out, float *stats, const float *q, const float *k,
                           const float *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
                           int64_t HS);
     /* dq, dk, dv WRITTEN (not accumulated), same shapes as q, k, v. */
-    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *att,
+    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *stats,
                           const float *q, const float *k, const float *v, int64_t B,
                           int64_t T, int64_t NH, int64_t NKV, int64_t HS);
 
@@ -68,5 +71,11 @@ typedef struct fqt_ops {
 } fqt_ops;
 
 extern const fqt_ops fqt_ops_cpu;
+
+/* In place: x[N, C] <- (H·S) x along the rows, in blocks of 16 rows (a partial last block is
+ * left as is). H is the orthonormal 16x16 Sylvester Hadamard matrix (entries ±1/4, exact),
+ * S a diagonal of random signs from the §4 bits of (seed, stream, row). CPU reference of the
+ * backend entry hadamard16_rows. */
+void fqt_hadamard16_rows(float *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream);
 
 #endif

@@ -120,4 +120,13 @@ fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_
  * the early, fast part of a loss curve is not smeared out. */
 void fqt_report_ema(const double *y, int64_t n, double beta, double *out);
 
+/* Give runs that share a name (e.g. two runs of one recipe) their directory as name (as
+ * given, trailing slashes dropped), so tables and legends tell them apart. */
+void fqt_report_name_runs(fqt_run_metrics *runs, int n);
+
+/* The comparison table as CSV (RFC 4180): a header row run,recipe,steps,tokens,val_loss,
+ * val_ppl,gap_abs,gap_pct,tok_per_s,baseline, then one row per run; numbers with full
+ * precision, NaN as an empty cell; baseline is 1 or 0. */
+void fqt_report_csv(const fqt_run_summary *rows, int n, fqt_buf *out);
+
 #endif

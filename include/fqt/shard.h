@@ -15,7 +15,9 @@
 fqt_status fqt_shard_write(const char *path, const uint16_t *tok, int64_t n);
 /* Read and validate one shard (magic, version, count vs. file size). *tok is malloc'ed. */
 fqt_status fqt_shard_read(const char *path, uint16_t **tok, int64_t *n);
-/* Read every file matching the glob pattern (sorted by name) and concatenate them.
+/* Read every file matching the glob pattern (sorted by name) and concatenate them. Brace
+ * lists are expanded too ("{d/a_000.bin,d/a_001.bin}": fqt train writes shell-expanded
+ * file lists that way).
  * No match is an error naming the pattern. */
 fqt_status fqt_shards_load(const char *pattern, uint16_t **tok, int64_t *n);
 

@@ -8,6 +8,7 @@
 #ifndef FQT_TRAIN_H
 #define FQT_TRAIN_H
 
+#include "fqt/json.h"
 #include "fqt/model.h"
 
 typedef enum { FQT_SCHED_COSINE = 0, FQT_SCHED_WSD, FQT_SCHED_COUNT } fqt_schedule;
@@ -22,7 +23,11 @@ typedef struct {
     /* data */
     char train_data[1024];        /* glob of llm.c shards */
     char val_data[1024];
-    char vocab[1024];             /* tokenizer file, for the samples at the end ("" = none) */
+    char vocab[1024];             /* tokenizer file ("": the one the data's manifest.json names,
+                                     else none); checked against the data, exported with
+                                     every checkpoint, used for the samples at the end */
+    char tokenizer_sha512[130];   /* hex SHA-512 of the vocab file (set by the trainer) */
+    char init_from[1024];         /* start from this Hugging Face Llama checkpoint ("" = init) */
     int64_t batch;                /* B sequences per micro-batch */
     int64_t seq;                  /* T */
     int64_t grad_accum;           /* micro-batches per step */
@@ -44,6 +49,7 @@ typedef struct {
     int64_t val_every;
     int64_t val_tokens;
     int64_t ckpt_every;           /* 0 = only at the end */
+    double ckpt_minutes;          /* also checkpoint after this much wall time (0 = off) */
     int64_t log_every;            /* plain progress lines when not a terminal */
     int64_t max_bad_steps;        /* consecutive non-finite steps before giving up */
     int64_t sample_tokens;        /* generated at the end (needs vocab) */
@@ -51,7 +57,9 @@ typedef struct {
     uint64_t seed;
     char run_dir[1024];
     char name[160];
+    char device[16];              /* "auto" (the GPU when present), "cpu" or "cuda" */
     bool quiet;
+    int64_t start_unix;           /* when the run began (seconds since 1970, UTC); set by fqt_train */
 } fqt_train_config;
 
 /* Defaults for the tiny model on the default corpus. */
@@ -62,6 +70,11 @@ fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char
 /* The configuration as a JSON object (run.json and checkpoints). */
 char *fqt_train_config_json(const fqt_train_config *c);
 fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, size_t n, const char *what);
+/* The i-th option key fqt_train_config_set accepts (for "did you mean"), NULL past the end. */
+const char *fqt_train_config_key(size_t i);
+/* Settings that contradict each other but are not errors (e.g. --warmup >= --steps): one
+ * line per warning appended to out (nothing when all is consistent). */
+void fqt_train_config_warnings(const fqt_train_config *c, fqt_buf *out);
 /* Help text of all options with their defaults. */
 void fqt_train_config_help(FILE *f);
 
@@ -69,12 +82,25 @@ void fqt_train_config_help(FILE *f);
  * QAF shorter than the run, seq within the model's context. FQT_ERR_ARG with a message. */
 fqt_status fqt_train_config_check(const fqt_train_config *c);
 
+/* The tokenizer of a fresh run: with c->vocab empty, the file named by the manifest.json
+ * next to the training shards (fqt/corpus.h), verified by its SHA-512; with c->vocab given,
+ * it must be the manifest's tokenizer (same digest) when there is a manifest, and cover
+ * every token of the data. Sets c->vocab and c->tokenizer_sha512. FQT_ERR_MISMATCH naming
+ * both files when the tokenizer does not belong to the data. */
+fqt_status fqt_train_resolve_tokenizer(fqt_train_config *c);
+/* --init-from: load the weights of the Hugging Face Llama checkpoint c->init_from (a run or
+ * checkpoint directory with config.json and model.safetensors) into m, after checking its
+ * config.json against m's architecture field by field (FQT_ERR_MISMATCH naming the field). */
+fqt_status fqt_train_init_from(fqt_model *m, const fqt_train_config *c);
+
 /* Train. resume: a checkpoint directory (or a run directory holding ckpt/), or NULL. On a
  * resume the stored configuration is used; only c->steps (when larger: extends the run; 0
  * keeps it), c->stop_at and c->quiet are taken from c.
  * Returns FQT_OK, or an error with fqt_last_error() set (bad data, impossible configuration,
  * too many non-finite steps: the last good checkpoint stays intact). */
 fqt_status fqt_train(fqt_train_config *c, const char *resume);
+/* A SIGINT/SIGTERM (fqt_interrupt_pending) makes fqt_train finish the step, checkpoint and
+ * return FQT_ERR_INTERRUPTED; c->ckpt_minutes (default 10) bounds the work a crash loses. */
 
 /* ---- pieces the CLI and the tests use --------------------------------------------------- */
 
@@ -106,6 +132,11 @@ fqt_status fqt_checkpoint_read_config(const char *dir, fqt_model_config *c);
 int64_t fqt_vocab_size_of_file(const char *path);
 /* Print a few samples from the trained model when c->vocab names a tokenizer. */
 void fqt_train_print_samples(fqt_model *m, const fqt_train_config *c, const fqt_recipe *r);
+
+/* Write the tokenizer files of a checkpoint into dir (see fqt/tokenizer_export.h) for the
+ * tokenizer file vocab ("" : nothing), and config.json again with bos_token_id and
+ * eos_token_id set to its end-of-text id. */
+fqt_status fqt_checkpoint_save_tokenizer(const fqt_model *m, const char *dir, const char *vocab);
 
 /* Open a checkpoint for inference: resolve path (run or checkpoint dir), create the model
  * from config.json, load and validate the weights, and read train.json into tc when

@@ -52,6 +52,19 @@ float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q) {
     return (float *)(void *)(q->scales + ALIGN_UP(fqt_qtensor_scale_bytes(q) + 1));
 }
 
+float *fqt_backend_host_get(const fqt_backend *be, const float *x, int64_t n, bool fill) {
+    if (be->host_memory) return (float *)x;
+    float *h = fqt_xmalloc((size_t)n * sizeof(float) + 1);
+    if (fill) be->download(h, x, (size_t)n * sizeof(float));
+    return h;
+}
+
+void fqt_backend_host_put(const fqt_backend *be, float *host, float *x, int64_t n, bool store) {
+    if (host == x) return;
+    if (store) be->upload(x, host, (size_t)n * sizeof(float));
+    free(host);
+}
+
 double fqt_backend_sumsq(const fqt_backend *be, const float *x, const float *y, int64_t n,
                          double *part) {
     be->sumsq_partials(x, y, n, part);

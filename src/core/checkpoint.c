@@ -4,6 +4,7 @@
 #include "fqt/fileio.h"
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
+#include "fqt/tokenizer_export.h"
 #include "fqt/train.h"
 
 #include <string.h>
@@ -31,7 +32,8 @@ fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n) {
     return FQT_ERR_IO;
 }
 
-static char *config_json(const fqt_model_config *c) {
+/* eot < 0: no tokenizer known, so no bos/eos ids (transformers then assumes 1 and 2). */
+static char *config_json(const fqt_model_config *c, int64_t eot) {
     fqt_buf b = {0};
     fqt_buf_printf(&b,
                    "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
@@ -48,7 +50,9 @@ static char *config_json(const fqt_model_config *c) {
     fqt_buf_json_num(&b, (double)c->rope_theta);
     fqt_buf_printf(&b, ",\n  \"tie_word_embeddings\": false,\n  \"attention_bias\": false,\n"
                        "  \"mlp_bias\": false,\n  \"torch_dtype\": \"float32\",\n"
-                       "  \"initializer_range\": 0.02\n}\n");
+                       "  \"initializer_range\": 0.02");
+    if (eot >= 0) fqt_buf_printf(&b, ",\n  \"bos_token_id\": %lld,\n  \"eos_token_id\": %lld", (long long)eot, (long long)eot);
+    fqt_buf_printf(&b, "\n}\n");
     return b.s;
 }
 
@@ -56,6 +60,7 @@ fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir) {
     fqt_status st = fqt_mkdir_p(dir);
     if (st) return st;
     fqt_st_tensor *t = fqt_xcalloc((size_t)m->n_tensors, sizeof *t);
+    float *w = fqt_backend_host_get(m->be, m->params, m->n_params, true);
     for (int i = 0; i < m->n_tensors; i++) {
         const fqt_param_info *p = &m->tensors[i];
         t[i].name = p->name;
@@ -63,18 +68,35 @@ fqt_status fqt_checkpoint_save_model(const fqt_model *m, const char *dir) {
         t[i].ndim = p->ndim;
         t[i].shape[0] = p->shape[0];
         t[i].shape[1] = p->shape[1];
-        t[i].data = m->params + p->offset;
+        t[i].data = w + p->offset;
     }
     const char *meta[] = {"format", "pt", "producer", "fqt", NULL};
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st = fqt_st_write(path, t, m->n_tensors, meta);
+    fqt_backend_host_put(m->be, w, m->params, m->n_params, false);
     free(t);
     if (st) return st;
-    char *cj = config_json(&m->cfg);
+    char *cj = config_json(&m->cfg, -1);
     snprintf(path, sizeof path, "%s/config.json", dir);
     st = fqt_write_file_atomic(path, cj, strlen(cj));
     free(cj);
+    return st;
+}
+
+fqt_status fqt_checkpoint_save_tokenizer(const fqt_model *m, const char *dir, const char *vocab) {
+    if (!vocab || !vocab[0]) return FQT_OK;
+    fqt_bpe *bpe = NULL;
+    fqt_status st = fqt_bpe_load(vocab, &bpe);
+    if (st) return st;
+    if ((st = fqt_tokenizer_export(bpe, dir, m->cfg.ctx))) goto out;
+    char *cj = config_json(&m->cfg, fqt_bpe_eot(bpe));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = fqt_write_file_atomic(path, cj, strlen(cj));
+    free(cj);
+out:
+    fqt_bpe_free(bpe);
     return st;
 }
 
@@ -138,10 +160,12 @@ fqt_status fqt_checkpoint_load_model(fqt_model *m, const char *dir) {
     fqt_st_file *f = NULL;
     fqt_status st = fqt_st_open(path, &f);
     if (st) return st;
+    float *w = fqt_backend_host_get(m->be, m->params, m->n_params, false);
     for (int i = 0; i < m->n_tensors && !st; i++) {
         const fqt_param_info *p = &m->tensors[i];
-        st = fqt_st_read_f32(f, p->name, p->ndim, p->shape, m->params + p->offset);
+        st = fqt_st_read_f32(f, p->name, p->ndim, p->shape, w + p->offset);
     }
+    fqt_backend_host_put(m->be, w, m->params, m->n_params, !st);
     if (!st && fqt_st_count(f) != m->n_tensors) {
         fqt_set_error("%s: holds %lld tensors, the model has %d (a checkpoint of another model?)",
                       path, (long long)fqt_st_count(f), m->n_tensors);

@@ -7,7 +7,7 @@
 
 static const char *const status_names[] = {
     "ok", "bad argument", "I/O error", "malformed file", "out of memory",
-    "non-finite value", "mismatch", "unsupported",
+    "non-finite value", "mismatch", "unsupported", "interrupted",
 };
 FQT_STATIC_ASSERT(sizeof status_names / sizeof status_names[0] == FQT_ERR_COUNT,
                   "status_names must cover fqt_status");

@@ -1,110 +1,135 @@
-/* core/linear.c — fprop, dgrad and wgrad of a linear layer under a recipe (core/linear.h).
- * Oracle: tests/test_model.c recomputes each GEMM as deq(quant(A)) · deq(quant(B))ᵀ with
+/* core/linear.c — fprop, dgrad and wgrad of a linear layer under a recipe (core/linear.h),
+ * on the backend table, with every quantized operand and temporary in a workspace.
+ * Oracle: tests/test_linear.c recomputes each GEMM as deq(quant(A)) · deq(quant(B))ᵀ with
  * fqt_qdq and a double-precision product. */
 #include "linear.h"
 
-#include "fqt/gemm.h"
-
-#include <stdlib.h>
 #include <string.h>
+
+#define ALIGN_UP(x) (((x) + 255) & ~(size_t)255)
+
+fqt_status fqt_ws_reserve(fqt_ws *ws, const fqt_backend *be, size_t cap) {
+    FQT_ASSERT(ws->used == 0);
+    if (ws->base && ws->cap >= cap && ws->be == be) return FQT_OK;
+    fqt_ws_free(ws);
+    ws->be = be;
+    ws->base = be->alloc(cap);
+    if (!ws->base) return FQT_ERR_NOMEM;
+    ws->cap = cap;
+    return FQT_OK;
+}
+
+void fqt_ws_free(fqt_ws *ws) {
+    if (ws->base) ws->be->free(ws->base);
+    ws->base = NULL;
+    ws->cap = ws->used = 0;
+}
+
+void *fqt_ws_take(fqt_ws *ws, size_t bytes) {
+    bytes = ALIGN_UP(bytes);
+    FQT_ASSERT(ws->base && ws->used + bytes <= ws->cap);
+    void *p = ws->base + ws->used;
+    ws->used += bytes;
+    return p;
+}
+
+void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols) {
+    fqt_backend_qtensor_bind(q, f, rows, cols, fqt_ws_take(ws, fqt_backend_qtensor_bytes(f, rows, cols)));
+}
+
+static size_t qb(const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols) {
+    return ALIGN_UP(fqt_backend_qtensor_bytes(&s->op[op].fmt, rows, cols));
+}
+
+size_t fqt_linear_ws_fwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout) {
+    return qb(s, FQT_OP_FPROP_X, N, Cin) + qb(s, FQT_OP_FPROP_W, Cout, Cin);
+}
+
+size_t fqt_linear_ws_bwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout,
+                         fqt_dtype act) {
+    /* Live together at the peak: QXt and its Hadamard copy, then QdY and QWt of dgrad or
+     * QdYt and its copy in wgrad. */
+    const size_t e = fqt_dtype_size(act);
+    size_t dg = qb(s, FQT_OP_DGRAD_DY, N, Cout) + qb(s, FQT_OP_DGRAD_W, Cin, Cout);
+    size_t wg = qb(s, FQT_OP_WGRAD_DY, Cout, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cout) * e) : 0);
+    size_t n = qb(s, FQT_OP_WGRAD_X, Cin, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cin) * e) : 0) +
+               (dg > wg ? dg : wg);
+    return n;
+}
 
 static fqt_qstats *stats_for(const fqt_pass *pass, int64_t linear_id, fqt_operand op) {
     if (!pass->diag || linear_id >= pass->diag->n_linears) return NULL;
     return &pass->diag->st[linear_id][op];
 }
 
-void fqt_linear_quantize(fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
-                         const float *src, int64_t R, int64_t C, fqt_axis axis,
+void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
+                         const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
                          const fqt_pass *pass, int64_t linear_id) {
     const fqt_operand_spec *o = &s->op[op];
     int64_t qr = axis == FQT_AXIS_ROWS ? R : C, qc = axis == FQT_AXIS_ROWS ? C : R;
     double t0 = fqt_prof_now();
-    FQT_ASSERT(fqt_qtensor_alloc(q, &o->fmt, qr, qc) == FQT_OK);
-    /* A NaN/Inf input is kept as NaN (§5.1) and surfaces in the loss or the gradient norm,
-     * where the trainer skips the step; nothing to do here. */
-    (void)fqt_quantize(q, src, R, C, axis, o->rounding, pass->seed,
-                       fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step),
-                       stats_for(pass, linear_id, op));
+    fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
+    ws->be->quantize(q, src, dt, R, C, axis, o->rounding, pass->seed,
+                     fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step),
+                     stats_for(pass, linear_id, op));
     fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
 }
 
-void fqt_linear_fprop(float *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
+void fqt_linear_fprop(fqt_ws *ws, void *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
                       const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id) {
+    const size_t mark = ws->used;
     fqt_qtensor QW;
-    fqt_linear_quantize(&QW, s, FQT_OP_FPROP_W, W, Cout, QX->cols, FQT_AXIS_ROWS, pass, linear_id);
-    fqt_qgemm(QX, &QW, 1.0f, 0.0f, Y, Cout);
-    fqt_qtensor_free(&QW);
+    fqt_linear_quantize(ws, &QW, s, FQT_OP_FPROP_W, W, FQT_DT_F32, Cout, QX->cols, FQT_AXIS_ROWS,
+                        pass, linear_id);
+    ws->be->qgemm(QX, &QW, 1.0f, 0.0f, Y, ws->be->act_dtype, Cout);
+    ws->used = mark;
 }
 
-void fqt_linear_dgrad(float *dX, float beta, const float *dY, int64_t N, const float *W,
+void fqt_linear_dgrad(fqt_ws *ws, void *dX, float beta, const void *dY, int64_t N, const float *W,
                       int64_t Cout, int64_t Cin, const fqt_linear_spec *s, const fqt_pass *pass,
                       int64_t linear_id) {
+    const size_t mark = ws->used;
+    const fqt_dtype act = ws->be->act_dtype;
     fqt_qtensor QdY, QWt;
-    fqt_linear_quantize(&QdY, s, FQT_OP_DGRAD_DY, dY, N, Cout, FQT_AXIS_ROWS, pass, linear_id);
-    fqt_linear_quantize(&QWt, s, FQT_OP_DGRAD_W, W, Cout, Cin, FQT_AXIS_COLS, pass, linear_id);
-    fqt_qgemm(&QdY, &QWt, 1.0f, beta, dX, Cin);
-    fqt_qtensor_free(&QdY);
-    fqt_qtensor_free(&QWt);
+    fqt_linear_quantize(ws, &QdY, s, FQT_OP_DGRAD_DY, dY, act, N, Cout, FQT_AXIS_ROWS, pass, linear_id);
+    fqt_linear_quantize(ws, &QWt, s, FQT_OP_DGRAD_W, W, FQT_DT_F32, Cout, Cin, FQT_AXIS_COLS, pass, linear_id);
+    ws->be->qgemm(&QdY, &QWt, 1.0f, beta, dX, act, Cin);
+    ws->used = mark;
 }
 
 static uint64_t hadamard_stream(const fqt_pass *pass, int64_t hadamard_id) {
     return fqt_sr_stream((uint32_t)hadamard_id, 7u, pass->sr_step);
 }
 
-void fqt_linear_wgrad_x(fqt_qtensor *QXt, const float *X, int64_t N, int64_t Cin,
+/* src [N, C] (act) with the wgrad Hadamard applied when the spec asks: a copy in ws, else src. */
+static const void *hadamard_copy(fqt_ws *ws, const void *src, int64_t N, int64_t C,
+                                 const fqt_linear_spec *s, const fqt_pass *pass, int64_t hid) {
+    if (!s->hadamard_wgrad) return src;
+    const size_t bytes = (size_t)(N * C) * fqt_dtype_size(ws->be->act_dtype);
+    void *t = fqt_ws_take(ws, bytes);
+    ws->be->copy(t, src, bytes);
+    ws->be->hadamard16_rows(t, N, C, pass->seed, hadamard_stream(pass, hid));
+    return t;
+}
+
+void fqt_linear_wgrad_x(fqt_ws *ws, fqt_qtensor *QXt, const void *X, int64_t N, int64_t Cin,
                         const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id,
                         int64_t hadamard_id) {
-    if (!s->hadamard_wgrad) {
-        fqt_linear_quantize(QXt, s, FQT_OP_WGRAD_X, X, N, Cin, FQT_AXIS_COLS, pass, linear_id);
-        return;
-    }
-    float *t = fqt_xmalloc((size_t)(N * Cin) * sizeof(float));
-    memcpy(t, X, (size_t)(N * Cin) * sizeof(float));
-    fqt_hadamard16_rows(t, N, Cin, pass->seed, hadamard_stream(pass, hadamard_id));
-    fqt_linear_quantize(QXt, s, FQT_OP_WGRAD_X, t, N, Cin, FQT_AXIS_COLS, pass, linear_id);
-    free(t);
+    /* QXt stays live across several wgrads; the Hadamard copy under it is released with it
+     * (the caller resets the workspace mark it took before this call). */
+    const void *x = hadamard_copy(ws, X, N, Cin, s, pass, hadamard_id);
+    fqt_linear_quantize(ws, QXt, s, FQT_OP_WGRAD_X, x, ws->be->act_dtype, N, Cin, FQT_AXIS_COLS,
+                        pass, linear_id);
 }
 
-void fqt_linear_wgrad(float *dW, const float *dY, int64_t N, int64_t Cout,
+void fqt_linear_wgrad(fqt_ws *ws, float *dW, const void *dY, int64_t N, int64_t Cout,
                       const fqt_qtensor *QXt, const fqt_linear_spec *s, const fqt_pass *pass,
                       int64_t linear_id, int64_t hadamard_id) {
+    const size_t mark = ws->used;
     fqt_qtensor QdYt;
-    if (s->hadamard_wgrad) {
-        float *t = fqt_xmalloc((size_t)(N * Cout) * sizeof(float));
-        memcpy(t, dY, (size_t)(N * Cout) * sizeof(float));
-        fqt_hadamard16_rows(t, N, Cout, pass->seed, hadamard_stream(pass, hadamard_id));
-        fqt_linear_quantize(&QdYt, s, FQT_OP_WGRAD_DY, t, N, Cout, FQT_AXIS_COLS, pass, linear_id);
-        free(t);
-    } else {
-        fqt_linear_quantize(&QdYt, s, FQT_OP_WGRAD_DY, dY, N, Cout, FQT_AXIS_COLS, pass, linear_id);
-    }
-    fqt_qgemm(&QdYt, QXt, 1.0f, 1.0f, dW, QXt->rows);
-    fqt_qtensor_free(&QdYt);
-}
-
-void fqt_hadamard16_rows(float *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream) {
-    const int64_t nb = N / 16;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        float *blk = x + b * 16 * C;
-        for (int i = 0; i < 16; i++) {
-            if (fqt_sr_bits(seed, stream, (uint64_t)(b * 16 + i)) & 1u) {
-                float *row = blk + i * C;
-                for (int64_t c = 0; c < C; c++) row[c] = -row[c];
-            }
-        }
-        /* Fast Walsh-Hadamard butterflies over the 16 rows, then the 1/4 normalisation
-         * (exact: a power of two). */
-        for (int h = 1; h < 16; h <<= 1)
-            for (int i = 0; i < 16; i += 2 * h)
-                for (int j = i; j < i + h; j++) {
-                    float *a = blk + j * C, *bb = blk + (j + h) * C;
-                    for (int64_t c = 0; c < C; c++) {
-                        float u = a[c], v = bb[c];
-                        a[c] = u + v;
-                        bb[c] = u - v;
-                    }
-                }
-        for (int64_t i = 0; i < 16 * C; i++) blk[i] *= 0.25f;
-    }
+    const void *dy = hadamard_copy(ws, dY, N, Cout, s, pass, hadamard_id);
+    fqt_linear_quantize(ws, &QdYt, s, FQT_OP_WGRAD_DY, dy, ws->be->act_dtype, N, Cout,
+                        FQT_AXIS_COLS, pass, linear_id);
+    ws->be->qgemm(&QdYt, QXt, 1.0f, 1.0f, dW, FQT_DT_F32, QXt->rows);
+    ws->used = mark;
 }

@@ -13,36 +13,55 @@
 #ifndef FQT_CORE_LINEAR_H
 #define FQT_CORE_LINEAR_H
 
+#include "fqt/backend.h"
 #include "fqt/model.h"
 
-/* Quantize operand `op` of src [R, C] along axis into q (allocated here, caller frees). */
-void fqt_linear_quantize(fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
-                         const float *src, int64_t R, int64_t C, fqt_axis axis,
+/* A workspace: one backend allocation, carved with a stack discipline (take, then reset
+ * `used` to a mark). Quantized operands and temporaries of the linear layers live here, so
+ * the per-step path allocates nothing. Taking more than cap is a programmer error (the
+ * model sizes the workspace from its shapes and the pass's recipe before each pass). */
+typedef struct {
+    const fqt_backend *be;
+    char *base;
+    size_t cap, used;
+} fqt_ws;
+
+fqt_status fqt_ws_reserve(fqt_ws *ws, const fqt_backend *be, size_t cap); /* grows, never shrinks */
+void fqt_ws_free(fqt_ws *ws);
+void *fqt_ws_take(fqt_ws *ws, size_t bytes); /* 256-byte aligned */
+/* A quantized tensor [rows, cols] in format f placed in the workspace. */
+void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols);
+
+/* Workspace bytes that one linear [Cout, Cin] over N tokens needs under spec s, for the
+ * forward (fwd) and for the backward (everything live at once there; QAT's dequantized
+ * weight is the model's to add). */
+size_t fqt_linear_ws_fwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout);
+size_t fqt_linear_ws_bwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout,
+                         fqt_dtype act);
+
+/* Quantize operand `op` of src [R, C] (dtype dt) along axis into q, placed in ws. */
+void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
+                         const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
                          const fqt_pass *pass, int64_t linear_id);
 
-/* Y[N, Cout] = deq(QX) · deq(Q(W))ᵀ. QX is X [N, Cin] quantized as fprop.x. */
-void fqt_linear_fprop(float *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
+/* Y[N, Cout] (act) = deq(QX) · deq(Q(W))ᵀ. QX is X [N, Cin] quantized as fprop.x. */
+void fqt_linear_fprop(fqt_ws *ws, void *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
                       const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id);
 
-/* dX[N, Cin] = beta * dX + Q(dY) · Q(W, cols)ᵀ. */
-void fqt_linear_dgrad(float *dX, float beta, const float *dY, int64_t N, const float *W,
+/* dX[N, Cin] (act) = beta * dX + Q(dY) · Q(W, cols)ᵀ. */
+void fqt_linear_dgrad(fqt_ws *ws, void *dX, float beta, const void *dY, int64_t N, const float *W,
                       int64_t Cout, int64_t Cin, const fqt_linear_spec *s, const fqt_pass *pass,
                       int64_t linear_id);
 
-/* The wgrad X operand: X [N, Cin] quantized along the tokens as wgrad.x (Hadamard first if
- * the spec asks; signs keyed by hadamard_id). */
-void fqt_linear_wgrad_x(fqt_qtensor *QXt, const float *X, int64_t N, int64_t Cin,
+/* The wgrad X operand: X [N, Cin] (act) quantized along the tokens as wgrad.x (Hadamard first
+ * if the spec asks; signs keyed by hadamard_id), placed in ws. */
+void fqt_linear_wgrad_x(fqt_ws *ws, fqt_qtensor *QXt, const void *X, int64_t N, int64_t Cin,
                         const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id,
                         int64_t hadamard_id);
 
-/* dW[Cout, Cin] += Q(dY, cols) · QXtᵀ. */
-void fqt_linear_wgrad(float *dW, const float *dY, int64_t N, int64_t Cout,
+/* dW[Cout, Cin] (float32) += Q(dY, cols) · QXtᵀ. */
+void fqt_linear_wgrad(fqt_ws *ws, float *dW, const void *dY, int64_t N, int64_t Cout,
                       const fqt_qtensor *QXt, const fqt_linear_spec *s, const fqt_pass *pass,
                       int64_t linear_id, int64_t hadamard_id);
-
-/* In place: x[N, C] <- (H·S) x along the rows, in blocks of 16 rows (a partial last block is
- * left as is). H is the orthonormal 16x16 Sylvester Hadamard matrix (entries ±1/4, exact),
- * S a diagonal of random signs from the §4 bits of (seed, stream, row). */
-void fqt_hadamard16_rows(float *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream);
 
 #endif

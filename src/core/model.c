@@ -1,7 +1,10 @@
 /* core/model.c — parameters, initialisation, forward and backward of the Llama-style model
  * (fqt/model.h). The pass is written out op by op, llm.c style, so every saved activation
- * and every gradient buffer is visible. Oracle: tests/test_model.c (finite differences on
- * the whole model with quantization off; each quantized GEMM recomputed independently). */
+ * and every gradient buffer is visible. Every op, quantizer and GEMM goes through the
+ * backend table (fqt/backend.h); parameters, gradients and activations live in backend
+ * memory, activations in the backend's act_dtype. Oracle: tests/test_model.c (finite
+ * differences on the whole model with quantization off; each quantized GEMM recomputed
+ * independently). */
 #include "fqt/model.h"
 
 #include "linear.h"
@@ -81,32 +84,45 @@ static int tidx(int64_t l, int p) { return 1 + (int)l * P_PER_LAYER + p; }
 static float *P(const fqt_model *m, int t) { return m->params + m->tensors[t].offset; }
 static float *G(const fqt_model *m, int t) { return m->grads + m->tensors[t].offset; }
 
+/* Saved activations and backward scratch, one backend allocation (slab) sized for (B, T).
+ * Activation buffers hold act_dtype elements; offsets below are in elements. */
 struct fqt_acts {
     int64_t B, T;
-    float *resid;   /* (L+1, N, C) residual stream at each block boundary */
-    float *x_mid;   /* (L, N, C) after attention */
-    float *xn1, *xn2; /* (L, N, C) normed inputs of attention and MLP */
+    size_t e;       /* bytes per activation element */
+    char *slab;
+    void *resid;    /* (L+1, N, C) residual stream at each block boundary */
+    void *x_mid;    /* (L, N, C) after attention */
+    void *xn1, *xn2; /* (L, N, C) normed inputs of attention and MLP */
     float *rstd1, *rstd2; /* (L, N) */
-    float *q;       /* (L, N, NH*HS) after RoPE */
-    float *k, *v;   /* (L, N, NKV*HS) */
-    float *att;     /* (L, B, NH, T, T) */
-    float *y;       /* (L, N, C) attention output before o_proj */
-    float *gate, *up, *h; /* (L, N, F) */
-    float *xnf;     /* (N, C) */
+    void *q;        /* (L, N, NH*HS) after RoPE */
+    void *k, *v;    /* (L, N, NKV*HS) */
+    float *att;     /* (L, B, NH, T, 2) attention row statistics (max, 1/sum) */
+    void *y;        /* (L, N, C) attention output before o_proj */
+    void *gate, *up, *h; /* (L, N, F) */
+    void *xnf;      /* (N, C) */
     float *rstdf;   /* (N) */
-    float *logits;  /* (N, V); holds dlogits after backward */
-    int32_t *tokens, *targets; /* (N) */
+    void *logits;   /* (N, V); holds dlogits after backward */
+    int32_t *tokens, *targets; /* (N), backend memory */
     int64_t count;  /* targets counted in the loss */
     /* backward scratch */
-    float *dx, *dxn, *dq, *dk, *dv, *dy, *dgate, *dup, *dh; /* N*C or N*F sized */
+    void *dx, *dxn, *dq, *dk, *dv, *dy, *dgate, *dup, *dh; /* N*C or N*F sized */
+    float *logits_host; /* host copy of the logits for non-host backends (lazy) */
+    fqt_ws ws;      /* quantized operands and temporaries of the linear layers */
 };
 
+/* Element i of an activation buffer. */
+#define AT(a, p, i) ((void *)((char *)(p) + (size_t)(i) * (a)->e))
+
 fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg) {
+    return fqt_model_create_on(m, cfg, &fqt_backend_cpu);
+}
+
+fqt_status fqt_model_create_on(fqt_model *m, const fqt_model_config *cfg, const fqt_backend *be) {
     memset(m, 0, sizeof *m);
     fqt_status st = fqt_model_config_validate(cfg);
     if (st) return st;
     m->cfg = *cfg;
-    m->ops = &fqt_ops_cpu;
+    m->be = be;
     const int64_t V = cfg->vocab, C = cfg->dim, L = cfg->n_layers, F = cfg->ffn;
     const int64_t HS = C / cfg->n_heads, QD = cfg->n_heads * HS, KD = cfg->n_kv_heads * HS;
     m->n_tensors = (int)(3 + L * P_PER_LAYER);
@@ -136,8 +152,14 @@ fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg) {
 #undef ADD
     FQT_ASSERT(t == m->n_tensors);
     m->n_params = off;
-    m->params = fqt_xcalloc((size_t)off, sizeof(float));
-    m->grads = fqt_xcalloc((size_t)off, sizeof(float));
+    m->params = be->alloc((size_t)off * sizeof(float));
+    m->grads = be->alloc((size_t)off * sizeof(float));
+    if (!m->params || !m->grads) {
+        fqt_model_free(m);
+        return FQT_ERR_NOMEM;
+    }
+    be->zero(m->params, (size_t)off * sizeof(float));
+    be->zero(m->grads, (size_t)off * sizeof(float));
     m->n_linears = L * FQT_LINEARS_PER_LAYER + 1;
     m->linear_names = fqt_xcalloc((size_t)m->n_linears, sizeof *m->linear_names);
     for (int64_t l = 0; l < L; l++)
@@ -148,27 +170,23 @@ fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg) {
     return FQT_OK;
 }
 
-static void acts_free(fqt_acts *a) {
+static void acts_free(const fqt_backend *be, fqt_acts *a) {
     if (!a) return;
-    float **bufs[] = {&a->resid, &a->x_mid, &a->xn1, &a->xn2, &a->rstd1, &a->rstd2, &a->q,
-                      &a->k, &a->v, &a->att, &a->y, &a->gate, &a->up, &a->h, &a->xnf,
-                      &a->rstdf, &a->logits, &a->dx, &a->dxn, &a->dq, &a->dk, &a->dv,
-                      &a->dy, &a->dgate, &a->dup, &a->dh};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
-    free(a->tokens);
-    free(a->targets);
+    if (a->slab) be->free(a->slab);
+    fqt_ws_free(&a->ws);
+    free(a->logits_host);
     free(a);
 }
 
 void fqt_model_free(fqt_model *m) {
-    acts_free(m->acts);
-    for (int i = 0; i < m->n_tensors; i++) free(m->names[i]);
-    for (int64_t i = 0; i < m->n_linears; i++) free(m->linear_names[i]);
+    if (m->be) acts_free(m->be, m->acts);
+    for (int i = 0; i < m->n_tensors && m->names; i++) free(m->names[i]);
+    for (int64_t i = 0; i < m->n_linears && m->linear_names; i++) free(m->linear_names[i]);
     free(m->names);
     free(m->linear_names);
     free(m->tensors);
-    free(m->params);
-    free(m->grads);
+    if (m->params) m->be->free(m->params);
+    if (m->grads) m->be->free(m->grads);
     memset(m, 0, sizeof *m);
 }
 
@@ -192,9 +210,11 @@ static double normal(uint64_t *s) {
 
 void fqt_model_init(fqt_model *m, uint64_t seed) {
     const double std = 0.02, resid_std = 0.02 / sqrt(2.0 * (double)m->cfg.n_layers);
+    /* Generated on the host, then uploaded (in place for host-memory backends). */
+    float *host = m->be->host_memory ? m->params : fqt_xmalloc((size_t)m->n_params * sizeof(float));
     for (int t = 0; t < m->n_tensors; t++) {
         const fqt_param_info *p = &m->tensors[t];
-        float *w = m->params + p->offset;
+        float *w = host + p->offset;
         uint64_t s = seed ^ (0xA0761D6478BD642Full * (uint64_t)(t + 1));
         if (p->ndim == 1) {
             for (int64_t i = 0; i < p->numel; i++) w[i] = 1.0f;
@@ -203,91 +223,135 @@ void fqt_model_init(fqt_model *m, uint64_t seed) {
         double sd = (strstr(p->name, "o_proj") || strstr(p->name, "down_proj")) ? resid_std : std;
         for (int64_t i = 0; i < p->numel; i++) w[i] = (float)(sd * normal(&s));
     }
+    if (host != m->params) {
+        m->be->upload(m->params, host, (size_t)m->n_params * sizeof(float));
+        free(host);
+    }
 }
 
-void fqt_model_zero_grad(fqt_model *m) { memset(m->grads, 0, (size_t)m->n_params * sizeof(float)); }
+void fqt_model_zero_grad(fqt_model *m) { m->be->zero(m->grads, (size_t)m->n_params * sizeof(float)); }
 
 static fqt_acts *acts_get(fqt_model *m, int64_t B, int64_t T) {
     fqt_acts *a = m->acts;
     if (a && a->B == B && a->T == T) return a;
-    acts_free(a);
+    acts_free(m->be, a);
+    m->acts = NULL;
     a = fqt_xcalloc(1, sizeof *a);
     const fqt_model_config *c = &m->cfg;
     const int64_t N = B * T, C = c->dim, L = c->n_layers, F = c->ffn, HS = C / c->n_heads;
     const int64_t QD = c->n_heads * HS, KD = c->n_kv_heads * HS;
-#define ALLOC(x, n) a->x = fqt_xmalloc((size_t)(n) * sizeof(float))
-    ALLOC(resid, (L + 1) * N * C);
-    ALLOC(x_mid, L * N * C);
-    ALLOC(xn1, L * N * C);
-    ALLOC(xn2, L * N * C);
-    ALLOC(rstd1, L * N);
-    ALLOC(rstd2, L * N);
-    ALLOC(q, L * N * QD);
-    ALLOC(k, L * N * KD);
-    ALLOC(v, L * N * KD);
-    ALLOC(att, L * B * c->n_heads * T * T);
-    ALLOC(y, L * N * QD);
-    ALLOC(gate, L * N * F);
-    ALLOC(up, L * N * F);
-    ALLOC(h, L * N * F);
-    ALLOC(xnf, N * C);
-    ALLOC(rstdf, N);
-    ALLOC(logits, N * c->vocab);
-    ALLOC(dx, N * C);
-    ALLOC(dxn, N * C);
-    ALLOC(dq, N * QD);
-    ALLOC(dk, N * KD);
-    ALLOC(dv, N * KD);
-    ALLOC(dy, N * QD);
-    ALLOC(dgate, N * F);
-    ALLOC(dup, N * F);
-    ALLOC(dh, N * F);
-#undef ALLOC
-    a->tokens = fqt_xmalloc((size_t)N * sizeof(int32_t));
-    a->targets = fqt_xmalloc((size_t)N * sizeof(int32_t));
+    a->e = fqt_dtype_size(m->be->act_dtype);
+    /* Two passes over the layout: measure, then point into one allocation. */
+    struct { void **act; float **f32; int32_t **i32; int64_t n; } lay[] = {
+        {&a->resid, NULL, NULL, (L + 1) * N * C}, {&a->x_mid, NULL, NULL, L * N * C},
+        {&a->xn1, NULL, NULL, L * N * C},         {&a->xn2, NULL, NULL, L * N * C},
+        {NULL, &a->rstd1, NULL, L * N},           {NULL, &a->rstd2, NULL, L * N},
+        {&a->q, NULL, NULL, L * N * QD},          {&a->k, NULL, NULL, L * N * KD},
+        {&a->v, NULL, NULL, L * N * KD},          {NULL, &a->att, NULL, L * B * c->n_heads * T * 2},
+        {&a->y, NULL, NULL, L * N * QD},          {&a->gate, NULL, NULL, L * N * F},
+        {&a->up, NULL, NULL, L * N * F},          {&a->h, NULL, NULL, L * N * F},
+        {&a->xnf, NULL, NULL, N * C},             {NULL, &a->rstdf, NULL, N},
+        {&a->logits, NULL, NULL, N * c->vocab},   {NULL, NULL, &a->tokens, N},
+        {NULL, NULL, &a->targets, N},             {&a->dx, NULL, NULL, N * C},
+        {&a->dxn, NULL, NULL, N * C},             {&a->dq, NULL, NULL, N * QD},
+        {&a->dk, NULL, NULL, N * KD},             {&a->dv, NULL, NULL, N * KD},
+        {&a->dy, NULL, NULL, N * QD},             {&a->dgate, NULL, NULL, N * F},
+        {&a->dup, NULL, NULL, N * F},             {&a->dh, NULL, NULL, N * F},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++)
+        total += ((size_t)lay[i].n * (lay[i].act ? a->e : 4) + 255) & ~(size_t)255;
+    a->slab = m->be->alloc(total);
+    if (!a->slab) {
+        fprintf(stderr, "fqt: %s: cannot allocate %.1f MB of activations for B=%lld T=%lld\n",
+                m->be->name, (double)total / 1e6, (long long)B, (long long)T);
+        exit(1);
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++) {
+        void *p = a->slab + off;
+        if (lay[i].act) *lay[i].act = p;
+        else if (lay[i].f32) *lay[i].f32 = p;
+        else *lay[i].i32 = p;
+        off += ((size_t)lay[i].n * (lay[i].act ? a->e : 4) + 255) & ~(size_t)255;
+    }
     a->B = B;
     a->T = T;
     m->acts = a;
     return a;
 }
 
-/* Quantize a linear input X [N, Cin] as fprop.x; in QAT mode X is then replaced by its
- * dequantized value, which the straight-through backward uses as the layer input. */
-static void quantize_input(fqt_qtensor *QX, float *X, int64_t N, int64_t Cin,
+/* The fp32 spec of QAT's straight-through backward. */
+static const fqt_linear_spec *qat_spec(void) {
+    static fqt_linear_spec s;
+    static bool done;
+    if (!done) {
+        fqt_format f32;
+        FQT_ASSERT(fqt_format_parse("fp32", &f32) == FQT_OK);
+        for (int i = 0; i < FQT_OP_COUNT; i++) {
+            s.op[i].fmt = f32;
+            s.op[i].rounding = FQT_ROUND_RNE;
+        }
+        s.hadamard_wgrad = false;
+        done = true;
+    }
+    return &s;
+}
+
+/* Workspace for one pass of (recipe, mode) over N tokens: the largest need of any linear. */
+static size_t ws_need(const fqt_model *m, const fqt_pass *pass, int64_t N) {
+    const fqt_model_config *c = &m->cfg;
+    const int64_t C = c->dim, F = c->ffn, HS = C / c->n_heads;
+    const int64_t QD = c->n_heads * HS, KD = c->n_kv_heads * HS;
+    const int64_t cin[FQT_LINEARS_PER_LAYER] = {C, C, C, QD, C, C, F};
+    const int64_t cout[FQT_LINEARS_PER_LAYER] = {QD, KD, KD, C, F, F, C};
+    const bool qat = pass->mode == FQT_MODE_QAT;
+    size_t need = 0;
+    for (int64_t li = 0; li < m->n_linears; li++) {
+        const bool head = li == m->n_linears - 1;
+        const int j = (int)(li % FQT_LINEARS_PER_LAYER);
+        const int64_t ci = head ? C : cin[j], co = head ? c->vocab : cout[j];
+        const fqt_linear_spec *fs = head ? fqt_recipe_lm_head(pass->recipe)
+                                         : fqt_recipe_layer(pass->recipe, (int)(li / FQT_LINEARS_PER_LAYER),
+                                                            (int)c->n_layers);
+        size_t f = fqt_linear_ws_fwd(fs, N, ci, co);
+        size_t b = fqt_linear_ws_bwd(qat ? qat_spec() : fs, N, ci, co, m->be->act_dtype);
+        if (qat) b += fqt_backend_qtensor_bytes(&fs->op[FQT_OP_FPROP_W].fmt, co, ci) + 256 +
+                      (size_t)(co * ci) * sizeof(float) + 256;
+        if (f > need) need = f;
+        if (b > need) need = b;
+    }
+    return need;
+}
+
+/* Quantize a linear input X [N, Cin] as fprop.x into the workspace; in QAT mode X is then
+ * replaced by its dequantized value, which the straight-through backward uses as the layer
+ * input. */
+static void quantize_input(fqt_ws *ws, fqt_qtensor *QX, void *X, int64_t N, int64_t Cin,
                            const fqt_linear_spec *s, const fqt_pass *pass, int64_t id) {
-    fqt_linear_quantize(QX, s, FQT_OP_FPROP_X, X, N, Cin, FQT_AXIS_ROWS, pass, id);
-    if (pass->mode == FQT_MODE_QAT) fqt_dequantize(QX, X);
+    const fqt_dtype act = ws->be->act_dtype;
+    fqt_linear_quantize(ws, QX, s, FQT_OP_FPROP_X, X, act, N, Cin, FQT_AXIS_ROWS, pass, id);
+    if (pass->mode == FQT_MODE_QAT) ws->be->dequantize(QX, X, act);
 }
 
 /* In QAT mode the backward GEMMs run in FP32 (straight-through estimator) on the weights
  * as the forward quantized them. */
-static const fqt_linear_spec *bwd_spec(const fqt_linear_spec *s, const fqt_pass *pass,
-                                       fqt_linear_spec *tmp) {
-    if (pass->mode != FQT_MODE_QAT) return s;
-    fqt_format f32;
-    FQT_ASSERT(fqt_format_parse("fp32", &f32) == FQT_OK);
-    for (int i = 0; i < FQT_OP_COUNT; i++) {
-        tmp->op[i].fmt = f32;
-        tmp->op[i].rounding = FQT_ROUND_RNE;
-    }
-    tmp->hadamard_wgrad = false;
-    return tmp;
+static const fqt_linear_spec *bwd_spec(const fqt_linear_spec *s, const fqt_pass *pass) {
+    return pass->mode == FQT_MODE_QAT ? qat_spec() : s;
 }
 
-/* The weight the backward GEMMs see: W itself, or in QAT mode deq(Q_fprop.w(W)). */
-static const float *bwd_weight(const float *W, int64_t Cout, int64_t Cin,
-                               const fqt_linear_spec *s, const fqt_pass *pass, int64_t id,
-                               float **owned) {
-    *owned = NULL;
+/* The weight the backward GEMMs see: W itself, or in QAT mode deq(Q_fprop.w(W)) in the
+ * workspace (released when the caller resets its mark). */
+static const float *bwd_weight(fqt_ws *ws, const float *W, int64_t Cout, int64_t Cin,
+                               const fqt_linear_spec *s, const fqt_pass *pass, int64_t id) {
     if (pass->mode != FQT_MODE_QAT) return W;
     fqt_qtensor QW;
     fqt_pass p = *pass;
     p.diag = NULL;
-    fqt_linear_quantize(&QW, s, FQT_OP_FPROP_W, W, Cout, Cin, FQT_AXIS_ROWS, &p, id);
-    *owned = fqt_xmalloc((size_t)(Cout * Cin) * sizeof(float));
-    fqt_dequantize(&QW, *owned);
-    fqt_qtensor_free(&QW);
-    return *owned;
+    fqt_linear_quantize(ws, &QW, s, FQT_OP_FPROP_W, W, FQT_DT_F32, Cout, Cin, FQT_AXIS_ROWS, &p, id);
+    float *w = fqt_ws_take(ws, (size_t)(Cout * Cin) * sizeof(float));
+    ws->be->dequantize(&QW, w, FQT_DT_F32);
+    return w;
 }
 
 double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *targets, int64_t B,
@@ -295,158 +359,183 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
     const fqt_model_config *c = &m->cfg;
     FQT_ASSERT(B > 0 && T > 0 && T <= c->ctx);
     fqt_acts *a = acts_get(m, B, T);
-    const fqt_ops *ops = m->ops;
+    const fqt_backend *be = m->be;
     const int64_t N = B * T, C = c->dim, L = c->n_layers, F = c->ffn, V = c->vocab;
     const int64_t NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH, QD = NH * HS, KD = NKV * HS;
-    memcpy(a->tokens, tokens, (size_t)N * sizeof(int32_t));
     for (int64_t i = 0; i < N; i++) FQT_ASSERT(tokens[i] >= 0 && tokens[i] < V);
+    be->upload(a->tokens, tokens, (size_t)N * sizeof(int32_t));
+    fqt_ws *ws = &a->ws;
+    if (fqt_ws_reserve(ws, be, ws_need(m, pass, N))) {
+        fprintf(stderr, "fqt: %s: cannot allocate the linear-layer workspace: %s\n", be->name,
+                fqt_last_error());
+        exit(1);
+    }
 
-    ops->embedding_fwd(a->resid, tokens, P(m, 0), N, C);
+    be->embedding_fwd(a->resid, a->tokens, P(m, 0), N, C);
     for (int64_t l = 0; l < L; l++) {
         const fqt_linear_spec *s = fqt_recipe_layer(pass->recipe, (int)l, (int)L);
         const int64_t id0 = l * FQT_LINEARS_PER_LAYER;
-        float *x = a->resid + l * N * C, *xm = a->x_mid + l * N * C, *xo = a->resid + (l + 1) * N * C;
-        float *xn1 = a->xn1 + l * N * C, *xn2 = a->xn2 + l * N * C;
-        float *q = a->q + l * N * QD, *k = a->k + l * N * KD, *v = a->v + l * N * KD;
-        float *y = a->y + l * N * QD, *att = a->att + l * B * NH * T * T;
-        float *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->h + l * N * F;
+        void *x = AT(a, a->resid, l * N * C), *xm = AT(a, a->x_mid, l * N * C);
+        void *xo = AT(a, a->resid, (l + 1) * N * C);
+        void *xn1 = AT(a, a->xn1, l * N * C), *xn2 = AT(a, a->xn2, l * N * C);
+        void *q = AT(a, a->q, l * N * QD), *k = AT(a, a->k, l * N * KD), *v = AT(a, a->v, l * N * KD);
+        void *y = AT(a, a->y, l * N * QD);
+        float *att = a->att + l * B * NH * T * 2;
+        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F), *h = AT(a, a->h, l * N * F);
         fqt_qtensor QX;
 
-        ops->rmsnorm_fwd(xn1, a->rstd1 + l * N, x, P(m, tidx(l, P_ATTN_NORM)), N, C, c->norm_eps);
-        quantize_input(&QX, xn1, N, C, s, pass, id0 + L_Q);
-        fqt_linear_fprop(q, &QX, P(m, tidx(l, P_WQ)), QD, s, pass, id0 + L_Q);
-        fqt_linear_fprop(k, &QX, P(m, tidx(l, P_WK)), KD, s, pass, id0 + L_K);
-        fqt_linear_fprop(v, &QX, P(m, tidx(l, P_WV)), KD, s, pass, id0 + L_V);
-        fqt_qtensor_free(&QX);
-        ops->rope_fwd(q, B, T, NH, HS, c->rope_theta);
-        ops->rope_fwd(k, B, T, NKV, HS, c->rope_theta);
-        ops->attention_fwd(y, att, q, k, v, B, T, NH, NKV, HS);
-        quantize_input(&QX, y, N, QD, s, pass, id0 + L_O);
-        fqt_linear_fprop(xm, &QX, P(m, tidx(l, P_WO)), C, s, pass, id0 + L_O);
-        fqt_qtensor_free(&QX);
-        ops->add_inplace(xm, x, N * C);
+        be->rmsnorm_fwd(xn1, a->rstd1 + l * N, x, P(m, tidx(l, P_ATTN_NORM)), N, C, c->norm_eps);
+        quantize_input(ws, &QX, xn1, N, C, s, pass, id0 + L_Q);
+        fqt_linear_fprop(ws, q, &QX, P(m, tidx(l, P_WQ)), QD, s, pass, id0 + L_Q);
+        fqt_linear_fprop(ws, k, &QX, P(m, tidx(l, P_WK)), KD, s, pass, id0 + L_K);
+        fqt_linear_fprop(ws, v, &QX, P(m, tidx(l, P_WV)), KD, s, pass, id0 + L_V);
+        ws->used = 0;
+        be->rope_fwd(q, B, T, NH, HS, c->rope_theta);
+        be->rope_fwd(k, B, T, NKV, HS, c->rope_theta);
+        be->attention_fwd(y, att, q, k, v, B, T, NH, NKV, HS);
+        quantize_input(ws, &QX, y, N, QD, s, pass, id0 + L_O);
+        fqt_linear_fprop(ws, xm, &QX, P(m, tidx(l, P_WO)), C, s, pass, id0 + L_O);
+        ws->used = 0;
+        be->add_inplace(xm, x, N * C);
 
-        ops->rmsnorm_fwd(xn2, a->rstd2 + l * N, xm, P(m, tidx(l, P_MLP_NORM)), N, C, c->norm_eps);
-        quantize_input(&QX, xn2, N, C, s, pass, id0 + L_G);
-        fqt_linear_fprop(gate, &QX, P(m, tidx(l, P_WG)), F, s, pass, id0 + L_G);
-        fqt_linear_fprop(up, &QX, P(m, tidx(l, P_WU)), F, s, pass, id0 + L_U);
-        fqt_qtensor_free(&QX);
-        ops->swiglu_fwd(h, gate, up, N * F);
-        quantize_input(&QX, h, N, F, s, pass, id0 + L_D);
-        fqt_linear_fprop(xo, &QX, P(m, tidx(l, P_WD)), C, s, pass, id0 + L_D);
-        fqt_qtensor_free(&QX);
-        ops->add_inplace(xo, xm, N * C);
+        be->rmsnorm_fwd(xn2, a->rstd2 + l * N, xm, P(m, tidx(l, P_MLP_NORM)), N, C, c->norm_eps);
+        quantize_input(ws, &QX, xn2, N, C, s, pass, id0 + L_G);
+        fqt_linear_fprop(ws, gate, &QX, P(m, tidx(l, P_WG)), F, s, pass, id0 + L_G);
+        fqt_linear_fprop(ws, up, &QX, P(m, tidx(l, P_WU)), F, s, pass, id0 + L_U);
+        ws->used = 0;
+        be->swiglu_fwd(h, gate, up, N * F);
+        quantize_input(ws, &QX, h, N, F, s, pass, id0 + L_D);
+        fqt_linear_fprop(ws, xo, &QX, P(m, tidx(l, P_WD)), C, s, pass, id0 + L_D);
+        ws->used = 0;
+        be->add_inplace(xo, xm, N * C);
     }
     const int t_norm = m->n_tensors - 2, t_head = m->n_tensors - 1;
-    ops->rmsnorm_fwd(a->xnf, a->rstdf, a->resid + L * N * C, P(m, t_norm), N, C, c->norm_eps);
+    be->rmsnorm_fwd(a->xnf, a->rstdf, AT(a, a->resid, L * N * C), P(m, t_norm), N, C, c->norm_eps);
     {
         const fqt_linear_spec *s = fqt_recipe_lm_head(pass->recipe);
         fqt_qtensor QX;
-        quantize_input(&QX, a->xnf, N, C, s, pass, m->n_linears - 1);
-        fqt_linear_fprop(a->logits, &QX, P(m, t_head), V, s, pass, m->n_linears - 1);
-        fqt_qtensor_free(&QX);
+        quantize_input(ws, &QX, a->xnf, N, C, s, pass, m->n_linears - 1);
+        fqt_linear_fprop(ws, a->logits, &QX, P(m, t_head), V, s, pass, m->n_linears - 1);
+        ws->used = 0;
     }
     if (!targets) {
         a->count = 0;
         return 0.0;
     }
-    memcpy(a->targets, targets, (size_t)N * sizeof(int32_t));
+    be->upload(a->targets, targets, (size_t)N * sizeof(int32_t));
     int64_t count = 0;
     for (int64_t i = 0; i < N; i++) count += targets[i] >= 0;
     a->count = count;
     /* The loss only; dlogits are formed in backward (the logits stay readable until then). */
-    double loss = ops->xent_fwd_bwd(NULL, NULL, a->logits, targets, N, V, 0.0f);
+    double loss = be->xent_fwd_bwd(NULL, NULL, a->logits, a->targets, N, V, 0.0f);
     return isfinite(loss) ? loss : NAN;
 }
 
-const float *fqt_model_logits(const fqt_model *m) { return m->acts ? m->acts->logits : NULL; }
+const float *fqt_model_logits(const fqt_model *m) {
+    fqt_acts *a = m->acts;
+    if (!a) return NULL;
+    if (m->be->host_memory && m->be->act_dtype == FQT_DT_F32) return a->logits;
+    /* Device or non-float32 storage: a host float32 copy, made on request (eval, sampling). */
+    const int64_t n = a->B * a->T * m->cfg.vocab;
+    if (!a->logits_host) a->logits_host = fqt_xmalloc((size_t)n * sizeof(float));
+    if (m->be->act_dtype == FQT_DT_F32) {
+        m->be->download(a->logits_host, a->logits, (size_t)n * sizeof(float));
+    } else {
+        float *tmp = m->be->alloc((size_t)n * sizeof(float));
+        FQT_ASSERT(tmp);
+        m->be->convert(tmp, FQT_DT_F32, a->logits, m->be->act_dtype, n);
+        m->be->download(a->logits_host, tmp, (size_t)n * sizeof(float));
+        m->be->free(tmp);
+    }
+    return a->logits_host;
+}
 
 void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
     const fqt_model_config *c = &m->cfg;
     fqt_acts *a = m->acts;
     FQT_ASSERT(a && a->count > 0);
-    const fqt_ops *ops = m->ops;
+    const fqt_backend *be = m->be;
     const int64_t B = a->B, T = a->T, N = B * T, C = c->dim, L = c->n_layers, F = c->ffn;
     const int64_t V = c->vocab, NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH;
     const int64_t QD = NH * HS, KD = NKV * HS;
-    fqt_linear_spec tmp;
-    float *owned;
+    fqt_ws *ws = &a->ws;
     fqt_qtensor QXt;
+    const float *W;
 
     /* Loss -> logits -> LM head -> final norm. */
-    ops->xent_fwd_bwd(a->logits, NULL, a->logits, a->targets, N, V, loss_scale / (float)a->count);
+    be->xent_fwd_bwd(a->logits, NULL, a->logits, a->targets, N, V, loss_scale / (float)a->count);
     {
         const int64_t id = m->n_linears - 1;
         const int t_norm = m->n_tensors - 2, t_head = m->n_tensors - 1;
-        const fqt_linear_spec *s = bwd_spec(fqt_recipe_lm_head(pass->recipe), pass, &tmp);
-        const float *W = bwd_weight(P(m, t_head), V, C, fqt_recipe_lm_head(pass->recipe), pass, id, &owned);
-        fqt_linear_dgrad(a->dxn, 0.0f, a->logits, N, W, V, C, s, pass, id);
-        fqt_linear_wgrad_x(&QXt, a->xnf, N, C, s, pass, id, id);
-        fqt_linear_wgrad(G(m, t_head), a->logits, N, V, &QXt, s, pass, id, id);
-        fqt_qtensor_free(&QXt);
-        free(owned);
-        memset(a->dx, 0, (size_t)(N * C) * sizeof(float));
-        ops->rmsnorm_bwd(a->dx, G(m, t_norm), a->dxn, a->resid + L * N * C, P(m, t_norm), a->rstdf, N, C);
+        const fqt_linear_spec *fs = fqt_recipe_lm_head(pass->recipe), *s = bwd_spec(fs, pass);
+        W = bwd_weight(ws, P(m, t_head), V, C, fs, pass, id);
+        fqt_linear_dgrad(ws, a->dxn, 0.0f, a->logits, N, W, V, C, s, pass, id);
+        ws->used = 0;
+        fqt_linear_wgrad_x(ws, &QXt, a->xnf, N, C, s, pass, id, id);
+        fqt_linear_wgrad(ws, G(m, t_head), a->logits, N, V, &QXt, s, pass, id, id);
+        ws->used = 0;
+        be->zero(a->dx, (size_t)(N * C) * a->e);
+        be->rmsnorm_bwd(a->dx, G(m, t_norm), a->dxn, AT(a, a->resid, L * N * C), P(m, t_norm), a->rstdf, N, C);
     }
 
     for (int64_t l = L - 1; l >= 0; l--) {
         const fqt_linear_spec *fs = fqt_recipe_layer(pass->recipe, (int)l, (int)L);
-        const fqt_linear_spec *s = bwd_spec(fs, pass, &tmp);
+        const fqt_linear_spec *s = bwd_spec(fs, pass);
         const int64_t id0 = l * FQT_LINEARS_PER_LAYER;
-        float *x = a->resid + l * N * C, *xm = a->x_mid + l * N * C;
-        float *xn1 = a->xn1 + l * N * C, *xn2 = a->xn2 + l * N * C;
-        float *q = a->q + l * N * QD, *k = a->k + l * N * KD, *v = a->v + l * N * KD;
-        float *y = a->y + l * N * QD, *att = a->att + l * B * NH * T * T;
-        float *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->h + l * N * F;
-        const float *W;
+        void *x = AT(a, a->resid, l * N * C), *xm = AT(a, a->x_mid, l * N * C);
+        void *xn1 = AT(a, a->xn1, l * N * C), *xn2 = AT(a, a->xn2, l * N * C);
+        void *q = AT(a, a->q, l * N * QD), *k = AT(a, a->k, l * N * KD), *v = AT(a, a->v, l * N * KD);
+        void *y = AT(a, a->y, l * N * QD);
+        const float *att = a->att + l * B * NH * T * 2;
+        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F), *h = AT(a, a->h, l * N * F);
 
         /* MLP: dx is the gradient of the block output (and of down_proj's output). */
-        W = bwd_weight(P(m, tidx(l, P_WD)), C, F, fs, pass, id0 + L_D, &owned);
-        fqt_linear_dgrad(a->dh, 0.0f, a->dx, N, W, C, F, s, pass, id0 + L_D);
-        free(owned);
-        fqt_linear_wgrad_x(&QXt, h, N, F, s, pass, id0 + L_D, id0 + L_D);
-        fqt_linear_wgrad(G(m, tidx(l, P_WD)), a->dx, N, C, &QXt, s, pass, id0 + L_D, id0 + L_D);
-        fqt_qtensor_free(&QXt);
-        ops->swiglu_bwd(a->dgate, a->dup, a->dh, gate, up, N * F);
-        W = bwd_weight(P(m, tidx(l, P_WG)), F, C, fs, pass, id0 + L_G, &owned);
-        fqt_linear_dgrad(a->dxn, 0.0f, a->dgate, N, W, F, C, s, pass, id0 + L_G);
-        free(owned);
-        W = bwd_weight(P(m, tidx(l, P_WU)), F, C, fs, pass, id0 + L_U, &owned);
-        fqt_linear_dgrad(a->dxn, 1.0f, a->dup, N, W, F, C, s, pass, id0 + L_U);
-        free(owned);
-        fqt_linear_wgrad_x(&QXt, xn2, N, C, s, pass, id0 + L_G, id0 + L_G);
-        fqt_linear_wgrad(G(m, tidx(l, P_WG)), a->dgate, N, F, &QXt, s, pass, id0 + L_G, id0 + L_G);
-        fqt_linear_wgrad(G(m, tidx(l, P_WU)), a->dup, N, F, &QXt, s, pass, id0 + L_U, id0 + L_G);
-        fqt_qtensor_free(&QXt);
-        ops->rmsnorm_bwd(a->dx, G(m, tidx(l, P_MLP_NORM)), a->dxn, xm, P(m, tidx(l, P_MLP_NORM)),
-                         a->rstd2 + l * N, N, C);
+        W = bwd_weight(ws, P(m, tidx(l, P_WD)), C, F, fs, pass, id0 + L_D);
+        fqt_linear_dgrad(ws, a->dh, 0.0f, a->dx, N, W, C, F, s, pass, id0 + L_D);
+        ws->used = 0;
+        fqt_linear_wgrad_x(ws, &QXt, h, N, F, s, pass, id0 + L_D, id0 + L_D);
+        fqt_linear_wgrad(ws, G(m, tidx(l, P_WD)), a->dx, N, C, &QXt, s, pass, id0 + L_D, id0 + L_D);
+        ws->used = 0;
+        be->swiglu_bwd(a->dgate, a->dup, a->dh, gate, up, N * F);
+        W = bwd_weight(ws, P(m, tidx(l, P_WG)), F, C, fs, pass, id0 + L_G);
+        fqt_linear_dgrad(ws, a->dxn, 0.0f, a->dgate, N, W, F, C, s, pass, id0 + L_G);
+        ws->used = 0;
+        W = bwd_weight(ws, P(m, tidx(l, P_WU)), F, C, fs, pass, id0 + L_U);
+        fqt_linear_dgrad(ws, a->dxn, 1.0f, a->dup, N, W, F, C, s, pass, id0 + L_U);
+        ws->used = 0;
+        fqt_linear_wgrad_x(ws, &QXt, xn2, N, C, s, pass, id0 + L_G, id0 + L_G);
+        fqt_linear_wgrad(ws, G(m, tidx(l, P_WG)), a->dgate, N, F, &QXt, s, pass, id0 + L_G, id0 + L_G);
+        fqt_linear_wgrad(ws, G(m, tidx(l, P_WU)), a->dup, N, F, &QXt, s, pass, id0 + L_U, id0 + L_G);
+        ws->used = 0;
+        be->rmsnorm_bwd(a->dx, G(m, tidx(l, P_MLP_NORM)), a->dxn, xm, P(m, tidx(l, P_MLP_NORM)),
+                        a->rstd2 + l * N, N, C);
 
         /* Attention: dx is now the gradient of x_mid (and of o_proj's output). */
-        W = bwd_weight(P(m, tidx(l, P_WO)), C, QD, fs, pass, id0 + L_O, &owned);
-        fqt_linear_dgrad(a->dy, 0.0f, a->dx, N, W, C, QD, s, pass, id0 + L_O);
-        free(owned);
-        fqt_linear_wgrad_x(&QXt, y, N, QD, s, pass, id0 + L_O, id0 + L_O);
-        fqt_linear_wgrad(G(m, tidx(l, P_WO)), a->dx, N, C, &QXt, s, pass, id0 + L_O, id0 + L_O);
-        fqt_qtensor_free(&QXt);
-        ops->attention_bwd(a->dq, a->dk, a->dv, a->dy, att, q, k, v, B, T, NH, NKV, HS);
-        ops->rope_bwd(a->dq, B, T, NH, HS, c->rope_theta);
-        ops->rope_bwd(a->dk, B, T, NKV, HS, c->rope_theta);
-        const float *dys[3] = {a->dq, a->dk, a->dv};
+        W = bwd_weight(ws, P(m, tidx(l, P_WO)), C, QD, fs, pass, id0 + L_O);
+        fqt_linear_dgrad(ws, a->dy, 0.0f, a->dx, N, W, C, QD, s, pass, id0 + L_O);
+        ws->used = 0;
+        fqt_linear_wgrad_x(ws, &QXt, y, N, QD, s, pass, id0 + L_O, id0 + L_O);
+        fqt_linear_wgrad(ws, G(m, tidx(l, P_WO)), a->dx, N, C, &QXt, s, pass, id0 + L_O, id0 + L_O);
+        ws->used = 0;
+        be->attention_bwd(a->dq, a->dk, a->dv, a->dy, att, q, k, v, B, T, NH, NKV, HS);
+        be->rope_bwd(a->dq, B, T, NH, HS, c->rope_theta);
+        be->rope_bwd(a->dk, B, T, NKV, HS, c->rope_theta);
+        const void *dys[3] = {a->dq, a->dk, a->dv};
         const int64_t outs[3] = {QD, KD, KD};
         const int pts[3] = {P_WQ, P_WK, P_WV};
         for (int j = 0; j < 3; j++) {
-            W = bwd_weight(P(m, tidx(l, pts[j])), outs[j], C, fs, pass, id0 + j, &owned);
-            fqt_linear_dgrad(a->dxn, j ? 1.0f : 0.0f, dys[j], N, W, outs[j], C, s, pass, id0 + j);
-            free(owned);
+            W = bwd_weight(ws, P(m, tidx(l, pts[j])), outs[j], C, fs, pass, id0 + j);
+            fqt_linear_dgrad(ws, a->dxn, j ? 1.0f : 0.0f, dys[j], N, W, outs[j], C, s, pass, id0 + j);
+            ws->used = 0;
         }
-        fqt_linear_wgrad_x(&QXt, xn1, N, C, s, pass, id0 + L_Q, id0 + L_Q);
+        fqt_linear_wgrad_x(ws, &QXt, xn1, N, C, s, pass, id0 + L_Q, id0 + L_Q);
         for (int j = 0; j < 3; j++)
-            fqt_linear_wgrad(G(m, tidx(l, pts[j])), dys[j], N, outs[j], &QXt, s, pass, id0 + j, id0 + L_Q);
-        fqt_qtensor_free(&QXt);
-        ops->rmsnorm_bwd(a->dx, G(m, tidx(l, P_ATTN_NORM)), a->dxn, x, P(m, tidx(l, P_ATTN_NORM)),
-                         a->rstd1 + l * N, N, C);
+            fqt_linear_wgrad(ws, G(m, tidx(l, pts[j])), dys[j], N, outs[j], &QXt, s, pass, id0 + j, id0 + L_Q);
+        ws->used = 0;
+        be->rmsnorm_bwd(a->dx, G(m, tidx(l, P_ATTN_NORM)), a->dxn, x, P(m, tidx(l, P_ATTN_NORM)),
+                        a->rstd1 + l * N, N, C);
     }
-    ops->embedding_bwd(G(m, 0), a->dx, a->tokens, N, C);
+    be->embedding_bwd(G(m, 0), a->dx, a->tokens, N, C);
 }
 
 fqt_status fqt_diag_alloc(fqt_diag *d, int64_t n_linears) {

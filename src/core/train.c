@@ -3,16 +3,19 @@
  * state, JSONL metrics and the progress line. */
 #include "fqt/train.h"
 
+#include "fqt/backend.h"
 #include "fqt/fileio.h"
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
 #include "fqt/shard.h"
+#include "core/train_extra.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- configuration ------------------------------------------------------------------- */
@@ -26,7 +29,6 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->mode = FQT_MODE_FQT;
     snprintf(c->train_data, sizeof c->train_data, "data/sotu/train_*.bin");
     snprintf(c->val_data, sizeof c->val_data, "data/sotu/val_*.bin");
-    snprintf(c->vocab, sizeof c->vocab, "data/sotu/tokenizer.bpe");
     c->batch = 16;
     c->seq = 128;
     c->grad_accum = 1;
@@ -47,11 +49,13 @@ void fqt_train_config_default(fqt_train_config *c) {
     c->diag_every = 100;
     c->val_every = 100;
     c->val_tokens = 32768;
+    c->ckpt_minutes = 10;
     c->log_every = 25;
     c->max_bad_steps = 5;
     c->sample_tokens = 60;
     c->seed = 1337;
     snprintf(c->run_dir, sizeof c->run_dir, "runs/%s", c->recipe);
+    snprintf(c->device, sizeof c->device, "auto");
 }
 
 typedef enum { T_I64, T_F64, T_STR, T_U64 } opt_type;
@@ -67,7 +71,8 @@ static const opt_def opts[] = {
     OPT("recipe", T_STR, recipe, "quantization recipe (fqt/recipe.h grammar), e.g. nvfp4, bf16, fp8"),
     OPT("train-data", T_STR, train_data, "glob of llm.c token shards for training"),
     OPT("val-data", T_STR, val_data, "glob of validation shards"),
-    OPT("vocab", T_STR, vocab, "tokenizer file for the samples at the end ('' for none)"),
+    OPT("vocab", T_STR, vocab, "tokenizer file ('': the one the data's manifest.json names)"),
+    OPT("init-from", T_STR, init_from, "start from this Hugging Face Llama checkpoint dir"),
     OPT("batch", T_I64, batch, "sequences per micro-batch (B)"),
     OPT("seq", T_I64, seq, "sequence length (T)"),
     OPT("grad-accum", T_I64, grad_accum, "micro-batches per optimizer step"),
@@ -90,6 +95,7 @@ static const opt_def opts[] = {
     OPT("val-every", T_I64, val_every, "validation every N steps"),
     OPT("val-tokens", T_I64, val_tokens, "validation tokens per evaluation"),
     OPT("ckpt-every", T_I64, ckpt_every, "checkpoint every N steps (0 = at the end only)"),
+    OPT("ckpt-minutes", T_F64, ckpt_minutes, "also checkpoint every M minutes of wall time (0 = off)"),
     OPT("log-every", T_I64, log_every, "plain progress line every N steps when not a terminal"),
     OPT("max-bad-steps", T_I64, max_bad_steps, "stop after N non-finite steps in a row"),
     OPT("sample-tokens", T_I64, sample_tokens, "tokens of text generated at the end"),
@@ -97,6 +103,7 @@ static const opt_def opts[] = {
     OPT("seed", T_U64, seed, "run seed (init, data, stochastic rounding)"),
     OPT("run-dir", T_STR, run_dir, "run directory (checkpoints, metrics.jsonl, run.json)"),
     OPT("name", T_STR, name, "run name in reports (default: the recipe)"),
+    OPT("device", T_STR, device, "auto (the GPU when one is present), cpu or cuda"),
 };
 #undef OPT
 
@@ -124,14 +131,28 @@ void fqt_train_config_help(FILE *f) {
 }
 
 static fqt_status bad_value(const char *key, const char *value, const char *why) {
-    fqt_set_error("--%s: bad value '%s': %s", key, value, why);
+    char w[512]; /* why may be fqt_last_error()'s own buffer */
+    snprintf(w, sizeof w, "%s", why);
+    fqt_set_error("--%s: bad value '%s': %s", key, value, w);
     return FQT_ERR_ARG;
+}
+
+const char *fqt_train_config_key(size_t i) {
+    static const char *const extra[] = {"model", "dim", "layers", "heads", "kv-heads", "ffn",
+                                        "ctx", "vocab-size", "mode", "schedule", "qaf"};
+    const size_t ne = sizeof extra / sizeof extra[0], no = sizeof opts / sizeof opts[0];
+    return i < ne ? extra[i] : i < ne + no ? opts[i - ne].key : NULL;
 }
 
 fqt_status fqt_train_config_set(fqt_train_config *c, const char *key, const char *value) {
     if (!strcmp(key, "model")) {
         fqt_model_config mc;
-        if (fqt_model_config_named(value, &mc)) return bad_value(key, value, fqt_last_error());
+        if (fqt_model_config_named(value, &mc)) {
+            char msg[512]; /* the model's message names the value already */
+            snprintf(msg, sizeof msg, "%s", fqt_last_error());
+            fqt_set_error("--model: %s", msg);
+            return FQT_ERR_ARG;
+        }
         int64_t keep = c->model.vocab;
         c->model = mc;
         if (strcmp(value, "llama-124m")) c->model.vocab = keep;
@@ -236,6 +257,13 @@ char *fqt_train_config_json(const fqt_train_config *c) {
                    c->mode == FQT_MODE_QAT ? "qat" : "fqt",
                    c->schedule == FQT_SCHED_WSD ? "wsd" : "cosine", c->qaf_auto ? "true" : "false");
     fqt_buf_printf(&b, ", \"tokens_per_step\": %lld", (long long)(c->batch * c->seq * c->grad_accum));
+    fqt_buf_printf(&b, ", \"tokenizer_sha512\": ");
+    fqt_buf_json_str(&b, c->tokenizer_sha512);
+    fqt_buf_printf(&b, ", \"fqt_version\": ");
+    fqt_buf_json_str(&b, fqt_version());
+    fqt_buf_printf(&b, ", \"git_commit\": ");
+    fqt_buf_json_str(&b, fqt_git_commit());
+    fqt_train_json_start_time(&b, c->start_unix);
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         const char *p = (const char *)c + opts[i].off;
         fqt_buf_printf(&b, ", \"");
@@ -278,6 +306,9 @@ fqt_status fqt_train_config_from_json(fqt_train_config *c, const char *json, siz
     snprintf(c->model_size, sizeof c->model_size, "%s", fqt_json_get_str(j, "model_size", "custom"));
     c->mode = !strcmp(fqt_json_get_str(j, "mode", "fqt"), "qat") ? FQT_MODE_QAT : FQT_MODE_FQT;
     c->schedule = !strcmp(fqt_json_get_str(j, "schedule", "cosine"), "wsd") ? FQT_SCHED_WSD : FQT_SCHED_COSINE;
+    snprintf(c->tokenizer_sha512, sizeof c->tokenizer_sha512, "%s", fqt_json_get_str(j, "tokenizer_sha512", ""));
+    int64_t su;
+    if (fqt_json_int64(fqt_json_get(j, "start_unix"), &su)) c->start_unix = su;
     const fqt_json *qa = fqt_json_get(j, "qaf_auto");
     c->qaf_auto = qa && qa->type == FQT_JSON_BOOL && qa->b;
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -397,41 +428,34 @@ static double qaf_lr(const fqt_train_config *c, int64_t step, int64_t start, dou
     return floor_lr + 0.5 * (peak - floor_lr) * (1.0 + cos(M_PI * prog));
 }
 
-/* Sum of squares of x[0..n) in double, in fixed chunks merged in order (thread-count free). */
-static double sumsq(const float *x, int64_t n) {
-    const int64_t CH = 4096, nc = (n + CH - 1) / CH;
-    double *part = fqt_xcalloc((size_t)nc + 1, sizeof(double));
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < nc; c++) {
-        double s = 0;
-        for (int64_t i = c * CH; i < n && i < (c + 1) * CH; i++) s += (double)x[i] * x[i];
-        part[c] = s;
-    }
-    double s = 0;
-    for (int64_t c = 0; c < nc; c++) s += part[c];
-    free(part);
-    return s;
+/* The optimizer's view of the model: one segment per parameter tensor (decay or not), and
+ * the host scratch of the chunked sums of squares. Built once per run. */
+typedef struct {
+    fqt_param_segment *segs;
+    int n_segs;
+    double *part; /* ceil(n_params / FQT_SUMSQ_CHUNK) partial sums */
+} optim_view;
+
+static void optim_view_init(optim_view *o, const fqt_model *m) {
+    o->n_segs = m->n_tensors;
+    o->segs = fqt_xcalloc((size_t)m->n_tensors, sizeof *o->segs);
+    for (int i = 0; i < m->n_tensors; i++)
+        o->segs[i] = (fqt_param_segment){m->tensors[i].offset, m->tensors[i].numel, m->tensors[i].decay};
+    o->part = fqt_xcalloc((size_t)((m->n_params + FQT_SUMSQ_CHUNK - 1) / FQT_SUMSQ_CHUNK) + 1, sizeof(double));
 }
 
-static void adamw_step(fqt_model *m, float *mom, float *vel, int64_t t, double lr,
-                       const fqt_train_config *c, double gscale) {
+static void optim_view_free(optim_view *o) {
+    free(o->segs);
+    free(o->part);
+}
+
+static void adamw_step(fqt_model *m, const optim_view *o, float *mom, float *vel, int64_t t,
+                       double lr, const fqt_train_config *c, double gscale) {
     const double b1c = 1.0 - pow(c->beta1, (double)t), b2c = 1.0 - pow(c->beta2, (double)t);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const fqt_param_info *p = &m->tensors[i];
-        const float wd = p->decay ? (float)c->weight_decay : 0.0f;
-        float *w = m->params + p->offset, *g = m->grads + p->offset;
-        float *mm = mom + p->offset, *vv = vel + p->offset;
-        const float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
-        const float lrf = (float)lr, gs = (float)gscale, c1 = (float)b1c, c2 = (float)b2c;
-#pragma omp parallel for schedule(static)
-        for (int64_t j = 0; j < p->numel; j++) {
-            float gj = g[j] * gs;
-            mm[j] = b1 * mm[j] + (1.0f - b1) * gj;
-            vv[j] = b2 * vv[j] + (1.0f - b2) * gj * gj;
-            float mh = mm[j] / c1, vh = vv[j] / c2;
-            w[j] -= lrf * (mh / (sqrtf(vh) + eps) + wd * w[j]);
-        }
-    }
+    const fqt_adamw_args args = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
+                                 (float)c->weight_decay, (float)b1c, (float)b2c, (float)gscale,
+                                 o->segs, o->n_segs};
+    m->be->adamw(m->params, m->grads, mom, vel, 0, m->n_params, &args);
 }
 
 /* ---- training state and checkpoints ------------------------------------------------------ */
@@ -460,6 +484,7 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     if (st) return st;
     st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
+    if ((st = fqt_checkpoint_save_tokenizer(m, newd, c->vocab))) return st;
     char *cj = fqt_train_config_json(c);
     snprintf(path, sizeof path, "%s/train.json", newd);
     st = fqt_write_file_atomic(path, cj, strlen(cj));
@@ -478,10 +503,15 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     const char *meta[] = {"step", meta_v[0], "data_rng", meta_v[1], "qaf_start", meta_v[2],
                           "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5], "bad_steps", meta_v[6],
                           "wall_s", wall, "recipe", c->recipe, NULL};
-    fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, mom},
-                          {"adam.v", FQT_ST_F32, 1, {m->n_params}, vel}};
+    float *hm = fqt_backend_host_get(m->be, mom, m->n_params, true);
+    float *hv = fqt_backend_host_get(m->be, vel, m->n_params, true);
+    fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, hm},
+                          {"adam.v", FQT_ST_F32, 1, {m->n_params}, hv}};
     snprintf(path, sizeof path, "%s/state.safetensors", newd);
-    if ((st = fqt_st_write(path, t, 2, meta))) return st;
+    st = fqt_st_write(path, t, 2, meta);
+    fqt_backend_host_put(m->be, hm, (float *)mom, m->n_params, false);
+    fqt_backend_host_put(m->be, hv, (float *)vel, m->n_params, false);
+    if (st) return st;
     /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
     if ((st = fqt_remove_tree(oldd))) return st;
     if (!stat(dir, &sb) && rename(dir, oldd)) {
@@ -515,8 +545,12 @@ static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *v
     fqt_status st = fqt_st_open(path, &f);
     if (st) return st;
     int64_t shape[1] = {m->n_params};
-    if ((st = fqt_st_read_f32(f, "adam.m", 1, shape, mom)) || (st = fqt_st_read_f32(f, "adam.v", 1, shape, vel)))
-        goto out;
+    float *hm = fqt_backend_host_get(m->be, mom, m->n_params, false);
+    float *hv = fqt_backend_host_get(m->be, vel, m->n_params, false);
+    if (!(st = fqt_st_read_f32(f, "adam.m", 1, shape, hm))) st = fqt_st_read_f32(f, "adam.v", 1, shape, hv);
+    fqt_backend_host_put(m->be, hm, mom, m->n_params, !st);
+    fqt_backend_host_put(m->be, hv, vel, m->n_params, !st);
+    if (st) goto out;
     bool ok = true;
     s->step = meta_i64(f, "step", &ok);
     const char *rng = fqt_st_meta(f, "data_rng");
@@ -542,7 +576,15 @@ out:
 
 /* ---- metrics and progress ------------------------------------------------------------- */
 
+/* Every metrics row carries "time": seconds since the run started (earlier processes of a
+ * resumed run included), set by the loop through metrics_t0. */
+static double metrics_t0 = NAN;
+
 static void emit(FILE *f, fqt_buf *b) {
+    if (isfinite(metrics_t0) && b->len && b->s[b->len - 1] == '}') {
+        b->len--;
+        fqt_buf_printf(b, ",\"time\":%.3f}", fqt_prof_now() - metrics_t0);
+    }
     fqt_buf_append(b, "\n", 1);
     fwrite(b->s, 1, b->len, f);
     fflush(f);
@@ -675,6 +717,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     FILE *mf = NULL;
     batch_buf bb = {0};
     fqt_diag diag = {0};
+    optim_view ov = {0};
     train_state s = {.data_rng = c->seed ^ 0x5DEECE66Dull, .qaf_start = -1};
     char ckdir[1100] = "";
 
@@ -693,6 +736,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         saved.steps = c->steps > saved.steps ? c->steps : saved.steps;
         saved.stop_at = c->stop_at;
         saved.quiet = c->quiet;
+        memcpy(saved.device, c->device, sizeof saved.device); /* a run may move between devices */
         *c = saved;
     }
     if ((st = fqt_train_config_check(c))) return st;
@@ -700,6 +744,10 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
     c->qaf_steps = qaf_steps_of(c);
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->recipe);
+    if (!resume) {
+        c->start_unix = (int64_t)time(NULL);
+        if ((st = fqt_train_resolve_tokenizer(c))) goto out;
+    }
 
     /* Data first: its vocabulary must fit the model. */
     if (!c->model.vocab) {
@@ -712,7 +760,14 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         if (vs > mx) c->model.vocab = vs;
         fqt_tokens_free(&train);
     }
-    if ((st = fqt_model_create(&m, &c->model))) goto out;
+    {
+        const fqt_backend *be = fqt_backend_get(c->device);
+        if (!be) {
+            st = FQT_ERR_UNSUPPORTED;
+            goto out;
+        }
+        if ((st = fqt_model_create_on(&m, &c->model, be))) goto out;
+    }
     if ((st = fqt_tokens_load(&train, c->train_data, c->model.vocab))) goto out;
     if ((st = fqt_tokens_load(&val, c->val_data, c->model.vocab))) goto out;
     if (train.n < c->seq + 2 || val.n < 2) {
@@ -722,9 +777,19 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         st = FQT_ERR_ARG;
         goto out;
     }
-    mom = fqt_xcalloc((size_t)m.n_params, sizeof(float));
-    vel = fqt_xcalloc((size_t)m.n_params, sizeof(float));
+    const size_t slab_bytes = (size_t)m.n_params * sizeof(float);
+    mom = m.be->alloc(slab_bytes);
+    vel = m.be->alloc(slab_bytes);
+    ghat = m.be->alloc(slab_bytes);
+    if (!mom || !vel || !ghat) {
+        st = FQT_ERR_NOMEM;
+        goto out;
+    }
+    m.be->zero(mom, slab_bytes);
+    m.be->zero(vel, slab_bytes);
+    optim_view_init(&ov, &m);
     fqt_model_init(&m, c->seed);
+    if (!resume && c->init_from[0] && (st = fqt_train_init_from(&m, c))) goto out;
     if (resume) {
         fqt_model_config saved_cfg;
         if ((st = fqt_checkpoint_read_config(ckdir, &saved_cfg))) goto out;
@@ -758,24 +823,25 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     bb.x = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
     bb.y = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
     fqt_diag_alloc(&diag, m.n_linears);
-    ghat = fqt_xmalloc((size_t)m.n_params * sizeof(float));
     const int64_t fixed_qaf_start = c->qaf_steps ? c->steps - c->qaf_steps : -1;
     const bool tty = isatty(2) && !c->quiet;
     if (!c->quiet) {
         char desc[600];
         fqt_recipe_describe(&recipe, desc, sizeof desc);
         fprintf(stderr, "fqt train: %s model (%lld params: C=%lld L=%lld NH=%lld NKV=%lld F=%lld V=%lld), "
-                        "%lld steps x %lld tokens, %s mode\n  %s\n  data: %lld train / %lld val tokens; run dir %s%s\n",
+                        "%lld steps x %lld tokens, %s mode, on %s\n  %s\n  data: %lld train / %lld val tokens; run dir %s%s\n",
                 c->model_size, (long long)m.n_params, (long long)c->model.dim, (long long)c->model.n_layers,
                 (long long)c->model.n_heads, (long long)c->model.n_kv_heads, (long long)c->model.ffn,
                 (long long)c->model.vocab, (long long)c->steps, (long long)tok_step,
-                c->mode == FQT_MODE_QAT ? "qat" : "fqt", desc, (long long)train.n, (long long)val.n,
+                c->mode == FQT_MODE_QAT ? "qat" : "fqt", m.be->name, desc, (long long)train.n, (long long)val.n,
                 c->run_dir, resume ? " (resumed)" : "");
         if (resume) fprintf(stderr, "  resuming at step %lld from %s\n", (long long)s.step, ckdir);
     }
 
     double t_start = fqt_prof_now(), t_last = t_start;
     const double t_begin = t_start;
+    double t_ckpt = t_start;
+    metrics_t0 = t_start - s.wall;
     const int64_t step_begin = s.step;
     int64_t tokens_since = 0;
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
@@ -805,7 +871,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         const bool do_gnr = c->gnr_every && (step + 1) % c->gnr_every == 0;
         if (do_diag) memset(diag.st, 0, (size_t)diag.n_linears * sizeof *diag.st);
         double loss = run_step(&m, &bb, c, &recipe, mode, step, do_diag ? &diag : NULL);
-        double gn2 = isfinite(loss) ? sumsq(m.grads, m.n_params) : NAN;
+        double gn2 = isfinite(loss) ? fqt_backend_sumsq(m.be, m.grads, NULL, m.n_params, ov.part) : NAN;
         double gnorm = sqrt(gn2);
         s.tokens += tok_step;
         tokens_since += tok_step;
@@ -835,18 +901,14 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         if (do_gnr) {
             /* r = |g| / |ĝ - g|: ĝ is this step's (quantized) gradient, g the same batch's
              * gradient with no quantization at all. */
-            memcpy(ghat, m.grads, (size_t)m.n_params * sizeof(float));
+            m.be->copy(ghat, m.grads, (size_t)m.n_params * sizeof(float));
             double l32 = run_step(&m, &bb, c, &fp32, FQT_MODE_FQT, step, NULL);
             double tot_g = 0, tot_e = 0;
             for (int64_t li = 0; li < m.n_linears && isfinite(l32); li++) {
                 const char *nm = m.linear_names[li];
                 const fqt_param_info *p = fqt_model_linear_param(&m, li);
-                double g2 = 0, e2 = 0;
-                for (int64_t j = 0; j < p->numel; j++) {
-                    double g = m.grads[p->offset + j], e = (double)ghat[p->offset + j] - g;
-                    g2 += g * g;
-                    e2 += e * e;
-                }
+                const double g2 = fqt_backend_sumsq(m.be, m.grads + p->offset, NULL, p->numel, ov.part);
+                const double e2 = fqt_backend_sumsq(m.be, ghat + p->offset, m.grads + p->offset, p->numel, ov.part);
                 tot_g += g2;
                 tot_e += e2;
                 fqt_buf b = {0};
@@ -863,7 +925,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             fqt_buf_json_num(&b, r);
             fqt_buf_printf(&b, "}");
             emit(mf, &b);
-            memcpy(m.grads, ghat, (size_t)m.n_params * sizeof(float));
+            m.be->copy(m.grads, ghat, (size_t)m.n_params * sizeof(float));
             if (c->qaf_auto && s.qaf_start < 0 && mode == FQT_MODE_FQT) {
                 s.gnr_low = r < sqrt3 ? s.gnr_low + 1 : 0;
                 if (s.gnr_low >= c->qaf_auto_checks && step + 2 < c->steps) {
@@ -874,7 +936,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         }
 
         const double scale = c->grad_clip > 0 && gnorm > c->grad_clip ? c->grad_clip / gnorm : 1.0;
-        adamw_step(&m, mom, vel, step + 1, lr, c, scale);
+        adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale);
         s.step = step + 1;
 
         double t = fqt_prof_now();
@@ -936,10 +998,21 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 emit(mf, &f);
             }
         }
-        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end) {
+        const int sig = fqt_interrupt_pending();
+        const bool timed = c->ckpt_minutes > 0 && fqt_prof_now() - t_ckpt >= 60.0 * c->ckpt_minutes;
+        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end || timed || sig) {
             s.wall += fqt_prof_now() - t_start;
             t_start = fqt_prof_now();
             if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
+            t_ckpt = fqt_prof_now();
+        }
+        if (sig && s.step < end) {
+            if (!c->quiet && tty) fputc('\n', stderr);
+            fqt_set_error("%s after step %lld of %lld; checkpoint saved in %s/ckpt; resume with: "
+                          "fqt train --resume %s", sig == 2 ? "interrupted (SIGINT)" : "terminated (SIGTERM)",
+                          (long long)s.step, (long long)c->steps, c->run_dir, c->run_dir);
+            st = FQT_ERR_INTERRUPTED;
+            goto out;
         }
     }
     if (s.step == c->steps && !c->quiet) {
@@ -947,13 +1020,17 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     }
     st = FQT_OK;
 out:
+    metrics_t0 = NAN;
     if (mf) fclose(mf);
     fqt_diag_free(&diag);
     free(bb.x);
     free(bb.y);
-    free(mom);
-    free(vel);
-    free(ghat);
+    if (m.be) {
+        if (mom) m.be->free(mom);
+        if (vel) m.be->free(vel);
+        if (ghat) m.be->free(ghat);
+    }
+    optim_view_free(&ov);
     fqt_tokens_free(&train);
     fqt_tokens_free(&val);
     fqt_model_free(&m);

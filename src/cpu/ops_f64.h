@@ -26,11 +26,11 @@ typedef struct fqt_ops_f64 {
     void (*rope_fwd)(double *x, int64_t B, int64_t T, int64_t H, int64_t HS, double theta);
     void (*rope_bwd)(double *dx, int64_t B, int64_t T, int64_t H, int64_t HS, double theta);
 
-    void (*attention_fwd)(double *out, double *att, const double *q, const double *k,
+    void (*attention_fwd)(double *out, double *stats, const double *q, const double *k,
                           const double *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
                           int64_t HS);
     void (*attention_bwd)(double *dq, double *dk, double *dv, const double *dout,
-                          const double *att, const double *q, const double *k,
+                          const double *stats, const double *q, const double *k,
                           const double *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
                           int64_t HS);
 

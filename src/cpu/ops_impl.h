@@ -210,12 +210,14 @@ static void SUFFIX(rope_bwd)(REAL *dx, int64_t B, int64_t T, int64_t H, int64_t 
  * Causal grouped-query attention */
 
 /* out[b,t,h,:] = sum_{s<=t} P[b,h,t,s] v[b,s,h/G,:], G = NH/NKV, with
- * P[b,h,t,:] = softmax_s<=t(q[b,t,h,:] . k[b,s,h/G,:] / sqrt(HS)) stored in att[b,h,t,:]
- * (s > t written as 0). out and att written. NH % NKV == 0 (asserted).
- * One task per (b, h): its kv head is copied transposed (kT[d][s]) so that the scores of a
- * query row are HS contiguous axpys over s, and the output row is a sum of contiguous v
- * rows over s; both vectorize without reassociating any sum. */
-static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REAL *k,
+ * P[b,h,t,:] = softmax_s<=t(q[b,t,h,:] . k[b,s,h/G,:] / sqrt(HS)). out and stats written;
+ * stats[(b*NH + h)*T + t] = {m, r}: the row maximum m of the scaled scores and r = 1/sum_s
+ * exp(score_s - m) rounded to REAL, so that P = exp(score - m) * r is recomputed in backward
+ * with the same operations and therefore the same bits (the log-sum-exp is m - log r).
+ * NH % NKV == 0 (asserted). One task per (b, h): its kv head is copied transposed (kT[d][s])
+ * so that the scores of a query row are HS contiguous axpys over s, and the output row is a
+ * sum of contiguous v rows over s; both vectorize without reassociating any sum. */
+static void SUFFIX(attention_fwd)(REAL *out, REAL *stats, const REAL *q, const REAL *k,
                                   const REAL *v, int64_t B, int64_t T, int64_t NH,
                                   int64_t NKV, int64_t HS) {
     FQT_ASSERT(NKV > 0 && NH % NKV == 0);
@@ -226,7 +228,7 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REA
     FQT_OMP(parallel if (tasks > 1 && tasks * T * T * HS >= FQT_OPS_MIN_PAR))
     {
         REAL *kT = fqt_xmalloc((size_t)(HS * T + T + HS) * sizeof(REAL));
-        REAL *p = kT + HS * T;  /* [T] scores, then unnormalized probabilities */
+        REAL *p = kT + HS * T;  /* [T] scores, then probabilities */
         REAL *acc = p + T;      /* [HS] output row */
         FQT_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
@@ -235,7 +237,7 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REA
             const REAL *kb = k + b * T * ks + kh * HS;
             const REAL *vb = v + b * T * ks + kh * HS;
             REAL *ob = out + b * T * qs + h * HS;
-            REAL *ab = att + (b * NH + h) * T * T;
+            REAL *st = stats + (b * NH + h) * T * 2;
             for (int64_t s = 0; s < T; s++)
                 for (int64_t d = 0; d < HS; d++) kT[d * T + s] = kb[s * ks + d];
 
@@ -254,13 +256,13 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REA
                     sum += (double)p[s];
                 }
                 const REAL inv = (REAL)(1.0 / sum);
-                REAL *arow = ab + t * T;
-                for (int64_t s = 0; s < ns; s++) arow[s] = p[s] * inv;
-                for (int64_t s = ns; s < T; s++) arow[s] = 0;
+                st[2 * t] = mx;
+                st[2 * t + 1] = inv;
+                for (int64_t s = 0; s < ns; s++) p[s] = p[s] * inv;
 
                 for (int64_t d = 0; d < HS; d++) acc[d] = 0;
                 for (int64_t s = 0; s < ns; s++) {
-                    const REAL ps = arow[s];
+                    const REAL ps = p[s];
                     const REAL *vr = vb + s * ks;
                     FQT_OMP(simd)
                     for (int64_t d = 0; d < HS; d++) acc[d] += ps * vr[d];
@@ -272,15 +274,16 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *att, const REAL *q, const REA
     }
 }
 
-/* Backward of attention_fwd from the saved probabilities att. dq, dk, dv WRITTEN. With
- * dP[t,s] = dout[t] . v[s] and dS[t,s] = P[t,s] (dP[t,s] - sum_s' P[t,s'] dP[t,s']):
+/* Backward of attention_fwd; the probabilities P are recomputed from q, k and stats exactly
+ * as the forward formed them. dq, dk, dv WRITTEN. With dP[t,s] = dout[t] . v[s] and
+ * dS[t,s] = P[t,s] (dP[t,s] - sum_s' P[t,s'] dP[t,s']):
  *   dq[t] = scale sum_s dS[t,s] k[s],  dk[s] = scale sum_h sum_t dS[t,s] q[t],
  *   dv[s] = sum_h sum_t P[t,s] dout[t],  h over the G query heads of the kv head.
  * One task per (b, kv head): it owns dk and dv of that head and visits its query heads and
- * rows in a fixed order, so the sums over shared heads are deterministic. v is copied
- * transposed (vT[d][s]) so that the dP row is HS contiguous axpys over s. */
+ * rows in a fixed order, so the sums over shared heads are deterministic. k and v are copied
+ * transposed (kT, vT) so that the score and dP rows are HS contiguous axpys over s. */
 static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout,
-                                  const REAL *att, const REAL *q, const REAL *k, const REAL *v,
+                                  const REAL *stats, const REAL *q, const REAL *k, const REAL *v,
                                   int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
     FQT_ASSERT(NKV > 0 && NH % NKV == 0);
     const int64_t G = NH / NKV;
@@ -289,9 +292,11 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
     const int64_t tasks = B * NKV;
     FQT_OMP(parallel if (tasks > 1 && tasks * G * T * T * HS >= FQT_OPS_MIN_PAR))
     {
-        REAL *vT = fqt_xmalloc((size_t)(HS * T + T + HS) * sizeof(REAL));
-        REAL *ds = vT + HS * T; /* [T] dP, then dS * scale */
-        REAL *acc = ds + T;     /* [HS] dq row */
+        REAL *vT = fqt_xmalloc((size_t)(2 * HS * T + 2 * T + HS) * sizeof(REAL));
+        REAL *kT = vT + HS * T;
+        REAL *prow = kT + HS * T; /* [T] recomputed probabilities */
+        REAL *ds = prow + T;      /* [T] dP, then dS * scale */
+        REAL *acc = ds + T;       /* [HS] dq row */
         FQT_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t b = task / NKV, kh = task % NKV;
@@ -302,6 +307,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
             for (int64_t s = 0; s < T; s++) {
                 for (int64_t d = 0; d < HS; d++) {
                     vT[d * T + s] = vb[s * ks + d];
+                    kT[d * T + s] = kb[s * ks + d];
                     dkb[s * ks + d] = 0;
                     dvb[s * ks + d] = 0;
                 }
@@ -311,20 +317,27 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
                 const REAL *qb = q + b * T * qs + h * HS;
                 const REAL *gb = dout + b * T * qs + h * HS;
                 REAL *dqb = dq + b * T * qs + h * HS;
-                const REAL *ab = att + (b * NH + h) * T * T;
+                const REAL *st = stats + (b * NH + h) * T * 2;
                 for (int64_t t = 0; t < T; t++) {
-                    const REAL *gt = gb + t * qs, *qt = qb + t * qs, *arow = ab + t * T;
+                    const REAL *gt = gb + t * qs, *qt = qb + t * qs;
                     const int64_t ns = t + 1;
+                    const REAL mx = st[2 * t], inv = st[2 * t + 1];
+                    SUFFIX(row_times_T)(prow, qt, kT, T, HS, ns);
+                    for (int64_t s = 0; s < ns; s++) {
+                        prow[s] *= scale;
+                        prow[s] = REXP(prow[s] - mx);
+                        prow[s] = prow[s] * inv;
+                    }
                     SUFFIX(row_times_T)(ds, gt, vT, T, HS, ns);
                     double rowdot = 0.0;
-                    for (int64_t s = 0; s < ns; s++) rowdot += (double)arow[s] * (double)ds[s];
+                    for (int64_t s = 0; s < ns; s++) rowdot += (double)prow[s] * (double)ds[s];
                     const REAL rd = (REAL)rowdot;
                     FQT_OMP(simd)
-                    for (int64_t s = 0; s < ns; s++) ds[s] = arow[s] * (ds[s] - rd) * scale;
+                    for (int64_t s = 0; s < ns; s++) ds[s] = prow[s] * (ds[s] - rd) * scale;
 
                     for (int64_t d = 0; d < HS; d++) acc[d] = 0;
                     for (int64_t s = 0; s < ns; s++) {
-                        const REAL dss = ds[s], ps = arow[s];
+                        const REAL dss = ds[s], ps = prow[s];
                         const REAL *kr = kb + s * ks;
                         REAL *dkr = dkb + s * ks, *dvr = dvb + s * ks;
                         FQT_OMP(simd)

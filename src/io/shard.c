@@ -118,7 +118,7 @@ fqt_status fqt_shards_load(const char *pattern, uint16_t **tok, int64_t *n) {
     *tok = NULL;
     *n = 0;
     glob_t g;
-    int rc = glob(pattern, GLOB_NOSORT, NULL, &g);
+    int rc = glob(pattern, GLOB_NOSORT | GLOB_BRACE, NULL, &g);
     if (rc == GLOB_NOMATCH) {
         fqt_set_error("no shard matches '%s'", pattern);
         return FQT_ERR_IO;

@@ -421,13 +421,69 @@ static double auto_beta(int64_t n) {
     return b < 0 ? 0 : b > 0.95 ? 0.95 : b;
 }
 
+void fqt_report_name_runs(fqt_run_metrics *runs, int n) {
+    bool *clash = fqt_xcalloc((size_t)n + 1, sizeof *clash);
+    for (int i = 0; i < n; i++)
+        for (int k = i + 1; k < n; k++)
+            if (!strcmp(runs[i].name, runs[k].name)) clash[i] = clash[k] = true;
+    for (int i = 0; i < n; i++) {
+        if (!clash[i]) continue;
+        size_t len = strlen(runs[i].dir);
+        while (len > 1 && runs[i].dir[len - 1] == '/') len--;
+        free(runs[i].name);
+        runs[i].name = fqt_xmalloc(len + 1);
+        memcpy(runs[i].name, runs[i].dir, len);
+        runs[i].name[len] = '\0';
+    }
+    free(clash);
+}
+
+static void csv_cell(fqt_buf *b, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fqt_buf_append(b, s, strlen(s));
+        return;
+    }
+    fqt_buf_append(b, "\"", 1);
+    for (const char *p = s; *p; p++) fqt_buf_append(b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+    fqt_buf_append(b, "\"", 1);
+}
+
+static void csv_num(fqt_buf *b, double v) {
+    if (isfinite(v)) fqt_buf_printf(b, ",%.17g", v);
+    else fqt_buf_append(b, ",", 1);
+}
+
+void fqt_report_csv(const fqt_run_summary *rows, int n, fqt_buf *out) {
+    fqt_buf_printf(out, "run,recipe,steps,tokens,val_loss,val_ppl,gap_abs,gap_pct,tok_per_s,baseline\r\n");
+    for (int i = 0; i < n; i++) {
+        const fqt_run_summary *r = &rows[i];
+        csv_cell(out, r->name);
+        fqt_buf_append(out, ",", 1);
+        csv_cell(out, r->recipe);
+        fqt_buf_printf(out, ",%lld,%lld", (long long)r->steps, (long long)r->tokens);
+        csv_num(out, r->val_loss);
+        csv_num(out, r->val_ppl);
+        csv_num(out, r->gap_abs);
+        csv_num(out, r->gap_pct);
+        csv_num(out, r->tok_per_s);
+        fqt_buf_printf(out, ",%d\r\n", r->is_baseline ? 1 : 0);
+    }
+}
+
 fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_report_plot_opts *opts) {
     bool logx = opts && opts->logx;
     double beta_opt = opts ? opts->ema_beta : NAN;
     bool any_gnr = false;
     for (int i = 0; i < n; i++) any_gnr |= runs[i].n_gnr > 0;
     fqt_svg_figure *f = fqt_svg_figure_new(NULL, any_gnr ? 3 : 2, 440, 320);
-    int pa = fqt_svg_panel_add(f, "(a) training loss", "tokens", "loss (EMA; raw faint)", logx);
+    /* The label says what is drawn: smoothing only when some run gets a beta above 0. */
+    bool any_smooth = false;
+    for (int i = 0; i < n; i++) {
+        double bt = isfinite(beta_opt) && beta_opt >= 0 && beta_opt < 1 ? beta_opt : auto_beta(runs[i].n_train);
+        any_smooth |= bt > 0;
+    }
+    int pa = fqt_svg_panel_add(f, "(a) training loss", "tokens",
+                               any_smooth ? "loss (EMA; raw faint)" : "loss (raw, not smoothed)", logx);
     int pb = fqt_svg_panel_add(f, "(b) validation loss", "tokens", "validation loss", logx);
     /* r spans orders of magnitude (BF16 in the hundreds, FP4 near sqrt(3)): plot log10 r. */
     int pc = any_gnr ? fqt_svg_panel_add(f, "(c) gradient-to-noise ratio", "tokens",
@@ -453,6 +509,7 @@ fqt_svg_figure *fqt_report_figure(const fqt_run_metrics *runs, int n, const fqt_
             const fqt_run_metrics *r = &runs[i];
             for (int64_t k = 0; k < r->n_train; k++) { x[k] = (double)r->train[k].tokens; y[k] = r->train[k].loss; }
             if (pass == 0) {
+                if (!any_smooth) continue; /* the curve itself is the raw loss */
                 fqt_svg_style raw = {.color = i, .width = 1.0, .opacity = 0.22};
                 fqt_svg_series_add(f, pa, NULL, x, y, r->n_train, &raw);
                 continue;

@@ -317,6 +317,15 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
     if (st != FQT_OK) return st;
     if (manifest_matches(o.data_dir, o.vocab_size, rep)) {
         rep->already_prepared = 1;
+        /* Prepared by an fqt that wrote no manifest.json: add it (fqt train reads it). */
+        char mj[PATH_MAX], vp[PATH_MAX];
+        if (!join(mj, o.data_dir, FQT_DATA_MANIFEST) && !fqt_file_exists(mj, NULL) &&
+            !join(vp, o.data_dir, "tokenizer.bpe")) {
+            fqt_bpe *b = NULL;
+            if ((st = fqt_bpe_load(vp, &b)) == FQT_OK) st = fqt_data_manifest_write(o.data_dir, "tokenizer.bpe", b, NULL);
+            fqt_bpe_free(b);
+            if (st) return st;
+        }
         logf_(&o, "%s/manifest is complete for vocab %d; nothing to do", o.data_dir,
               o.vocab_size);
         return FQT_OK;
@@ -428,6 +437,8 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
         free(doc_tokens);
         goto out;
     }
+    join(path, o.data_dir, FQT_DATA_MANIFEST);
+    (void)unlink(path);
     join(path, o.data_dir, "tokenizer.bpe");
     if ((st = fqt_bpe_save(bpe, path)) != FQT_OK) {
         free(doc_tokens);
@@ -475,6 +486,7 @@ fqt_status fqt_sotu_prepare(const fqt_sotu_options *opt, fqt_sotu_report *rep) {
     FQT_ASSERT(mlen < mcap);
     join(path, o.data_dir, "manifest");
     st = fqt_write_file_atomic(path, manifest, mlen);
+    if (st == FQT_OK) st = fqt_data_manifest_write(o.data_dir, "tokenizer.bpe", bpe, NULL);
     logf_(&o, "wrote %s: train %lld tokens, val %lld tokens", path, (long long)cnt[0],
           (long long)cnt[1]);
 
