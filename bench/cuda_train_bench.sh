@@ -34,7 +34,7 @@ peakmem() { # run "$@" while sampling memory.used; prints the peak MiB on fd 3
 }
 printf '%-22s %10s %10s %10s\n' "run" "tok/s" "ms/step" "peak MiB" > "$D/table"
 for r in $recipes; do
-  for attn in cublas flash; do
+  for attn in ${ATTNS:-cublas flash}; do
     name="fqt-$r-$attn"
     rm -rf "$D/run_$name"
     FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} peakmem timeout 150 ./fqt train --device cuda \
