@@ -7,6 +7,8 @@
 #   make test-cuda            build and run the CUDA tests (tests/cuda/*.c; needs a GPU)
 #   make bench-cuda           build and run the CUDA kernel benchmarks (bench/cuda/*.c)
 #   make demo                 the FP4-vs-BF16 comparison (see README)
+#   make fuzz                 libFuzzer harnesses (tests/fuzz/*.c) into build/fuzz with clang;
+#                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (yes/no:
@@ -115,7 +117,7 @@ else
   Q := @
 endif
 
-.PHONY: all test test-cuda bench bench-cuda demo clean info FORCE
+.PHONY: all test test-cuda bench bench-cuda demo fuzz clean info FORCE
 all: info fqt
 
 info:
@@ -188,6 +190,29 @@ bench: info $(BENCH_BIN)
 
 demo: all
 	./scripts/demo.sh
+
+# Fuzzing: the library again with clang, ASan+UBSan and libFuzzer coverage, one binary per
+# tests/fuzz/fuzz_*.c. Needs clang (Debian: apt-get install clang). Run with OMP_NUM_THREADS=1.
+FUZZ_CC     ?= clang
+FUZZ_BUILD  := build/fuzz
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -fopenmp \
+  -ffp-contract=off -fno-fast-math -Iinclude -Isrc -Itests/fuzz -DFQT_SANITIZE=1 \
+  -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wno-pass-failed
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+fuzz: $(FUZZ_BIN)
+	@echo "fuzz: built $(notdir $(FUZZ_BIN)) in $(FUZZ_BUILD)"
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@$(if $(Q),echo "  FUZZLD $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -lm -o $@
 
 clean:
 	rm -rf build fqt

@@ -67,11 +67,10 @@ int fqt_cmd_qdq(int argc, char **argv) {
     void *data = NULL;
     size_t n = 0;
     if (fqt_read_file(in, &data, &n)) return cli_fail("qdq", "reading input");
-    if (n == 0 || n % (4 * (size_t)K)) {
+    if (n == 0 || (uint64_t)K > n / 4 || n % (4 * (size_t)K)) {
         free(data);
-        return cli_usage_error("qdq", "%s: size %zu bytes is not a positive multiple of 4*K = %lld "
-                               "(float32 rows of K = %lld columns)", in, n, (long long)(4 * K),
-                               (long long)K);
+        return cli_usage_error("qdq", "%s: size %zu bytes is not a positive multiple of 4*K bytes "
+                               "(float32 rows of K = %lld columns)", in, n, (long long)K);
     }
     int64_t rows = (int64_t)(n / (4 * (size_t)K));
     float *x = data, *y = fqt_xmalloc(n);

@@ -20,7 +20,10 @@ static int usage(void) {
            "(e.g. 'nvfp4,hp=first+last', 'nvfp4,fprop.x=mxfp4/rtn', 'nvfp4,lm_head=quant').\n\n"
            "Options:\n"
            "  --resume DIR        continue a run from its checkpoint (run dir or ckpt dir),\n"
-           "                      bit-identically; --steps may extend it, --stop-at pause it\n"
+           "                      bit-identically, writing into DIR; --steps may extend it,\n"
+           "                      --stop-at pause it\n"
+           "  --overwrite         replace the run already in --run-dir (without it, a fresh\n"
+           "                      run refuses a directory that holds one)\n"
            "  --quiet             no progress output\n"
            "Options take --KEY VALUE or --KEY=VALUE. --train-data and --val-data take a quoted\n"
            "glob ('d/train_*.bin') or the files an unquoted glob expands to. Without --vocab the\n"
@@ -76,10 +79,11 @@ int fqt_cmd_train(int argc, char **argv) {
     cli_opt opts[160];
     int no = 0;
     for (size_t i = 0; fqt_train_config_key(i) && no < 150; i++) opts[no++] = (cli_opt){fqt_train_config_key(i), 1};
-    const int k_resume = no, k_quiet = no + 1, k_help = no + 2;
+    const int k_resume = no, k_quiet = no + 1, k_help = no + 2, k_overwrite = no + 3;
     opts[no++] = (cli_opt){"resume", 1};
     opts[no++] = (cli_opt){"quiet", 0};
     opts[no++] = (cli_opt){"help", 0};
+    opts[no++] = (cli_opt){"overwrite", 0};
     /* Shell-expanded globs: the files after --train-data / --val-data. */
     char **lists[2] = {fqt_xcalloc((size_t)argc, sizeof(char *)), fqt_xcalloc((size_t)argc, sizeof(char *))};
     int nlist[2] = {0, 0}, last_data = -1, rc = 0;
@@ -101,6 +105,7 @@ int fqt_cmd_train(int argc, char **argv) {
         }
         if (k == k_help) { usage(); goto done; }
         if (k == k_quiet) { c.quiet = true; continue; }
+        if (k == k_overwrite) { c.overwrite = true; continue; }
         if (k == k_resume) { resume = v; last_data = -1; continue; }
         const char *a = opts[k].name;
         if (strcmp(a, "steps") && strcmp(a, "stop-at")) other = a;

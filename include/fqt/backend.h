@@ -44,11 +44,15 @@ typedef struct {
  *   g = grads[i] * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g;
  *   w -= lr * ((m / bc1) / (sqrt(v / bc2) + eps) + wd * w),  wd = weight_decay or 0
  * in float32 in this order (the CPU reference's order; a device backend must match it to the
- * bit, which IEEE float32 with no contraction gives). Segments (host) cover the slab. */
+ * bit, which IEEE float32 with no contraction gives). Segments (host) cover the slab.
+ * With check_only nothing is written: the entry returns how many of the new w, m and v
+ * values (three per index) would be non-finite, so a caller can refuse an update that
+ * diverges without keeping a copy of the slabs. Otherwise it returns 0. */
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay, bias_corr1, bias_corr2, grad_scale;
     const fqt_param_segment *segs; /* host */
     int n_segs;
+    bool check_only;
 } fqt_adamw_args;
 
 /* Fixed chunk of the deterministic sums of squares: partial sums over [k*CHUNK, (k+1)*CHUNK)
@@ -121,12 +125,12 @@ typedef struct fqt_backend {
                   fqt_dtype c_dt, int64_t ldc);
 
     /* ---- optimizer and reductions ------------------------------------------------------ */
-    void (*adamw)(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
-                  const fqt_adamw_args *a);
+    int64_t (*adamw)(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
+                     const fqt_adamw_args *a);
     /* part[k] (host) = sum over chunk k of x^2, or of (x - y)^2 when y is not NULL, in
      * double; ceil(n / FQT_SUMSQ_CHUNK) entries. */
     void (*sumsq_partials)(const float *x, const float *y, int64_t n, double *part);
-    /* Number of non-finite values of x[0..n) (host result). */
+    /* Number of non-finite values of x[0..n) (host result; a synchronisation point). */
     int64_t (*count_nonfinite)(const float *x, int64_t n);
 
     /* ---- synchronisation --------------------------------------------------------------- */

@@ -80,6 +80,25 @@ void fqt_prof_reset(void);
 /* malloc that aborts with a message on failure; for sizes derived from a validated config. */
 void *fqt_xmalloc(size_t n);
 void *fqt_xcalloc(size_t n, size_t size);
+/* Reusable scratch for the per-step path: buffer `slot` of the calling OpenMP thread (thread
+ * 0 outside parallel regions), at least `bytes` long, contents undefined. Grown, never shrunk,
+ * so once a run's first step has sized them no step allocates. Valid until the same thread
+ * asks for the same slot again; a slot used outside parallel regions must not be used inside
+ * them. Aborts with a message when out of memory. */
+typedef enum {
+    FQT_SCRATCH_QUANT_T = 0, /* fqt_quantize: the transposed source (outside parallel regions) */
+    FQT_SCRATCH_QUANT_STATS, /* fqt_quantize: per-group statistics */
+    FQT_SCRATCH_GEMM_B,      /* fqt_sgemm_nt / fqt_qgemm: packed B panels (shared) */
+    FQT_SCRATCH_GEMM_A,      /* packed A panels, per thread */
+    FQT_SCRATCH_QGEMM_A,     /* fqt_qgemm: dequantized operands (shared) */
+    FQT_SCRATCH_QGEMM_B,
+    FQT_SCRATCH_ATTN,        /* attention: transposed heads and row buffers, per thread */
+    FQT_SCRATCH_XENT,        /* cross-entropy: per-row losses */
+    FQT_SCRATCH_ROPE,        /* RoPE: the cos/sin table */
+    FQT_SCRATCH_COUNT
+} fqt_scratch_slot;
+void *fqt_scratch(fqt_scratch_slot slot, size_t bytes);
+
 /* strdup that aborts on failure; NULL gives NULL. */
 char *fqt_xstrdup(const char *s);
 /* Make room for one more element in a growable array p of `size`-byte elements holding n,

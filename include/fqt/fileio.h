@@ -38,4 +38,14 @@ fqt_status fqt_remove_tree(const char *path);
  * when size is non-NULL. Never sets an error. */
 int fqt_file_exists(const char *path, int64_t *size);
 
+/* Fault injection for crash tests: after fqt_fault_arm(n) with n > 0, the n-th call of
+ * fqt_fault_point() ends the process at once with _exit(FQT_FAULT_EXIT), as a kill -9
+ * would. The writers above, fqt_st_write and the checkpoint swap call it before each
+ * file-system call that changes something (create, write, fsync, rename, remove), so a test
+ * can stop a checkpoint save at every one of them. n <= 0 disarms. Not thread-safe; for
+ * tests only (tests/test_rundir.c). */
+#define FQT_FAULT_EXIT 86
+void fqt_fault_arm(long n);
+void fqt_fault_point(void);
+
 #endif

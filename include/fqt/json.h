@@ -27,6 +27,11 @@ typedef struct fqt_json {
 /* Parse text[0..n). On error returns FQT_ERR_FORMAT with a message giving the byte offset;
  * *out is NULL. Nesting deeper than 64 levels is an error. */
 fqt_status fqt_json_parse(const char *text, size_t n, fqt_json **out);
+/* The same with at most max_values values (scalars, arrays and objects each count one), so
+ * that the memory a parse takes is bounded by max_values, not by the input length (a node
+ * costs ~60 bytes; "[0,0,0,..." of 99 MB would otherwise take gigabytes). \u0000 in a string
+ * is an error (strings are NUL-terminated). */
+fqt_status fqt_json_parse_limited(const char *text, size_t n, int64_t max_values, fqt_json **out);
 void fqt_json_free(fqt_json *j);
 
 /* Object member by key (first match), NULL if absent or j is not an object. */

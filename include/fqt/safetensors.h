@@ -33,6 +33,9 @@ typedef enum {
 #define FQT_ST_MAX_NDIM 8            /* the reader accepts up to this many dimensions */
 #define FQT_ST_WRITE_MAX_NDIM 4      /* fqt_st_tensor carries up to this many */
 #define FQT_ST_MAX_HEADER 100000000  /* header length limit in bytes (as the HF reader) */
+/* JSON values in a header (about 10 per tensor): bounds the parse to ~130 MB of memory
+ * whatever the header holds; 2^21 values is ~200k tensors. */
+#define FQT_ST_MAX_HEADER_VALUES (1 << 21)
 
 /* "F32", "BF16", ...; "?" for an out-of-range value. */
 const char *fqt_st_dtype_name(fqt_st_dtype t);

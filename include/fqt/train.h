@@ -60,6 +60,7 @@ typedef struct {
     char device[16];              /* "auto" (the GPU when present), "cpu" or "cuda" */
     bool quiet;
     int64_t start_unix;           /* when the run began (seconds since 1970, UTC); set by fqt_train */
+    bool overwrite;               /* a fresh run may replace the run already in run_dir */
 } fqt_train_config;
 
 /* Defaults for the tiny model on the default corpus. */
@@ -143,7 +144,33 @@ fqt_status fqt_checkpoint_save_tokenizer(const fqt_model *m, const char *dir, co
  * present (defaults otherwise; tc->recipe then "bf16"). */
 fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config *tc);
 
-/* A checkpoint directory given a run directory or a checkpoint directory. */
+/* A checkpoint directory given a run directory or a checkpoint directory. For a run
+ * directory: the newest complete one of RUN/ckpt, RUN/ckpt.new and RUN/ckpt.old (a crash
+ * mid-swap can leave any of them), without changing anything. When none is complete the
+ * error says why the first present one is not (FQT_ERR_IO "no checkpoint here" if none is). */
 fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n);
+/* Under the run's lock: make RUN/ckpt the newest complete checkpoint (as resolve picks it),
+ * removing the older or broken others; dir receives RUN/ckpt. Crash-safe at every step. */
+fqt_status fqt_checkpoint_recover(const char *run, char *dir, size_t n);
+/* Before writing a checkpoint: settle an interrupted swap, remove a stale RUN/ckpt.new and
+ * return its path in newd (to be written completely, then committed). */
+fqt_status fqt_checkpoint_begin(const char *run, char *newd, size_t n);
+/* After RUN/ckpt.new is complete: validate it and swap it in as RUN/ckpt. */
+fqt_status fqt_checkpoint_commit(const char *run);
+
+/* ---- run directories (core/rundir.c) ------------------------------------------------------
+ * One trainer per run directory: fqt_train holds an exclusive flock on RUN/.lock for the
+ * life of the run (a second one fails at once with a message naming the holder's pid).
+ * A fresh run refuses a directory that already holds a run (run.json, metrics.jsonl or a
+ * checkpoint) unless c->overwrite, and removes the old run only after its own data and
+ * model have been set up, so a fresh start that fails leaves the old run as it was. A
+ * resume writes into the directory it was given (never the run_dir stored in train.json). */
+fqt_status fqt_rundir_lock(const char *run, int *fd);   /* the directory must exist */
+void fqt_rundir_unlock(int fd);                          /* -1 is a no-op */
+bool fqt_rundir_has_run(const char *run);
+fqt_status fqt_rundir_clear(const char *run);            /* remove the run's files */
+/* The run directory of a --resume path: the path itself, or for RUN/ckpt (.new, .old) RUN;
+ * a checkpoint directory with another name is FQT_ERR_ARG (nowhere to write). */
+fqt_status fqt_rundir_of_resume(const char *path, char *run, size_t n);
 
 #endif

@@ -1,14 +1,177 @@
-/* core/checkpoint.c — model weights as safetensors with Hugging Face Llama names, and the
- * config.json that transformers' LlamaConfig reads. Training state lives in train.c, which
- * owns the directory-level atomicity (DIR.new, then rename). Not for: optimizer math. */
+/* core/checkpoint.c — model weights as safetensors with Hugging Face Llama names, the
+ * config.json that transformers' LlamaConfig reads, and the crash-safe swap of a run's
+ * checkpoint directories (ckpt/, ckpt.new/, ckpt.old/). The training state written into a
+ * checkpoint lives in train.c. Not for: optimizer math. */
 #include "fqt/fileio.h"
 #include "fqt/json.h"
 #include "fqt/safetensors.h"
 #include "fqt/tokenizer_export.h"
 #include "fqt/train.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* ---- the swap: ckpt/, ckpt.new/, ckpt.old/ ------------------------------------------------
+ *
+ * A save writes RUN/ckpt.new completely (every file atomically), then commits:
+ *   remove ckpt.old; rename ckpt -> ckpt.old; rename ckpt.new -> ckpt; fsync; remove ckpt.old.
+ * A crash can stop this anywhere, and a resume can crash again in its own recovery, so every
+ * reader considers all three directories, validates each one (all four files present and
+ * parseable, the step readable) and takes the complete one with the highest step (ties:
+ * ckpt, then ckpt.new, then ckpt.old). Recovery moves that one to ckpt/ with the same
+ * sequence of steps, each of which leaves some complete copy in place: the only complete
+ * copy is never removed or overwritten. */
+
+static const char *const slot_name[3] = {"ckpt", "ckpt.new", "ckpt.old"};
+enum { SLOT_CKPT, SLOT_NEW, SLOT_OLD };
+
+/* A complete training checkpoint in dir: config.json valid, model.safetensors and
+ * state.safetensors well-formed, train.json parseable, a step in the state metadata.
+ * On failure the error names the file and the problem. */
+static fqt_status ckpt_complete(const char *dir, int64_t *step) {
+    char path[4200];
+    fqt_model_config cfg;
+    fqt_status st = fqt_checkpoint_read_config(dir, &cfg);
+    if (st) return st;
+    fqt_st_file *f = NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if ((st = fqt_st_open(path, &f))) return st;
+    fqt_st_close(f);
+    snprintf(path, sizeof path, "%s/train.json", dir);
+    void *data;
+    size_t n;
+    if ((st = fqt_read_file(path, &data, &n))) return st;
+    fqt_train_config tc;
+    st = fqt_train_config_from_json(&tc, data, n, path);
+    free(data);
+    if (st) return st;
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    if ((st = fqt_st_open(path, &f))) return st;
+    const char *v = fqt_st_meta(f, "step");
+    char *end = NULL;
+    long long x = v ? strtoll(v, &end, 10) : -1;
+    if (!v || *end || end == v || x < 0) {
+        fqt_set_error("%s: training state metadata missing or malformed (no valid \"step\")", path);
+        st = FQT_ERR_FORMAT;
+    }
+    fqt_st_close(f);
+    *step = x;
+    return st;
+}
+
+typedef struct {
+    bool present[3], complete[3];
+    int64_t step[3];
+    fqt_status why_st[3];
+    char why[3][1024];
+    int best; /* -1: none complete */
+} ckpt_slots;
+
+static void slots_scan(const char *run, ckpt_slots *z) {
+    memset(z, 0, sizeof *z);
+    z->best = -1;
+    for (int i = 0; i < 3; i++) {
+        char d[4200];
+        struct stat sb;
+        snprintf(d, sizeof d, "%s/%s", run, slot_name[i]);
+        z->present[i] = lstat(d, &sb) == 0;
+        if (!z->present[i]) continue;
+        if (!S_ISDIR(sb.st_mode)) {
+            z->why_st[i] = FQT_ERR_IO;
+            snprintf(z->why[i], sizeof z->why[i], "%.990s: not a directory", d);
+            continue;
+        }
+        z->why_st[i] = ckpt_complete(d, &z->step[i]);
+        if (z->why_st[i]) {
+            snprintf(z->why[i], sizeof z->why[i], "%.1000s", fqt_last_error());
+            continue;
+        }
+        z->complete[i] = true;
+        if (z->best < 0 || z->step[i] > z->step[z->best]) z->best = i;
+    }
+}
+
+/* The error when no slot is complete: the reason of the first present one. */
+static fqt_status slots_fail(const char *run, const ckpt_slots *z) {
+    for (int i = 0; i < 3; i++)
+        if (z->present[i] && z->why_st[i]) {
+            fqt_set_error("%s", z->why[i]);
+            return z->why_st[i];
+        }
+    fqt_set_error("%s: no checkpoint here (expected %s/config.json or %s/ckpt/config.json)", run, run, run);
+    return FQT_ERR_IO;
+}
+
+static fqt_status do_rename(const char *from, const char *to) {
+    fqt_fault_point();
+    if (rename(from, to)) {
+        fqt_set_error("%s: cannot rename to %s: %s", from, to, strerror(errno));
+        return FQT_ERR_IO;
+    }
+    return FQT_OK;
+}
+
+/* Move complete RUN/ckpt.new into RUN/ckpt (the commit sequence above). */
+static fqt_status promote_new(const char *run) {
+    char dir[4200], newd[4200], oldd[4200];
+    struct stat sb;
+    snprintf(dir, sizeof dir, "%s/ckpt", run);
+    snprintf(newd, sizeof newd, "%s/ckpt.new", run);
+    snprintf(oldd, sizeof oldd, "%s/ckpt.old", run);
+    fqt_status st = fqt_remove_tree(oldd);
+    if (st) return st;
+    if (!lstat(dir, &sb) && (st = do_rename(dir, oldd))) return st;
+    if ((st = do_rename(newd, dir))) return st;
+    fqt_fault_point();
+    fqt_fsync_dir_of(dir);
+    return fqt_remove_tree(oldd);
+}
+
+fqt_status fqt_checkpoint_recover(const char *run, char *dir, size_t n) {
+    ckpt_slots z;
+    slots_scan(run, &z);
+    if (z.best < 0) return slots_fail(run, &z);
+    char d[3][4200];
+    for (int i = 0; i < 3; i++) snprintf(d[i], sizeof d[i], "%s/%s", run, slot_name[i]);
+    fqt_status st = FQT_OK;
+    if (z.best == SLOT_CKPT) {
+        if ((st = fqt_remove_tree(d[SLOT_NEW])) || (st = fqt_remove_tree(d[SLOT_OLD]))) return st;
+    } else if (z.best == SLOT_NEW) {
+        if ((st = promote_new(run))) return st;
+    } else {
+        /* ckpt.old is the newest complete copy: ckpt and ckpt.new are older or broken. */
+        if ((st = fqt_remove_tree(d[SLOT_NEW])) || (st = fqt_remove_tree(d[SLOT_CKPT])) ||
+            (st = do_rename(d[SLOT_OLD], d[SLOT_CKPT])))
+            return st;
+        fqt_fsync_dir_of(d[SLOT_CKPT]);
+    }
+    snprintf(dir, n, "%s", d[SLOT_CKPT]);
+    return FQT_OK;
+}
+
+fqt_status fqt_checkpoint_commit(const char *run) {
+    char newd[4200];
+    int64_t step;
+    snprintf(newd, sizeof newd, "%s/ckpt.new", run);
+    fqt_status st = ckpt_complete(newd, &step);
+    if (st) return st;
+    return promote_new(run);
+}
+
+fqt_status fqt_checkpoint_begin(const char *run, char *newd, size_t n) {
+    /* Settle first, so that removing a stale ckpt.new can never remove the newest complete
+     * copy (a fresh directory has nothing to settle). */
+    ckpt_slots z;
+    slots_scan(run, &z);
+    fqt_status st;
+    char dir[4200];
+    if (z.best >= 0 && z.best != SLOT_CKPT && (st = fqt_checkpoint_recover(run, dir, sizeof dir))) return st;
+    snprintf(newd, n, "%s/ckpt.new", run);
+    return fqt_remove_tree(newd);
+}
 
 fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n) {
     struct stat sb;
@@ -18,18 +181,12 @@ fqt_status fqt_checkpoint_resolve(const char *path, char *dir, size_t n) {
         snprintf(dir, n, "%s", path);
         return FQT_OK;
     }
-    /* A run directory: its ckpt/, or ckpt.old/ if a save was interrupted mid-swap. */
-    const char *subs[] = {"ckpt", "ckpt.old"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(cand, sizeof cand, "%s/%s/config.json", path, subs[i]);
-        if (!stat(cand, &sb)) {
-            snprintf(dir, n, "%s/%s", path, subs[i]);
-            return FQT_OK;
-        }
-    }
-    fqt_set_error("%s: no checkpoint here (expected %s/config.json or %s/ckpt/config.json)", path,
-                  path, path);
-    return FQT_ERR_IO;
+    /* A run directory: the newest complete of ckpt/, ckpt.new/, ckpt.old/ (read-only). */
+    ckpt_slots z;
+    slots_scan(path, &z);
+    if (z.best < 0) return slots_fail(path, &z);
+    snprintf(dir, n, "%s/%s", path, slot_name[z.best]);
+    return FQT_OK;
 }
 
 /* eot < 0: no tokenizer known, so no bos/eos ids (transformers then assumes 1 and 2). */
@@ -186,6 +343,17 @@ fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config 
     if ((st = fqt_checkpoint_load_model(m, dir))) {
         fqt_model_free(m);
         return st;
+    }
+    /* Inference on NaN/Inf weights gives no answer worth printing: refuse the checkpoint. */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const fqt_param_info *p = &m->tensors[i];
+        for (int64_t j = 0; j < p->numel; j++)
+            if (!isfinite(m->params[p->offset + j])) {
+                fqt_set_error("%s/model.safetensors: tensor %s holds %g at element %lld (a diverged or "
+                              "damaged checkpoint)", dir, p->name, (double)m->params[p->offset + j], (long long)j);
+                fqt_model_free(m);
+                return FQT_ERR_NONFINITE;
+            }
     }
     char tpath[4300];
     snprintf(tpath, sizeof tpath, "%s/train.json", dir);

@@ -4,6 +4,9 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const char *const status_names[] = {
     "ok", "bad argument", "I/O error", "malformed file", "out of memory",
@@ -90,4 +93,27 @@ uint64_t fqt_splitmix64(uint64_t *state) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* The scratch table: slot x thread. Its pointers stay reachable (static), so leak checkers do
+ * not report the buffers, which live until exit by design. */
+#define FQT_SCRATCH_THREADS 512
+static struct {
+    void *p;
+    size_t n;
+} scratch_tab[FQT_SCRATCH_COUNT][FQT_SCRATCH_THREADS];
+
+void *fqt_scratch(fqt_scratch_slot slot, size_t bytes) {
+#ifdef _OPENMP
+    const int tid = omp_in_parallel() ? omp_get_thread_num() : 0;
+#else
+    const int tid = 0;
+#endif
+    FQT_ASSERT((unsigned)slot < FQT_SCRATCH_COUNT && tid >= 0 && tid < FQT_SCRATCH_THREADS);
+    if (scratch_tab[slot][tid].n < bytes || !scratch_tab[slot][tid].p) {
+        free(scratch_tab[slot][tid].p);
+        scratch_tab[slot][tid].p = fqt_xmalloc(bytes ? bytes : 1);
+        scratch_tab[slot][tid].n = bytes;
+    }
+    return scratch_tab[slot][tid].p;
 }

@@ -52,6 +52,16 @@ fqt_status fqt_generate(fqt_model *m, const fqt_pass *pass, const int32_t *promp
             fqt_set_error("generate: prompt token %d is outside the vocabulary of %lld", prompt[i], (long long)V);
             return FQT_ERR_ARG;
         }
+    if (!(o->temperature >= 0) || !isfinite(o->temperature) || o->top_k < 0) {
+        fqt_set_error("generate: temperature %g (must be finite and >= 0), top-k %d (must be >= 0)",
+                      (double)o->temperature, o->top_k);
+        return FQT_ERR_ARG;
+    }
+    if (n_new < 0 || np > INT32_MAX || n_new > INT32_MAX - np) {
+        fqt_set_error("generate: %lld new tokens after a prompt of %lld: at most %lld in all", (long long)n_new,
+                      (long long)np, (long long)INT32_MAX);
+        return FQT_ERR_ARG;
+    }
     int32_t *seq = fqt_xmalloc((size_t)(np + n_new) * sizeof(int32_t));
     memcpy(seq, prompt, (size_t)np * sizeof(int32_t));
     int32_t *ctx = fqt_xmalloc((size_t)W * sizeof(int32_t));

@@ -449,13 +449,15 @@ static void optim_view_free(optim_view *o) {
     free(o->part);
 }
 
-static void adamw_step(fqt_model *m, const optim_view *o, float *mom, float *vel, int64_t t,
-                       double lr, const fqt_train_config *c, double gscale) {
+/* One fused AdamW step over the slab; with check_only, nothing is written and the count of
+ * non-finite values the update would produce is returned (fqt/backend.h). */
+static int64_t adamw_step(fqt_model *m, const optim_view *o, float *mom, float *vel, int64_t t,
+                          double lr, const fqt_train_config *c, double gscale, bool check_only) {
     const double b1c = 1.0 - pow(c->beta1, (double)t), b2c = 1.0 - pow(c->beta2, (double)t);
     const fqt_adamw_args args = {(float)lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                                  (float)c->weight_decay, (float)b1c, (float)b2c, (float)gscale,
-                                 o->segs, o->n_segs};
-    m->be->adamw(m->params, m->grads, mom, vel, 0, m->n_params, &args);
+                                 o->segs, o->n_segs, check_only};
+    return m->be->adamw(m->params, m->grads, mom, vel, 0, m->n_params, &args);
 }
 
 /* ---- training state and checkpoints ------------------------------------------------------ */
@@ -471,16 +473,15 @@ typedef struct {
     double wall;          /* seconds trained before this process (resumes) */
 } train_state;
 
+/* Write RUN/ckpt.new completely, then swap it in (checkpoint.c: crash-safe at every step).
+ * The wall time goes to ckpt/timing.json, not into state.safetensors: two identical runs
+ * write identical model and state bytes. */
 static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const float *vel,
                                   const train_state *s, const fqt_train_config *c) {
-    char dir[1100], newd[1100], oldd[1100], path[1200];
-    snprintf(dir, sizeof dir, "%s/ckpt", c->run_dir);
-    snprintf(newd, sizeof newd, "%s/ckpt.new", c->run_dir);
-    snprintf(oldd, sizeof oldd, "%s/ckpt.old", c->run_dir);
-    struct stat sb;
+    char newd[4200], path[4300];
     /* A ckpt.new left by an interrupted save (a directory with stale files, or anything
      * else) must not leak into the new checkpoint or block it. */
-    fqt_status st = fqt_remove_tree(newd);
+    fqt_status st = fqt_checkpoint_begin(c->run_dir, newd, sizeof newd);
     if (st) return st;
     st = fqt_checkpoint_save_model(m, newd);
     if (st) return st;
@@ -498,11 +499,9 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     snprintf(meta_v[4], 64, "%lld", (long long)s->gnr_low);
     snprintf(meta_v[5], 64, "%lld", (long long)s->tokens);
     snprintf(meta_v[6], 64, "%lld", (long long)s->bad_steps);
-    char wall[64];
-    snprintf(wall, sizeof wall, "%.17g", s->wall);
     const char *meta[] = {"step", meta_v[0], "data_rng", meta_v[1], "qaf_start", meta_v[2],
                           "qaf_lr0", meta_v[3], "gnr_low", meta_v[4], "tokens", meta_v[5], "bad_steps", meta_v[6],
-                          "wall_s", wall, "recipe", c->recipe, NULL};
+                          "recipe", c->recipe, NULL};
     float *hm = fqt_backend_host_get(m->be, mom, m->n_params, true);
     float *hv = fqt_backend_host_get(m->be, vel, m->n_params, true);
     fqt_st_tensor t[2] = {{"adam.m", FQT_ST_F32, 1, {m->n_params}, hm},
@@ -512,28 +511,26 @@ static fqt_status save_checkpoint(const fqt_model *m, const float *mom, const fl
     fqt_backend_host_put(m->be, hm, (float *)mom, m->n_params, false);
     fqt_backend_host_put(m->be, hv, (float *)vel, m->n_params, false);
     if (st) return st;
-    /* Swap: the old checkpoint stays readable (as ckpt.old) until the new one is in place. */
-    if ((st = fqt_remove_tree(oldd))) return st;
-    if (!stat(dir, &sb) && rename(dir, oldd)) {
-        fqt_set_error("%s: cannot rename to %s: %s", dir, oldd, strerror(errno));
-        return FQT_ERR_IO;
+    {
+        fqt_buf b = {0};
+        fqt_buf_printf(&b, "{\"wall_s\": ");
+        fqt_buf_json_num(&b, s->wall);
+        fqt_buf_printf(&b, "}\n");
+        snprintf(path, sizeof path, "%s/timing.json", newd);
+        st = fqt_write_file_atomic(path, b.s, b.len);
+        fqt_buf_free(&b);
+        if (st) return st;
     }
-    if (rename(newd, dir)) {
-        fqt_set_error("%s: cannot rename to %s: %s", newd, dir, strerror(errno));
-        return FQT_ERR_IO;
-    }
-    fqt_fsync_dir_of(dir);
-    /* A leftover ckpt.old is harmless (fqt_checkpoint_resolve prefers ckpt/). */
-    (void)fqt_remove_tree(oldd);
-    return FQT_OK;
+    return fqt_checkpoint_commit(c->run_dir);
 }
 
 static int64_t meta_i64(const fqt_st_file *f, const char *key, bool *ok) {
     const char *v = fqt_st_meta(f, key);
     char *end;
     if (!v) { *ok = false; return 0; }
+    errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (*end) *ok = false;
+    if (*end || end == v || errno) *ok = false;
     return x;
 }
 
@@ -548,26 +545,54 @@ static fqt_status load_state(const char *dir, fqt_model *m, float *mom, float *v
     float *hm = fqt_backend_host_get(m->be, mom, m->n_params, false);
     float *hv = fqt_backend_host_get(m->be, vel, m->n_params, false);
     if (!(st = fqt_st_read_f32(f, "adam.m", 1, shape, hm))) st = fqt_st_read_f32(f, "adam.v", 1, shape, hv);
+    for (int64_t i = 0; i < m->n_params && !st; i++)
+        if (!isfinite(hm[i]) || !isfinite(hv[i]) || hv[i] < 0) {
+            fqt_set_error("%s: AdamW moment %lld is %g / %g (non-finite or negative): a damaged or "
+                          "diverged checkpoint", path, (long long)i, (double)hm[i], (double)hv[i]);
+            st = FQT_ERR_FORMAT;
+        }
     fqt_backend_host_put(m->be, hm, mom, m->n_params, !st);
     fqt_backend_host_put(m->be, hv, vel, m->n_params, !st);
     if (st) goto out;
     bool ok = true;
     s->step = meta_i64(f, "step", &ok);
     const char *rng = fqt_st_meta(f, "data_rng");
-    s->data_rng = rng ? strtoull(rng, NULL, 10) : (ok = false, 0);
+    char *end = NULL;
+    errno = 0;
+    s->data_rng = rng && rng[0] >= '0' && rng[0] <= '9' ? strtoull(rng, &end, 10) : 0;
+    if (!rng || !end || *end || errno) ok = false;
     s->qaf_start = meta_i64(f, "qaf_start", &ok);
     const char *lr0 = fqt_st_meta(f, "qaf_lr0");
-    s->qaf_lr0 = lr0 ? strtod(lr0, NULL) : (ok = false, 0);
+    end = NULL;
+    s->qaf_lr0 = lr0 ? strtod(lr0, &end) : 0;
+    if (!lr0 || !end || end == lr0 || *end || !isfinite(s->qaf_lr0) || s->qaf_lr0 < 0) ok = false;
     s->gnr_low = meta_i64(f, "gnr_low", &ok);
     bool have_bad = true;
     s->bad_steps = meta_i64(f, "bad_steps", &have_bad); /* absent in older checkpoints: 0 */
     if (!have_bad) s->bad_steps = 0;
     s->tokens = meta_i64(f, "tokens", &ok);
-    const char *w = fqt_st_meta(f, "wall_s");
-    s->wall = w ? strtod(w, NULL) : 0;
-    if (!ok || s->step < 0) {
-        fqt_set_error("%s: training state metadata missing or malformed", path);
+    if (!ok || s->step < 0 || s->qaf_start < -1 || s->gnr_low < 0 || s->bad_steps < 0 || s->tokens < 0) {
+        fqt_set_error("%s: training state metadata missing or malformed (step, data_rng, qaf_start, "
+                      "qaf_lr0, gnr_low, tokens, bad_steps)", path);
         st = FQT_ERR_FORMAT;
+        goto out;
+    }
+    /* Seconds trained so far: ckpt/timing.json; older checkpoints kept it in the metadata. */
+    s->wall = 0;
+    const char *w = fqt_st_meta(f, "wall_s");
+    if (w) s->wall = strtod(w, NULL);
+    {
+        char tp[1200];
+        void *data;
+        size_t n;
+        snprintf(tp, sizeof tp, "%s/timing.json", dir);
+        if (fqt_file_exists(tp, NULL) && !fqt_read_file(tp, &data, &n)) {
+            fqt_json *j = NULL;
+            if (!fqt_json_parse(data, n, &j)) s->wall = fqt_json_get_num(j, "wall_s", 0);
+            fqt_json_free(j);
+            free(data);
+        }
+        if (!isfinite(s->wall) || s->wall < 0) s->wall = 0;
     }
 out:
     fqt_st_close(f);
@@ -579,6 +604,9 @@ out:
 /* Every metrics row carries "time": seconds since the run started (earlier processes of a
  * resumed run included), set by the loop through metrics_t0. */
 static double metrics_t0 = NAN;
+/* One metrics line, flushed. A failed write is remembered (metrics_errno) and ends the run
+ * at the end of the step (metrics_check): a full disk must not silently drop lines. */
+static int metrics_errno;
 
 static void emit(FILE *f, fqt_buf *b) {
     if (isfinite(metrics_t0) && b->len && b->s[b->len - 1] == '}') {
@@ -586,9 +614,15 @@ static void emit(FILE *f, fqt_buf *b) {
         fqt_buf_printf(b, ",\"time\":%.3f}", fqt_prof_now() - metrics_t0);
     }
     fqt_buf_append(b, "\n", 1);
-    fwrite(b->s, 1, b->len, f);
-    fflush(f);
+    if ((fwrite(b->s, 1, b->len, f) != b->len || fflush(f)) && !metrics_errno) metrics_errno = errno ? errno : EIO;
     fqt_buf_free(b);
+}
+
+static fqt_status metrics_check(const fqt_train_config *c) {
+    if (!metrics_errno) return FQT_OK;
+    fqt_set_error("%s/metrics.jsonl: write failed: %s (disk full?); stopping, the last checkpoint in "
+                  "%s/ckpt is intact", c->run_dir, strerror(metrics_errno), c->run_dir);
+    return FQT_ERR_IO;
 }
 
 static void fmt_eta(char *buf, size_t n, double s) {
@@ -628,6 +662,9 @@ static void log_diag(FILE *mf, const fqt_model *m, const fqt_diag *d, int64_t st
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+static fqt_status run_exists_error(const char *run);
+static int64_t count_nonfinite(const fqt_model *m, const float *mom, const float *vel);
+
 typedef struct {
     int32_t *x, *y; /* (accum, B*T) */
 } batch_buf;
@@ -649,9 +686,15 @@ static double run_step(fqt_model *m, const batch_buf *bb, const fqt_train_config
     return loss;
 }
 
-static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step) {
+static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step, int *lock_fd) {
     fqt_status st = fqt_mkdir_p(c->run_dir);
     if (st) return st;
+    if (*lock_fd < 0 && (st = fqt_rundir_lock(c->run_dir, lock_fd))) return st;
+    /* A fresh run: only now, with data and model set up, may an old run be replaced. */
+    if (resume_step < 0 && fqt_rundir_has_run(c->run_dir)) {
+        if (!c->overwrite) return run_exists_error(c->run_dir);
+        if ((st = fqt_rundir_clear(c->run_dir))) return st;
+    }
     char path[1100];
     char *cj = fqt_train_config_json(c);
     snprintf(path, sizeof path, "%s/run.json", c->run_dir);
@@ -684,6 +727,18 @@ static fqt_status prepare_run_dir(const fqt_train_config *c, int64_t resume_step
 }
 
 
+static fqt_status run_exists_error(const char *run) {
+    fqt_set_error("%s already holds a run (run.json, metrics.jsonl or a checkpoint): continue it with "
+                  "--resume %s, or replace it with --overwrite", run, run);
+    return FQT_ERR_ARG;
+}
+
+/* Non-finite entries among the weights and AdamW moments (the update check of a step). */
+static int64_t count_nonfinite(const fqt_model *m, const float *mom, const float *vel) {
+    return m->be->count_nonfinite(m->params, m->n_params) + m->be->count_nonfinite(mom, m->n_params) +
+           m->be->count_nonfinite(vel, m->n_params);
+}
+
 static int64_t qaf_steps_of(const fqt_train_config *c) {
     if (c->qaf_frac > 0 && !c->qaf_steps) return (int64_t)llround(c->qaf_frac * (double)c->steps);
     return c->qaf_steps;
@@ -694,6 +749,31 @@ fqt_status fqt_train_config_check(const fqt_train_config *c) {
     if (fqt_recipe_parse(c->recipe, &r)) return FQT_ERR_ARG;
     if (c->batch <= 0 || c->seq <= 0 || c->grad_accum <= 0 || c->steps <= 0) {
         fqt_set_error("batch, seq, grad-accum and steps must be positive");
+        return FQT_ERR_ARG;
+    }
+    if (c->log_every <= 0) {
+        fqt_set_error("--log-every must be positive (got %lld)", (long long)c->log_every);
+        return FQT_ERR_ARG;
+    }
+    if (!(c->beta1 < 1) || !(c->beta2 < 1)) {
+        fqt_set_error("--beta1 and --beta2 must be in [0, 1) (got %g and %g)", c->beta1, c->beta2);
+        return FQT_ERR_ARG;
+    }
+    /* Sizes: the tokens of a step and the model must fit in memory, checked in double so
+     * that no product can wrap (--batch 2^62 would otherwise allocate a few bytes). */
+    const double tok = (double)c->batch * (double)c->seq * (double)c->grad_accum;
+    if (tok > (double)(1ll << 31)) {
+        fqt_set_error("batch x seq x grad-accum = %.3g tokens per step: more than 2^31", tok);
+        return FQT_ERR_ARG;
+    }
+    const fqt_model_config *mc = &c->model;
+    const double C = (double)mc->dim, F = (double)mc->ffn, L = (double)mc->n_layers;
+    const double V = mc->vocab > 0 ? (double)mc->vocab : 65536.0;
+    const double params = 2 * V * C + L * (4 * C * C + 3 * C * F + 2 * C);
+    if (params > 4e9) {
+        fqt_set_error("the model would have %.3g parameters (%.0f GB for weights, gradients and AdamW "
+                      "moments): more than fqt's CPU trainer can hold; use a smaller --dim, --layers or --ffn",
+                      params, params * 20 / 1e9);
         return FQT_ERR_ARG;
     }
     const int64_t qaf = qaf_steps_of(c);
@@ -719,27 +799,46 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     fqt_diag diag = {0};
     optim_view ov = {0};
     train_state s = {.data_rng = c->seed ^ 0x5DEECE66Dull, .qaf_start = -1};
-    char ckdir[1100] = "";
+    char ckdir[4200] = "";
+    int lock_fd = -1;
+    int64_t nonfinite = 0, saved_steps = 0;
+    metrics_errno = 0;
 
     if (resume) {
-        if ((st = fqt_checkpoint_resolve(resume, ckdir, sizeof ckdir))) return st;
-        char path[1200];
+        /* The directory resumed is the one written (not the run_dir stored in train.json);
+         * it is locked for the life of the run, and an interrupted checkpoint swap is
+         * settled first. */
+        char run[1024];
+        if ((st = fqt_rundir_of_resume(resume, run, sizeof run))) return st;
+        if ((st = fqt_rundir_lock(run, &lock_fd))) return st;
+        if ((st = fqt_checkpoint_recover(run, ckdir, sizeof ckdir))) goto out;
+        char path[4300];
         snprintf(path, sizeof path, "%s/train.json", ckdir);
         void *data;
         size_t n;
-        if ((st = fqt_read_file(path, &data, &n))) return st;
+        if ((st = fqt_read_file(path, &data, &n))) goto out;
         fqt_train_config saved;
         st = fqt_train_config_from_json(&saved, data, n, path);
         free(data);
-        if (st) return st;
+        if (st) goto out;
+        if ((st = fqt_train_config_check(&saved))) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", fqt_last_error());
+            fqt_set_error("%s: %s", path, msg);
+            goto out;
+        }
+        saved_steps = saved.steps;
         /* The stored configuration wins; only the length and the stop point may change. */
         saved.steps = c->steps > saved.steps ? c->steps : saved.steps;
         saved.stop_at = c->stop_at;
         saved.quiet = c->quiet;
         memcpy(saved.device, c->device, sizeof saved.device); /* a run may move between devices */
+        snprintf(saved.run_dir, sizeof saved.run_dir, "%s", run);
         *c = saved;
+    } else if (fqt_rundir_has_run(c->run_dir) && !c->overwrite) {
+        return run_exists_error(c->run_dir);
     }
-    if ((st = fqt_train_config_check(c))) return st;
+    if ((st = fqt_train_config_check(c))) goto out;
     FQT_ASSERT(fqt_recipe_parse(c->recipe, &recipe) == FQT_OK);
     FQT_ASSERT(fqt_recipe_parse("fp32", &fp32) == FQT_OK);
     c->qaf_steps = qaf_steps_of(c);
@@ -807,8 +906,14 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         }
         if ((st = fqt_checkpoint_load_model(&m, ckdir)) || (st = load_state(ckdir, &m, mom, vel, &s)))
             goto out;
+        if (s.step > saved_steps) {
+            fqt_set_error("%s/state.safetensors: step %lld is past the run's %lld steps (train.json): a "
+                          "damaged checkpoint", ckdir, (long long)s.step, (long long)saved_steps);
+            st = FQT_ERR_FORMAT;
+            goto out;
+        }
     }
-    if ((st = prepare_run_dir(c, resume ? s.step : -1))) goto out;
+    if ((st = prepare_run_dir(c, resume ? s.step : -1, &lock_fd))) goto out;
     {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->run_dir);
@@ -823,6 +928,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     bb.x = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
     bb.y = fqt_xmalloc((size_t)tok_step * sizeof(int32_t));
     fqt_diag_alloc(&diag, m.n_linears);
+    nonfinite = count_nonfinite(&m, mom, vel);
     const int64_t fixed_qaf_start = c->qaf_steps ? c->steps - c->qaf_steps : -1;
     const bool tty = isatty(2) && !c->quiet;
     if (!c->quiet) {
@@ -846,6 +952,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     int64_t tokens_since = 0;
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
     const double sqrt3 = sqrt(3.0);
+    bool ckpt_pending = false;
     for (int64_t step = s.step; step < end; step++) {
         /* Phase: the main phase runs in c->mode; QAF (fixed or automatic) in QAT mode. */
         if (fixed_qaf_start >= 0 && step == fixed_qaf_start && s.qaf_start < 0) {
@@ -875,14 +982,17 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         double gnorm = sqrt(gn2);
         s.tokens += tok_step;
         tokens_since += tok_step;
+        bool bad_update = false;
         if (!isfinite(loss) || !isfinite(gnorm)) {
+        skip_step:
             s.bad_steps++;
             fqt_buf b = {0};
+            const char *what = bad_update ? "update" : isfinite(loss) ? "gradient" : "loss";
             fqt_buf_printf(&b, "{\"kind\":\"event\",\"step\":%lld,\"tokens\":%lld,\"msg\":\"non-finite %s, update skipped\"}",
-                           (long long)step + 1, (long long)s.tokens, isfinite(loss) ? "gradient" : "loss");
+                           (long long)step + 1, (long long)s.tokens, what);
             emit(mf, &b);
             if (!c->quiet) fprintf(stderr, "%sstep %lld: non-finite %s, update skipped (%lld in a row)\n",
-                                   tty ? "\n" : "", (long long)step + 1, isfinite(loss) ? "gradient" : "loss", (long long)s.bad_steps);
+                                   tty ? "\n" : "", (long long)step + 1, what, (long long)s.bad_steps);
             if (s.bad_steps >= c->max_bad_steps) {
                 fqt_set_error("stopping: %lld non-finite steps in a row (last at step %lld); the last good "
                               "checkpoint in %s/ckpt is intact (try a lower --lr or another recipe)",
@@ -936,7 +1046,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         }
 
         const double scale = c->grad_clip > 0 && gnorm > c->grad_clip ? c->grad_clip / gnorm : 1.0;
-        adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale);
+        /* An update that would make weights or moments non-finite is skipped like a
+         * non-finite loss (entries that were non-finite already, as in a resumed damaged
+         * model, do not count): a dry run of the fused update counts them first, so no copy
+         * of the slabs is kept. */
+        if (adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale, true) > nonfinite) {
+            bad_update = true;
+            goto skip_step;
+        }
+        adamw_step(&m, &ov, mom, vel, step + 1, lr, c, scale, false);
         s.step = step + 1;
 
         double t = fqt_prof_now();
@@ -982,6 +1100,15 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
             emit(mf, &b);
             if (!c->quiet) fprintf(stderr, "%sstep %lld: val loss %.4f, perplexity %.2f\n", tty ? "\n" : "",
                                    (long long)s.step, vl, exp(vl));
+            if (s.step == c->steps && (!isfinite(vl) || s.bad_steps > 0)) {
+                /* A diverged model is no result: it is not checkpointed and the run fails. */
+                fqt_set_error("the model diverged: %s at the last step %lld; it was not checkpointed, the last "
+                              "good checkpoint in %s/ckpt is intact (try a lower --lr or another recipe)",
+                              s.bad_steps > 0 ? "non-finite updates" : "non-finite validation loss",
+                              (long long)s.step, c->run_dir);
+                st = FQT_ERR_NONFINITE;
+                goto out;
+            }
             if (s.step == c->steps) {
                 double wall = s.wall + (fqt_prof_now() - t_start);
                 fqt_buf f = {0};
@@ -998,22 +1125,36 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
                 emit(mf, &f);
             }
         }
+        if ((st = metrics_check(c))) goto out;
         const int sig = fqt_interrupt_pending();
         const bool timed = c->ckpt_minutes > 0 && fqt_prof_now() - t_ckpt >= 60.0 * c->ckpt_minutes;
-        if ((c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end || timed || sig) {
+        /* No checkpoint right after a skipped step: the weights may be what diverged, and
+         * the last good checkpoint must survive. The save is deferred to the next good step. */
+        const bool due = (c->ckpt_every && s.step % c->ckpt_every == 0) || s.step == end || timed || sig;
+        if (due && s.bad_steps > 0) ckpt_pending = true;
+        if ((due || ckpt_pending) && s.bad_steps == 0) {
             s.wall += fqt_prof_now() - t_start;
             t_start = fqt_prof_now();
             if ((st = save_checkpoint(&m, mom, vel, &s, c))) goto out;
+            ckpt_pending = false;
             t_ckpt = fqt_prof_now();
         }
         if (sig && s.step < end) {
             if (!c->quiet && tty) fputc('\n', stderr);
-            fqt_set_error("%s after step %lld of %lld; checkpoint saved in %s/ckpt; resume with: "
-                          "fqt train --resume %s", sig == 2 ? "interrupted (SIGINT)" : "terminated (SIGTERM)",
-                          (long long)s.step, (long long)c->steps, c->run_dir, c->run_dir);
+            fqt_set_error("%s after step %lld of %lld; %s in %s/ckpt; resume with: fqt train --resume %s",
+                          sig == 2 ? "interrupted (SIGINT)" : "terminated (SIGTERM)", (long long)s.step,
+                          (long long)c->steps, ckpt_pending ? "the last good checkpoint (before the skipped steps) is"
+                                                            : "checkpoint saved",
+                          c->run_dir, c->run_dir);
             st = FQT_ERR_INTERRUPTED;
             goto out;
         }
+    }
+    if (ckpt_pending) {
+        fqt_set_error("stopped at step %lld right after non-finite steps: not checkpointed there; the last good "
+                      "checkpoint in %s/ckpt is intact", (long long)s.step, c->run_dir);
+        st = FQT_ERR_NONFINITE;
+        goto out;
     }
     if (s.step == c->steps && !c->quiet) {
         fqt_train_print_samples(&m, c, &recipe);
@@ -1021,7 +1162,11 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     st = FQT_OK;
 out:
     metrics_t0 = NAN;
-    if (mf) fclose(mf);
+    if (mf && fclose(mf) && !st) {
+        fqt_set_error("%s/metrics.jsonl: close failed: %s", c->run_dir, strerror(errno));
+        st = FQT_ERR_IO;
+    }
+    fqt_rundir_unlock(lock_fd);
     fqt_diag_free(&diag);
     free(bb.x);
     free(bb.y);

@@ -114,24 +114,34 @@ static void qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float
 
 /* ---- optimizer and reductions -------------------------------------------------------------- */
 
-static void adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
-                  const fqt_adamw_args *a) {
+static int64_t adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
+                     const fqt_adamw_args *a) {
     const float b1 = a->beta1, b2 = a->beta2, eps = a->eps, lrf = a->lr, gs = a->grad_scale;
     const float c1 = a->bias_corr1, c2 = a->bias_corr2;
+    int64_t bad = 0;
     for (int i = 0; i < a->n_segs; i++) {
         const fqt_param_segment *sg = &a->segs[i];
         const int64_t lo = sg->offset > begin ? sg->offset : begin;
         const int64_t hi = sg->offset + sg->numel < end ? sg->offset + sg->numel : end;
         const float wd = sg->decay ? a->weight_decay : 0.0f;
-#pragma omp parallel for schedule(static)
+        const bool dry = a->check_only;
+#pragma omp parallel for reduction(+ : bad) schedule(static)
         for (int64_t j = lo; j < hi; j++) {
             float gj = g[j] * gs;
-            m[j] = b1 * m[j] + (1.0f - b1) * gj;
-            v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
-            float mh = m[j] / c1, vh = v[j] / c2;
-            w[j] -= lrf * (mh / (sqrtf(vh) + eps) + wd * w[j]);
+            float mj = b1 * m[j] + (1.0f - b1) * gj;
+            float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
+            float mh = mj / c1, vh = vj / c2;
+            float wj = w[j] - lrf * (mh / (sqrtf(vh) + eps) + wd * w[j]);
+            if (dry) {
+                bad += !isfinite(wj) + !isfinite(mj) + !isfinite(vj);
+            } else {
+                m[j] = mj;
+                v[j] = vj;
+                w[j] = wj;
+            }
         }
     }
+    return bad;
 }
 
 static void sumsq_partials(const float *x, const float *y, int64_t n, double *part) {

@@ -168,7 +168,7 @@ static void SUFFIX(rope_rotate)(REAL *x, int64_t B, int64_t T, int64_t H, int64_
     const int64_t half = HS / 2;
     if (B <= 0 || T <= 0 || H <= 0 || half == 0) return;
     /* tab[t*HS + i] = cos, tab[t*HS + half + i] = sin (sign applied). */
-    REAL *tab = fqt_xmalloc((size_t)(T * HS) * sizeof(REAL));
+    REAL *tab = fqt_scratch(FQT_SCRATCH_ROPE, (size_t)(T * HS) * sizeof(REAL));
     for (int64_t i = 0; i < half; i++) {
         const double inv_freq = pow((double)theta, -2.0 * (double)i / (double)HS);
         for (int64_t t = 0; t < T; t++) {
@@ -191,7 +191,6 @@ static void SUFFIX(rope_rotate)(REAL *x, int64_t B, int64_t T, int64_t H, int64_
             }
         }
     }
-    free(tab);
 }
 
 /* In place, x[B,T,H,HS]: x <- R(t) x, see rope_rotate. */
@@ -227,7 +226,7 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *stats, const REAL *q, const R
     const int64_t tasks = B * NH;
     FQT_OMP(parallel if (tasks > 1 && tasks * T * T * HS >= FQT_OPS_MIN_PAR))
     {
-        REAL *kT = fqt_xmalloc((size_t)(HS * T + T + HS) * sizeof(REAL));
+        REAL *kT = fqt_scratch(FQT_SCRATCH_ATTN, (size_t)(HS * T + T + HS) * sizeof(REAL));
         REAL *p = kT + HS * T;  /* [T] scores, then probabilities */
         REAL *acc = p + T;      /* [HS] output row */
         FQT_OMP(for schedule(static))
@@ -270,7 +269,6 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *stats, const REAL *q, const R
                 memcpy(ob + t * qs, acc, (size_t)HS * sizeof(REAL));
             }
         }
-        free(kT);
     }
 }
 
@@ -292,7 +290,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
     const int64_t tasks = B * NKV;
     FQT_OMP(parallel if (tasks > 1 && tasks * G * T * T * HS >= FQT_OPS_MIN_PAR))
     {
-        REAL *vT = fqt_xmalloc((size_t)(2 * HS * T + 2 * T + HS) * sizeof(REAL));
+        REAL *vT = fqt_scratch(FQT_SCRATCH_ATTN, (size_t)(2 * HS * T + 2 * T + HS) * sizeof(REAL));
         REAL *kT = vT + HS * T;
         REAL *prow = kT + HS * T; /* [T] recomputed probabilities */
         REAL *ds = prow + T;      /* [T] dP, then dS * scale */
@@ -351,7 +349,6 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
                 }
             }
         }
-        free(vT);
     }
 }
 
@@ -394,7 +391,7 @@ static void SUFFIX(swiglu_bwd)(REAL *dgate, REAL *dup, const REAL *dout, const R
  * each row is read completely before its gradient is stored. */
 static double SUFFIX(xent_fwd_bwd)(REAL *dlogits, REAL *losses, const REAL *logits,
                                    const int32_t *targets, int64_t N, int64_t V, REAL dscale) {
-    double *rowloss = fqt_xmalloc((size_t)(N > 0 ? N : 1) * sizeof(double));
+    double *rowloss = fqt_scratch(FQT_SCRATCH_XENT, (size_t)(N > 0 ? N : 1) * sizeof(double));
     FQT_OMP(parallel for schedule(static) if (N * V >= FQT_OPS_MIN_PAR))
     for (int64_t n = 0; n < N; n++) {
         const REAL *x = logits + n * V;
@@ -441,7 +438,6 @@ static double SUFFIX(xent_fwd_bwd)(REAL *dlogits, REAL *losses, const REAL *logi
         total += rowloss[n];
         count++;
     }
-    free(rowloss);
     return count > 0 ? total / (double)count : 0.0;
 }
 

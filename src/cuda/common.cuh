@@ -148,8 +148,8 @@ void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt);
 void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale);
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc);
-void fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
-                    const fqt_adamw_args *a);
+int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
+                       const fqt_adamw_args *a);
 void fqt_cuda_sumsq_partials(const float *x, const float *y, int64_t n, double *part);
 int64_t fqt_cuda_count_nonfinite(const float *x, int64_t n);
 

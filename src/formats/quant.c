@@ -314,10 +314,12 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
                       (long long)cols);
         return FQT_ERR_ARG;
     }
+    /* Per-step path: the transposed copy and the group statistics live in reusable scratch
+     * (fqt_scratch), not in a fresh allocation per call. */
     const float *x = src;
     float *tmp = NULL;
     if (axis == FQT_AXIS_COLS && rows > 1 && cols > 1) {
-        tmp = fqt_xmalloc((size_t)(rows * cols) * sizeof(float));
+        tmp = fqt_scratch(FQT_SCRATCH_QUANT_T, (size_t)(rows * cols) * sizeof(float));
         transpose(src, tmp, src_rows, src_cols);
         x = tmp;
     }
@@ -338,7 +340,11 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
 
     const int64_t br = q->fmt.scale == FQT_SCALE_NONE ? 1 : q->fmt.block_rows;
     const int64_t groups = (rows + br - 1) / br;
-    fqt_qstats *gst = stats ? fqt_xcalloc((size_t)groups, sizeof *gst) : NULL;
+    fqt_qstats *gst = NULL;
+    if (stats) {
+        gst = fqt_scratch(FQT_SCRATCH_QUANT_STATS, (size_t)groups * sizeof *gst);
+        memset(gst, 0, (size_t)groups * sizeof *gst);
+    }
     int64_t nonfinite = 0;
 #pragma omp parallel reduction(+ : nonfinite)
     {
@@ -350,12 +356,14 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
                                         gst ? &gst[g] : NULL);
         }
     }
+    /* The padding nibble of an odd-length 4-bit row is written 0 (§7), so that equal tensors
+     * have equal bytes wherever their storage came from (reused workspaces, device memory). */
+    if (fqt_elem_bits(q->fmt.elem) == 4 && (cols & 1))
+        for (int64_t r = 0; r < rows; r++) q->codes[r * q->row_bytes + q->row_bytes - 1] &= 0x0F;
     if (stats) {
         for (int64_t g = 0; g < groups; g++) fqt_qstats_merge(stats, &gst[g]);
         if (q->fmt.scale == FQT_SCALE_NONE) stats->n_nonfinite += nonfinite;
-        free(gst);
     }
-    free(tmp);
     q->n_nonfinite = nonfinite;
     if (nonfinite) {
         fqt_set_error("quantize: %lld non-finite input values", (long long)nonfinite);

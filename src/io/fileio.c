@@ -47,6 +47,14 @@ fqt_status fqt_fsync_dir_of(const char *path) {
     return FQT_OK;
 }
 
+static long fault_countdown;
+
+void fqt_fault_arm(long n) { fault_countdown = n > 0 ? n : 0; }
+
+void fqt_fault_point(void) {
+    if (fault_countdown > 0 && --fault_countdown == 0) _exit(FQT_FAULT_EXIT);
+}
+
 fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
     char tmp[PATH_MAX];
     int fd = -1;
@@ -59,6 +67,7 @@ fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
         fqt_set_error("%s: path too long", path);
         return FQT_ERR_IO;
     }
+    fqt_fault_point();
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         fqt_set_error("%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
@@ -66,6 +75,7 @@ fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
     }
     const unsigned char *p = data;
     size_t left = n;
+    fqt_fault_point();
     while (left > 0) {
         ssize_t w = write(fd, p, left > (size_t)1 << 30 ? (size_t)1 << 30 : left);
         if (w < 0 && errno == EINTR) continue;
@@ -77,6 +87,7 @@ fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
         p += w;
         left -= (size_t)w;
     }
+    fqt_fault_point();
     if (fsync(fd) != 0) {
         fqt_set_error("%s: fsync failed: %s", tmp, strerror(errno));
         goto fail_unlink;
@@ -87,6 +98,7 @@ fqt_status fqt_write_file_atomic(const char *path, const void *data, size_t n) {
         goto fail_unlink;
     }
     fd = -1;
+    fqt_fault_point();
     if (rename(tmp, path) != 0) {
         fqt_set_error("%s: rename from %s failed: %s", path, tmp, strerror(errno));
         goto fail_unlink;
@@ -102,7 +114,8 @@ fail_unlink:
 fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
     *data = NULL;
     *n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         fqt_set_error("%s: cannot open: %s", path, strerror(errno));
         return FQT_ERR_IO;
@@ -118,7 +131,11 @@ fqt_status fqt_read_file(const char *path, void **data, size_t *n) {
         fqt_set_error("%s: is a directory, not a file", path);
         goto out_close;
     }
-    /* Regular files report their size; pipes and the like report 0 and grow as read. */
+    if (!S_ISREG(sb.st_mode)) {
+        fqt_set_error("%s: not a regular file (a FIFO, socket or device?)", path);
+        goto out_close;
+    }
+    /* Regular files report their size (procfs-like ones report 0 and grow as read). */
     size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096, len = 0;
     if (sb.st_size < 0 || (uint64_t)sb.st_size >= SIZE_MAX / 2) {
         fqt_set_error("%s: too large to read into memory", path);
@@ -202,6 +219,7 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     (void)sb;
     (void)flag;
     (void)ftw;
+    fqt_fault_point();
     return remove(path) ? -1 : 0;
 }
 

@@ -12,6 +12,7 @@
 typedef struct {
     const char *p, *end, *start;
     int depth;
+    int64_t values_left; /* budget of values (each costs a node): bounds the memory of a parse */
 } parser;
 
 static fqt_status fail(parser *ps, const char *what) {
@@ -75,6 +76,8 @@ static fqt_status parse_string(parser *ps, char **out) {
         case 'u': {
             uint32_t cp, lo;
             if (ps->end - ps->p < 4 || hex4(ps->p, &cp)) { fqt_buf_free(&b); return fail(ps, "bad \\u escape"); }
+            /* Strings are NUL-terminated: an embedded NUL would silently cut them short. */
+            if (cp == 0) { fqt_buf_free(&b); return fail(ps, "\\u0000 in a string (not supported)"); }
             ps->p += 4;
             /* A high surrogate followed by a low one is one code point. */
             if (cp >= 0xD800 && cp < 0xDC00 && ps->end - ps->p >= 6 && ps->p[0] == '\\' &&
@@ -169,6 +172,7 @@ static int match(parser *ps, const char *lit) {
 static fqt_status parse_value(parser *ps, fqt_json *v) {
     skip_ws(ps);
     if (ps->p >= ps->end) return fail(ps, "unexpected end");
+    if (--ps->values_left < 0) return fail(ps, "too many values");
     switch (*ps->p) {
     case '{': return parse_container(ps, v, 1);
     case '[': return parse_container(ps, v, 0);
@@ -198,7 +202,11 @@ void fqt_json_free(fqt_json *j) {
 }
 
 fqt_status fqt_json_parse(const char *text, size_t n, fqt_json **out) {
-    parser ps = {text, text + n, text, 0};
+    return fqt_json_parse_limited(text, n, INT64_MAX, out);
+}
+
+fqt_status fqt_json_parse_limited(const char *text, size_t n, int64_t max_values, fqt_json **out) {
+    parser ps = {text, text + n, text, 0, max_values};
     fqt_json *v = fqt_xcalloc(1, sizeof *v);
     *out = NULL;
     fqt_status st = parse_value(&ps, v);

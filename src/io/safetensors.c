@@ -6,6 +6,7 @@
  * writer here streams tensors without building the file in memory, and will be unified
  * with that one later). */
 #include "fqt/safetensors.h"
+#include "fqt/fileio.h"
 #include "fqt/formats.h"
 #include "fqt/json.h"
 #include "io/safetensors_internal.h"
@@ -280,6 +281,7 @@ fqt_status fqt_st_write(const char *path, const fqt_st_tensor *t, int64_t n,
     tmp = fqt_xmalloc(tlen);
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     o.tmp = tmp;
+    fqt_fault_point();
     o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (o.fd < 0) {
         fqt_set_error("%s: cannot create temporary file '%s': %s", path, tmp, strerror(errno));
@@ -292,6 +294,7 @@ fqt_status fqt_st_write(const char *path, const fqt_st_tensor *t, int64_t n,
     if (write_all(&o, len8, 8) || write_all(&o, hdr.s, hdr.len)) goto fail_write;
     for (int64_t i = 0; i < n; i++)
         if (nbytes[i] && write_all(&o, t[i].data, nbytes[i])) goto fail_write;
+    fqt_fault_point();
     if (fsync(o.fd)) {
         fqt_set_error("%s: fsync of '%s' failed: %s", path, tmp, strerror(errno));
         st = FQT_ERR_IO;
@@ -304,6 +307,7 @@ fqt_status fqt_st_write(const char *path, const fqt_st_tensor *t, int64_t n,
         st = FQT_ERR_IO;
         goto out_unlink;
     }
+    fqt_fault_point();
     if (rename(tmp, path)) {
         fqt_set_error("%s: cannot rename '%s' over it: %s", path, tmp, strerror(errno));
         st = FQT_ERR_IO;
@@ -531,7 +535,8 @@ fqt_status fqt_st_open(const char *path, fqt_st_file **out) {
     f->path = fqt_xmalloc(strlen(path) + 1);
     strcpy(f->path, path);
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before the check below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         fqt_set_error("%s: cannot open: %s", path, strerror(errno));
         st = FQT_ERR_IO;
@@ -588,7 +593,7 @@ fqt_status fqt_st_open(const char *path, fqt_st_file **out) {
         st = FQT_ERR_FORMAT;
         goto fail;
     }
-    st = fqt_json_parse((const char *)f->map + 8, (size_t)hlen, &f->hdr);
+    st = fqt_json_parse_limited((const char *)f->map + 8, (size_t)hlen, FQT_ST_MAX_HEADER_VALUES, &f->hdr);
     if (st) {
         char why[512];
         snprintf(why, sizeof why, "%s", fqt_last_error());

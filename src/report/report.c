@@ -96,6 +96,10 @@ static fqt_status step_tokens(const where *w, const fqt_json *o, const fqt_run_m
                               int64_t *step, int64_t *tokens) {
     fqt_status st = field_int(w, o, "step", true, 0, step);
     if (st) return st;
+    /* The default token count must not overflow (a step near 2^63 is no real run). */
+    if (r->tokens_per_step > 0 && *step > INT64_MAX / r->tokens_per_step)
+        return bad_line(w, "\"step\" %lld is too large (times %lld tokens per step overflows)",
+                        (long long)*step, (long long)r->tokens_per_step);
     return field_int(w, o, "tokens", false, *step * r->tokens_per_step, tokens);
 }
 
@@ -134,7 +138,7 @@ static fqt_status take_line(const where *w, const fqt_json *o, fqt_run_metrics *
     } else if (!strcmp(kind, "event")) {
         fqt_run_event e = {0};
         const char *msg;
-        if ((st = field_int(w, o, "step", true, 0, &e.step)) || (st = field_str(w, o, "msg", "", &msg)))
+        if ((st = step_tokens(w, o, r, &e.step, &e.tokens)) || (st = field_str(w, o, "msg", "", &msg)))
             return st;
         e.tokens = -1;
         e.msg = fqt_xstrdup(msg);
@@ -211,7 +215,8 @@ fqt_status fqt_run_metrics_load(const char *dir, fqt_run_metrics *r) {
         pos += n + (nl != NULL);
         w.line++;
         bool blank = true;
-        for (size_t i = 0; i < n && blank; i++) blank = strchr(" \t\r", line[i]) != NULL;
+        /* (strchr finds the terminator too: a NUL byte is not blank, it is an error below.) */
+        for (size_t i = 0; i < n && blank; i++) blank = line[i] && strchr(" \t\r", line[i]) != NULL;
         if (blank) continue;
         fqt_json *j = NULL;
         if (fqt_json_parse(line, n, &j)) {
@@ -234,7 +239,8 @@ fqt_status fqt_run_metrics_load(const char *dir, fqt_run_metrics *r) {
     /* Place events on the token axis through the train point of the same step. */
     for (int64_t e = 0; e < r->n_events; e++) {
         fqt_run_event *ev = &r->events[e];
-        ev->tokens = ev->step * r->tokens_per_step;
+        ev->tokens = r->tokens_per_step > 0 && ev->step > INT64_MAX / r->tokens_per_step
+                         ? INT64_MAX : ev->step * r->tokens_per_step;
         for (int64_t i = 0; i < r->n_train; i++)
             if (r->train[i].step == ev->step) { ev->tokens = r->train[i].tokens; break; }
     }

@@ -194,8 +194,12 @@ typedef struct {
     bool log;
 } axis;
 
+/* Points beyond +-FQT_SVG_MAX_ABS (a diverged loss of 1e308, say) are left out: their span
+ * would overflow the axis arithmetic, and no plot can show them next to real values. */
+#define FQT_SVG_MAX_ABS 1e300
 static bool point_ok(const panel *p, double x, double y) {
-    return isfinite(x) && isfinite(y) && (!p->logx || x > 0);
+    return isfinite(x) && isfinite(y) && fabs(x) <= FQT_SVG_MAX_ABS && fabs(y) <= FQT_SVG_MAX_ABS &&
+           (!p->logx || x > 0);
 }
 
 /* Range of the data, padded by `pad` of the span on each side; a degenerate range is
@@ -282,11 +286,14 @@ static void compute_frame(const panel *p, double ox, double oy, double pw, doubl
             ylo = fmin(ylo, y); yhi = fmax(yhi, y);
         }
     for (int k = 0; k < p->nh; k++)
-        if (isfinite(p->h[k].v)) { ylo = fmin(ylo, p->h[k].v); yhi = fmax(yhi, p->h[k].v); }
+        if (isfinite(p->h[k].v) && fabs(p->h[k].v) <= FQT_SVG_MAX_ABS) {
+            ylo = fmin(ylo, p->h[k].v);
+            yhi = fmax(yhi, p->h[k].v);
+        }
     fr->ax = make_axis(xlo, xhi, p->logx, 0.02);
     fr->ay = make_axis(ylo, yhi, false, 0.05);
-    if (isfinite(p->ylo)) fr->ay.lo = p->ylo;
-    if (isfinite(p->yhi)) fr->ay.hi = p->yhi;
+    if (isfinite(p->ylo) && fabs(p->ylo) <= FQT_SVG_MAX_ABS) fr->ay.lo = p->ylo;
+    if (isfinite(p->yhi) && fabs(p->yhi) <= FQT_SVG_MAX_ABS) fr->ay.hi = p->yhi;
     if (!(fr->ay.hi > fr->ay.lo)) fr->ay.hi = fr->ay.lo + 1;
 }
 

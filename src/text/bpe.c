@@ -348,8 +348,12 @@ void fqt_bpe_free(fqt_bpe *b) {
 }
 
 /* Fill the token table, pair map and specials of a trained-kind tokenizer from b->merges
- * (already validated: each id < 256+i). */
-static void build_trained(fqt_bpe *b) {
+ * (ids already validated: each < 256+i). Rejects, with FQT_ERR_FORMAT and a message
+ * without a file name, a merge that repeats an earlier pair and tokens longer than
+ * FQT_BPE_MAX_TOKEN_BYTES (merging a token with itself doubles its length: a few dozen
+ * such merges would ask for more memory than exists). */
+#define FQT_BPE_MAX_TOKEN_BYTES 65536
+static fqt_status build_trained(fqt_bpe *b) {
     int32_t M = b->n_merges;
     b->n_specials = 1;
     b->vocab_size = 256 + M + 1;
@@ -357,8 +361,24 @@ static void build_trained(fqt_bpe *b) {
     for (int i = 0; i < 256; i++) b->byte_id[i] = i;
     int64_t *len = fqt_xmalloc((size_t)b->vocab_size * sizeof *len);
     for (int i = 0; i < 256; i++) len[i] = 1;
-    for (int32_t i = 0; i < M; i++) len[256 + i] = len[b->merges[2 * i]] + len[b->merges[2 * i + 1]];
+    for (int32_t i = 0; i < M; i++) {
+        len[256 + i] = len[b->merges[2 * i]] + len[b->merges[2 * i + 1]];
+        if (len[256 + i] > FQT_BPE_MAX_TOKEN_BYTES) {
+            fqt_set_error("merge %d makes a token of %lld bytes (more than %d: not a real "
+                          "vocabulary)", i, (long long)len[256 + i], FQT_BPE_MAX_TOKEN_BYTES);
+            free(len);
+            return FQT_ERR_FORMAT;
+        }
+    }
     len[b->eot] = (int64_t)strlen(FQT_BPE_EOT_TEXT);
+    pair_map_init(b, M);
+    for (int32_t i = 0; i < M; i++)
+        if (pair_insert(b, b->merges[2 * i], b->merges[2 * i + 1], 256 + i) >= 0) {
+            fqt_set_error("merge %d repeats the pair (%d, %d) of an earlier merge", i,
+                          b->merges[2 * i], b->merges[2 * i + 1]);
+            free(len);
+            return FQT_ERR_FORMAT;
+        }
     b->tok_off = fqt_xmalloc(((size_t)b->vocab_size + 1) * sizeof *b->tok_off);
     b->tok_off[0] = 0;
     for (int32_t i = 0; i < b->vocab_size; i++) b->tok_off[i + 1] = b->tok_off[i] + len[i];
@@ -372,8 +392,7 @@ static void build_trained(fqt_bpe *b) {
     }
     memcpy(b->blob + b->tok_off[b->eot], FQT_BPE_EOT_TEXT, (size_t)len[b->eot]);
     free(len);
-    pair_map_init(b, M);
-    for (int32_t i = 0; i < M; i++) pair_insert(b, b->merges[2 * i], b->merges[2 * i + 1], 256 + i);
+    return FQT_OK;
 }
 
 fqt_status fqt_bpe_from_merges(const int32_t *merges, int32_t n_merges, fqt_bpe **out) {
@@ -393,7 +412,14 @@ fqt_status fqt_bpe_from_merges(const int32_t *merges, int32_t n_merges, fqt_bpe 
     b->n_merges = n_merges;
     b->merges = fqt_xmalloc((size_t)(2 * (int64_t)n_merges) * sizeof *b->merges);
     if (n_merges) memcpy(b->merges, merges, (size_t)(2 * (int64_t)n_merges) * sizeof *merges);
-    build_trained(b);
+    fqt_status st = build_trained(b);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fqt_last_error());
+        fqt_set_error("fqt_bpe_from_merges: %s", msg);
+        fqt_bpe_free(b);
+        return st;
+    }
     *out = b;
     return FQT_OK;
 }
@@ -709,7 +735,10 @@ fqt_status fqt_bpe_train(const void *text, size_t n, int32_t vocab_size, fqt_bpe
     b->n_merges = M;
     b->merges = merges;
     merges = NULL;
-    build_trained(b);
+    if ((st = build_trained(b))) {
+        fqt_bpe_free(b);
+        goto out;
+    }
     *out = b;
 out:
     free(merges);
@@ -1035,6 +1064,13 @@ static fqt_status load_fqt(const char *path, char *text, size_t n, fqt_bpe **out
                       path, V, M, S);
         return FQT_ERR_FORMAT;
     }
+    /* Each merge line takes at least 4 bytes ("0 0\n"): a header claiming more merges than
+     * the file can hold is rejected before anything is allocated for them. */
+    if ((int64_t)M > (int64_t)(end - cur) / 4) {
+        fqt_set_error("%s: header claims %d merges, but the %zu bytes left in the file hold "
+                      "at most %lld", path, M, (size_t)(end - cur), (long long)((end - cur) / 4));
+        return FQT_ERR_FORMAT;
+    }
     merges = fqt_xmalloc((size_t)(2 * (int64_t)M + 2) * sizeof *merges);
     for (int32_t i = 0; i < M; i++) {
         line = next_line(&cur, end, &ln, &unterm);
@@ -1097,7 +1133,14 @@ static fqt_status load_fqt(const char *path, char *text, size_t n, fqt_bpe **out
     fqt_bpe *b = bpe_new(KIND_TRAINED);
     b->n_merges = M;
     b->merges = merges;
-    build_trained(b);
+    fqt_status bst = build_trained(b);
+    if (bst) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fqt_last_error());
+        fqt_set_error("%s: %s", path, msg);
+        fqt_bpe_free(b);
+        return bst;
+    }
     *out = b;
     return FQT_OK;
 

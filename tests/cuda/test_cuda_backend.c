@@ -537,7 +537,7 @@ static void test_hadamard_adamw_reduce(void) {
     for (int64_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
     g[5] = 0.0f;
     fqt_param_segment segs[3] = {{0, 3000, true}, {3000, 1, false}, {3001, n - 3001, true}};
-    fqt_adamw_args a = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.19f, 0.0975f, 0.5f, segs, 3};
+    fqt_adamw_args a = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.19f, 0.0975f, 0.5f, segs, 3, false};
     float *wd = dup_to_dev(w, n * 4), *gd = dup_to_dev(g, n * 4), *md = dup_to_dev(m, n * 4), *vd = dup_to_dev(v, n * 4);
     const int64_t b0 = 7, e0 = n - 5;
     for (int s = 0; s < 3; s++) {
@@ -551,7 +551,21 @@ static void test_hadamard_adamw_reduce(void) {
             w[j] -= a.lr * (mh / (sqrtf(vh) + a.eps) + wdk * w[j]);
         }
     }
-    be->adamw(wd, gd, md, vd, b0, e0, &a);
+    /* the dry run writes nothing and counts the non-finite results (none here; then one NaN
+     * gradient makes w, m and v of its index non-finite: 3) */
+    fqt_adamw_args dry = a;
+    dry.check_only = true;
+    float *w_before = f32_down(wd, n);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &dry) == 0);
+    float nang = NAN;
+    be->upload(gd + 100, &nang, 4);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &dry) == 3);
+    be->upload(gd + 100, &g[100], 4);
+    got = f32_down(wd, n);
+    check_same("adamw dry run leaves w", got, w_before, n);
+    free(got);
+    free(w_before);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &a) == 0);
     got = f32_down(wd, n);
     check_same("adamw w", got, w, n);
     free(got);
