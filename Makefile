@@ -11,17 +11,21 @@
 #                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
 #
-# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native), USE_CUDA ?= auto (yes/no:
-# compile src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when
-# nvcc is on the PATH or in $(CUDA_HOME)), CUDA_DEBUG=1 (synchronize and check after every
-# kernel launch; also at run time with FQT_CUDA_SYNC=1). Objects go under build/<config>/ with
-# -MMD -MP deps, and everything rebuilds when the flags change.
+# Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
+# kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (yes/no: compile
+# src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when nvcc is
+# on the PATH or in $(CUDA_HOME)), CUDA_DEBUG=1 (synchronize and check after every kernel
+# launch; also at run time with FQT_CUDA_SYNC=1), USE_BLAS ?= auto (openblas/no: OpenBLAS is
+# linked into the benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with).
+# Objects go under build/<config>/ with -MMD -MP deps, and everything rebuilds when the flags
+# change.
 
 CC       ?= cc
 SANITIZE ?=
 USE_OMP  ?= auto
 USE_CUDA ?= auto
 NATIVE   ?= 1
+USE_BLAS ?= auto
 
 ifeq ($(SANITIZE),)
   CONFIG := release
@@ -43,6 +47,12 @@ BUILD ?= build/$(CONFIG)
 
 ifeq ($(USE_OMP),auto)
   USE_OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(filter $(USE_BLAS),auto openblas no),)
+  $(error USE_BLAS must be auto, openblas or no)
+endif
+ifeq ($(USE_BLAS),auto)
+  USE_BLAS := $(shell printf '\043include <cblas.h>\nint main(void){float a=1,c=0;cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasTrans,1,1,1,1.0f,&a,1,&a,1,0.0f,&c,1);return c!=1;}' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo openblas || echo no)
 endif
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
@@ -78,6 +88,12 @@ ifeq ($(CONFIG),ubsan)
   LDLIBS += -fsanitize=undefined
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+BENCH_CFLAGS :=
+BENCH_LDLIBS :=
+ifeq ($(USE_BLAS),openblas)
+  BENCH_CFLAGS += -DFQT_HAVE_OPENBLAS=1
+  BENCH_LDLIBS += -lopenblas
+endif
 
 # nvcc: Hopper (sm_90a: wgmma) and Blackwell (sm_100a) machine code, no fast-math, no FMA
 # contraction (-fmad=false: the quantizers and AdamW must round like the CPU), IEEE division
@@ -121,7 +137,7 @@ endif
 all: info fqt
 
 info:
-	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) cuda=$(USE_CUDA) build=$(BUILD)"
+	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) blas=$(USE_BLAS) cuda=$(USE_CUDA) build=$(BUILD)"
 
 # The CLI lives in the project root for the release build.
 fqt: $(FQT_BIN)
@@ -131,7 +147,7 @@ endif
 
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(NVCCFLAGS)' > $@
+	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS) $(NVCCFLAGS)' > $@
 
 # Version and commit for `fqt --version` and run.json: regenerated every build, rewritten
 # only when they change, so only src/core/version.c recompiles.
@@ -154,6 +170,11 @@ $(BUILD)/%.o: %.cu $(BUILD)/flags
 	@$(if $(Q),echo "  NVCC  $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/bench/%.o: bench/%.c $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) $(BENCH_CFLAGS) -MMD -MP -c $< -o $@
+
 $(LIB): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -168,7 +189,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LDLIBS) -o $@
 
 test: info $(TEST_BIN) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(TEST_BIN)

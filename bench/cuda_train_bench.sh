@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/cuda_train_bench.sh — llama-124m training speed of `fqt train --device cuda` per
-# recipe, and the PyTorch peer (bench/torch_peer.py), in one go on a GPU machine; prints one
+# recipe, and the PyTorch peer (bench/torch_peer_cuda.py), in one go on a GPU machine; prints one
 # table. Synthetic random tokens (speed only). Peak memory: the largest memory.used that
 # nvidia-smi reports while the run lasts (sampled every 100 ms; includes the CUDA context),
 # the same method for both. Usage: bench/cuda_train_bench.sh [STEPS] [RECIPES] [PEER_RECIPES]
@@ -62,7 +62,7 @@ PY
   done
 done
 if [ -n "$peer" ]; then
-  PYTHONUNBUFFERED=1 peakmem timeout 300 python3 bench/torch_peer.py --size llama-124m --batch 16 \
+  PYTHONUNBUFFERED=1 peakmem timeout 300 python3 bench/torch_peer_cuda.py --size llama-124m --batch 16 \
     --steps "$steps" --warmup 3 --recipes "$peer" > "$D/peer.log" 2>&1
   python3 - "$D/peer.log" "$(cat "$D/peak")" >> "$D/table" <<'PY'
 import json, sys

@@ -16,6 +16,7 @@
 #include "check.h"
 
 #include "fqt/fileio.h"
+#include "fqt/gemm.h"
 #include "fqt/safetensors.h"
 #include "fqt/shard.h"
 #include "fqt/train.h"
@@ -105,6 +106,8 @@ static const digest_row recorded[] = {
 };
 
 int main(void) {
+    /* The digests were recorded with the reference GEMM kernel; select it explicitly. */
+    FQT_ASSERT(fqt_gemm_set_impl(FQT_GEMM_REF) == FQT_OK);
     char base[] = "/tmp/fqt_digest_XXXXXX";
     FQT_ASSERT(mkdtemp(base));
     char path[1200], train_glob[600], val_glob[600];

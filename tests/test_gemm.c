@@ -1,4 +1,7 @@
-/* tests/test_gemm.c — fqt_sgemm_nt and fqt_qgemm against a double-precision triple loop.
+/* tests/test_gemm.c — fqt_sgemm_nt and fqt_qgemm against a double-precision triple loop,
+ * and every micro-kernel this CPU can run (ref, AVX2, AVX-512) against the reference kernel
+ * bit for bit (memcmp), on shapes that leave partial tiles and several k blocks, for every
+ * beta case; fqt_qgemm bit-identical to fqt_sgemm_nt on the dequantized operands.
  *
  * Tolerance: the classic bound for a K-term dot product in binary32,
  * |fl(s) - s| <= gamma_K * sum_k |a_k b_k|, gamma_K = K u / (1 - K u), u = 2^-24 (Higham,
@@ -41,7 +44,46 @@ static int check_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float 
     return bad;
 }
 
+/* Every kernel against the reference, bit for bit, on [M,N,K] with strides > the shape. */
+static void check_kernels(int64_t M, int64_t N, int64_t K) {
+    const int64_t lda = K + 3, ldb = K + 1, ldc = N + 5;
+    float *A = malloc(sizeof(float) * M * lda), *B = malloc(sizeof(float) * N * ldb);
+    float *C0 = malloc(sizeof(float) * M * ldc), *R = malloc(sizeof(float) * M * ldc),
+          *C = malloc(sizeof(float) * M * ldc);
+    for (int64_t i = 0; i < M * lda; i++) A[i] = (i % 11 == 0) ? 0.0f : frand();
+    for (int64_t i = 0; i < N * ldb; i++) B[i] = (i % 13 == 0) ? -0.0f : frand() * 1e3f;
+    for (int64_t i = 0; i < M * ldc; i++) C0[i] = frand();
+    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}, {0.0f, 0.5f}};
+    for (int t = 0; t < 4; t++) {
+        FQT_ASSERT(fqt_gemm_set_impl(FQT_GEMM_REF) == FQT_OK);
+        memcpy(R, C0, sizeof(float) * M * ldc);
+        fqt_sgemm_nt(M, N, K, ab[t][0], A, lda, B, ldb, ab[t][1], R, ldc);
+        for (int impl = FQT_GEMM_AVX2; impl < FQT_GEMM_IMPL_COUNT; impl++) {
+            if (!fqt_gemm_impl_supported((fqt_gemm_impl)impl)) continue;
+            CHECK(fqt_gemm_set_impl((fqt_gemm_impl)impl) == FQT_OK);
+            memcpy(C, C0, sizeof(float) * M * ldc);
+            fqt_sgemm_nt(M, N, K, ab[t][0], A, lda, B, ldb, ab[t][1], C, ldc);
+            CHECK_MSG(memcmp(C, R, sizeof(float) * M * ldc) == 0,
+                      "kernel %s differs from ref at %lldx%lldx%lld alpha %g beta %g",
+                      fqt_gemm_impl_name((fqt_gemm_impl)impl), (long long)M, (long long)N,
+                      (long long)K, ab[t][0], ab[t][1]);
+        }
+    }
+    fqt_gemm_set_impl(FQT_GEMM_AUTO);
+    free(A); free(B); free(C0); free(R); free(C);
+}
+
 int main(void) {
+    printf("kernels here:");
+    for (int i = FQT_GEMM_REF; i < FQT_GEMM_IMPL_COUNT; i++)
+        if (fqt_gemm_impl_supported((fqt_gemm_impl)i)) printf(" %s", fqt_gemm_impl_name((fqt_gemm_impl)i));
+    printf("; auto = %s\n", fqt_gemm_impl_name(fqt_gemm_get_impl()));
+    CHECK(fqt_gemm_set_impl(FQT_GEMM_IMPL_COUNT) == FQT_ERR_ARG);
+    const int64_t kshapes[][3] = {{1, 1, 1}, {12, 32, 256}, {13, 33, 257}, {97, 70, 600},
+                                  {200, 31, 5}, {5, 200, 513}, {96, 64, 0}};
+    for (size_t s = 0; s < sizeof kshapes / sizeof kshapes[0]; s++)
+        check_kernels(kshapes[s][0], kshapes[s][1], kshapes[s][2]);
+
     const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {6, 16, 256}, {97, 33, 300},
                                  {13, 130, 17}, {200, 64, 513}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -65,8 +107,8 @@ int main(void) {
         CHECK(check_gemm(M, N, K, 1.0f, A, B, 0.0f, C0, C) == 0);
 
         /* Quantized GEMM equals the GEMM of the dequantized operands. */
-        const char *fmts[] = {"nvfp4", "mxfp4", "fp8", "bf16"};
-        for (int f = 0; f < 4; f++) {
+        const char *fmts[] = {"nvfp4", "mxfp4", "fp8", "bf16", "nvfp4-2d", "int4", "fp32", "mxfp8"};
+        for (int f = 0; f < 8; f++) {
             fqt_format fm;
             CHECK(fqt_format_parse(fmts[f], &fm) == FQT_OK);
             fqt_qtensor qa, qb;
@@ -79,6 +121,14 @@ int main(void) {
             fqt_dequantize(&qb, db);
             fqt_qgemm(&qa, &qb, 1.0f, 0.0f, C, N);
             CHECK_MSG(check_gemm(M, N, K, 1.0f, da, db, 0.0f, C0, C) == 0, "qgemm %s", fmts[f]);
+            /* Dequantizing into the panels gives the bits of the GEMM of fqt_dequantize. */
+            float *C2 = malloc(sizeof(float) * M * N);
+            memcpy(C, C0, sizeof(float) * M * N);
+            memcpy(C2, C0, sizeof(float) * M * N);
+            fqt_qgemm(&qa, &qb, -0.5f, 0.75f, C, N);
+            fqt_sgemm_nt(M, N, K, -0.5f, da, K, db, K, 0.75f, C2, N);
+            CHECK_MSG(memcmp(C, C2, sizeof(float) * M * N) == 0, "qgemm %s != sgemm of dequantized", fmts[f]);
+            free(C2);
             free(da); free(db);
             fqt_qtensor_free(&qa);
             fqt_qtensor_free(&qb);

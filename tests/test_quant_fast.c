@@ -1,53 +1,165 @@
-/* tests/test_quant_fast.c — the quantizer's E2M1 fast path (taken when no statistics are
- * requested) against its generic path (taken with statistics): identical codes, scales and
- * tensor scale, for every E2M1 format and the bf16/fp32 paths, both roundings and both axes, on data with ties,
- * saturation, zeros and subnormals. */
+/* tests/test_quant_fast.c — the quantizer's fast paths against its generic path, bit for bit.
+ *
+ * fqt_quantize without statistics takes a fast path (the scalar E2M1 / bf16 / fp32 loops, or
+ * the AVX2 / AVX-512 kernels of src/formats/quant_x86.c, chosen with fqt_quant_set_isa);
+ * with statistics it takes the generic per-element scalar path (codec.h), the oracle. For
+ * every instruction set this CPU runs, every E2M1 format and the bf16/fp32 paths, both
+ * roundings and both axes, on shapes that leave partial blocks, odd columns and rows that
+ * start off a 4-element Philox boundary, and on data with ties, saturation, zeros,
+ * subnormals and NaN/Inf: identical codes, scales, tensor scale, status and non-finite
+ * count (memcmp). The vector kernels are also checked one by one against the scalar
+ * codec: amax with NaN/Inf anywhere, E2M1 RNE/SR on every length, the Philox bits
+ * across a 2^32 carry of the low counter word, and the transpose tile on every shape. */
 #include "check.h"
 #include "fqt/formats.h"
+#include "formats/codec.h"
+#include "formats/quant_vec.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
-int main(void) {
-    const int64_t R = 67, C = 98; /* rows start at indices that are not multiples of 4 */
-    float *x = malloc(sizeof(float) * R * C);
-    uint64_t s = 12345;
-    for (int64_t i = 0; i < R * C; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        double u = (double)(s >> 11) * 0x1p-53;
-        switch (i % 7) {
-        case 0: x[i] = (float)((u - 0.5) * 8.0); break;
-        case 1: x[i] = (float)(0.25 * (double)((s >> 20) % 25)); break; /* E2M1 midpoints */
-        case 2: x[i] = 0.0f; break;
-        case 3: x[i] = (float)((u - 0.5) * 1e-39); break;               /* subnormal */
-        case 4: x[i] = (float)((u - 0.5) * 1e4); break;                 /* outliers */
-        default: x[i] = (float)(u - 0.5);
-        }
+static uint64_t lcg = 12345;
+static double urand(void) {
+    lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(lcg >> 11) * 0x1p-53;
+}
+
+static float sample(int64_t i, int with_nonfinite) {
+    double u = urand();
+    switch (i % 9) {
+    case 0: return (float)((u - 0.5) * 8.0);
+    case 1: return (float)(0.25 * (double)((lcg >> 20) % 25)) * ((lcg >> 50) & 1 ? -1.0f : 1.0f); /* E2M1 midpoints */
+    case 2: return (lcg >> 40) & 1 ? 0.0f : -0.0f;
+    case 3: return (float)((u - 0.5) * 1e-39); /* subnormal */
+    case 4: return (float)((u - 0.5) * 1e4);   /* outliers */
+    case 5: return with_nonfinite && (lcg >> 30) % 97 == 0 ? ((lcg >> 45) & 1 ? NAN : -INFINITY) : (float)u;
+    default: return (float)(u - 0.5);
     }
+}
+
+static void check_quantizer(int64_t R, int64_t C, int with_nonfinite) {
+    float *x = malloc(sizeof(float) * (size_t)(R * C + 1));
+    for (int64_t i = 0; i < R * C; i++) x[i] = sample(i, with_nonfinite);
     const char *fmts[] = {"nvfp4", "mxfp4", "nvfp4-2d", "e2m1:b32:e8m0:ceil", "e2m1:b16:ue4m3",
-                          "bf16", "fp32"};
-    for (int f = 0; f < 7; f++)
-        for (int rnd = 0; rnd < 2; rnd++)
-            for (int ax = 0; ax < 2; ax++) {
-                fqt_format fm;
-                CHECK(fqt_format_parse(fmts[f], &fm) == FQT_OK);
-                int64_t qr = ax ? C : R, qc = ax ? R : C;
-                fqt_qtensor a, b;
-                CHECK(fqt_qtensor_alloc(&a, &fm, qr, qc) == FQT_OK);
-                CHECK(fqt_qtensor_alloc(&b, &fm, qr, qc) == FQT_OK);
-                fqt_qstats st;
-                memset(&st, 0, sizeof st);
-                fqt_quantize(&a, x, R, C, (fqt_axis)ax, (fqt_rounding)rnd, 7, 99, NULL);
-                fqt_quantize(&b, x, R, C, (fqt_axis)ax, (fqt_rounding)rnd, 7, 99, &st);
-                CHECK_MSG(memcmp(a.codes, b.codes, (size_t)(qr * a.row_bytes)) == 0,
-                          "%s rounding %d axis %d: codes differ", fmts[f], rnd, ax);
-                CHECK_MSG(!a.scales || memcmp(a.scales, b.scales, (size_t)(a.scale_rows * a.scale_cols)) == 0,
-                          "%s rounding %d axis %d: scales differ", fmts[f], rnd, ax);
-                CHECK_BITS(a.tensor_scale, b.tensor_scale);
-                CHECK(st.n == R * C);
-                fqt_qtensor_free(&a);
-                fqt_qtensor_free(&b);
-            }
+                          "e2m1:b15:ue4m3:tensor", "e2m1:b8x4:e8m0", "bf16", "fp32"};
+    const int nf = (int)(sizeof fmts / sizeof fmts[0]);
+    for (int isa = FQT_ISA_SCALAR; isa < FQT_ISA_COUNT; isa++) {
+        if (!fqt_quant_isa_supported((fqt_isa)isa)) continue;
+        for (int f = 0; f < nf; f++)
+            for (int rnd = 0; rnd < 2; rnd++)
+                for (int ax = 0; ax < 2; ax++) {
+                    fqt_format fm;
+                    CHECK(fqt_format_parse(fmts[f], &fm) == FQT_OK);
+                    int64_t qr = ax ? C : R, qc = ax ? R : C;
+                    fqt_qtensor a, b;
+                    CHECK(fqt_qtensor_alloc(&a, &fm, qr, qc) == FQT_OK);
+                    CHECK(fqt_qtensor_alloc(&b, &fm, qr, qc) == FQT_OK);
+                    fqt_qstats st;
+                    memset(&st, 0, sizeof st);
+                    CHECK(fqt_quant_set_isa((fqt_isa)isa) == FQT_OK);
+                    fqt_status sa = fqt_quantize(&a, x, R, C, (fqt_axis)ax, (fqt_rounding)rnd, 7, 99, NULL);
+                    fqt_status sb = fqt_quantize(&b, x, R, C, (fqt_axis)ax, (fqt_rounding)rnd, 7, 99, &st);
+                    const char *in = fqt_isa_name((fqt_isa)isa);
+                    CHECK_MSG(sa == sb && a.n_nonfinite == b.n_nonfinite, "%s %s %lldx%lld: status", in,
+                              fmts[f], (long long)R, (long long)C);
+                    CHECK_MSG(memcmp(a.codes, b.codes, (size_t)(qr * a.row_bytes)) == 0,
+                              "%s %s rounding %d axis %d %lldx%lld: codes differ", in, fmts[f], rnd, ax,
+                              (long long)R, (long long)C);
+                    size_t sbytes = fm.scale == FQT_SCALE_FP32 ? 4 : 1;
+                    CHECK_MSG(!a.scales || memcmp(a.scales, b.scales, (size_t)(a.scale_rows * a.scale_cols) * sbytes) == 0,
+                              "%s %s rounding %d axis %d: scales differ", in, fmts[f], rnd, ax);
+                    CHECK_BITS(a.tensor_scale, b.tensor_scale);
+                    CHECK(st.n == R * C);
+                    fqt_qtensor_free(&a);
+                    fqt_qtensor_free(&b);
+                }
+    }
+    fqt_quant_set_isa(FQT_ISA_AUTO);
     free(x);
+}
+
+static void check_kernels(const fqt_quant_vec *v, const char *name) {
+    /* amax: NaN/Inf at every position of every length up to 40. */
+    float x[64];
+    for (int n = 0; n <= 40; n++)
+        for (int bad = -1; bad < n; bad++) {
+            for (int i = 0; i < n; i++) x[i] = sample(i + n, 0);
+            if (bad >= 0) x[bad] = bad & 1 ? NAN : INFINITY;
+            float ref = 0.0f;
+            int64_t refbad = 0, gotbad;
+            for (int i = 0; i < n; i++) {
+                float a = fabsf(x[i]);
+                if (!(a <= FLT_MAX)) refbad++;
+                else if (a > ref) ref = a;
+            }
+            float got = v->amax(x, n, &gotbad);
+            CHECK_MSG(check_bits_(got) == check_bits_(ref) && gotbad == refbad, "%s amax n=%d bad=%d", name, n, bad);
+        }
+    /* E2M1 on every even length up to 64, with a sentinel byte after the output. */
+    const float muls[] = {1.0f, 0.37f, 0x1p-100f, 0x1p100f, 0.0f};
+    for (int n = 0; n <= 64; n += 2)
+        for (int m = 0; m < 5; m++) {
+            uint32_t rnd[64];
+            for (int i = 0; i < n; i++) {
+                x[i] = sample(i * 3 + n, 1);
+                rnd[i] = (uint32_t)(urand() * 4294967296.0);
+            }
+            uint8_t got[34], want[34];
+            for (int sr = 0; sr < 2; sr++) {
+                memset(got, 0xA5, sizeof got);
+                memset(want, 0xA5, sizeof want);
+                for (int i = 0; i < n; i += 2) {
+                    float a = x[i] * muls[m], b = x[i + 1] * muls[m];
+                    want[i / 2] = sr ? (uint8_t)(fqt_e2m1_sr_i(a, rnd[i]) | (fqt_e2m1_sr_i(b, rnd[i + 1]) << 4))
+                                     : (uint8_t)(fqt_e2m1_rne_i(a) | (fqt_e2m1_rne_i(b) << 4));
+                }
+                if (sr) v->e2m1_sr(x, n, muls[m], rnd, got);
+                else v->e2m1_rne(x, n, muls[m], got);
+                CHECK_MSG(memcmp(got, want, sizeof got) == 0, "%s e2m1 %s n=%d mul=%g", name,
+                          sr ? "sr" : "rne", n, (double)muls[m]);
+            }
+        }
+    /* Transpose tiles of every shape up to 19x19 (8x8 blocks and edges), bit for bit. */
+    {
+        float src[19 * 23], got[19 * 21], want[19 * 21];
+        for (int i = 0; i < 19 * 23; i++) src[i] = sample(i, 1);
+        for (int nr = 0; nr <= 19; nr++)
+            for (int nc = 0; nc <= 19; nc++) {
+                memset(got, 0x5A, sizeof got);
+                memset(want, 0x5A, sizeof want);
+                for (int c = 0; c < nc; c++)
+                    for (int r = 0; r < nr; r++) want[c * 21 + r] = src[r * 23 + c];
+                v->transpose_tile(src, 23, got, 21, nr, nc);
+                CHECK_MSG(memcmp(got, want, sizeof got) == 0, "%s transpose %dx%d", name, nr, nc);
+            }
+    }
+    /* Philox: block counts around the vector width, first blocks across the low-word carry. */
+    const uint64_t starts[] = {0, 5, 0xFFFFFFF0ull, 0xFFFFFFFFull, 0x1234567890ull};
+    for (int s = 0; s < 5; s++)
+        for (int nb = 0; nb <= 40; nb += 3) {
+            uint32_t got[4 * 41 + 1], want[4 * 41 + 1];
+            got[4 * nb] = want[4 * nb] = 0xDEADBEEF;
+            for (int b = 0; b < nb; b++) fqt_sr_block4(0x0123456789ABCDEFull, 0xFEDCBA98ull, starts[s] + (uint64_t)b, want + 4 * b);
+            v->philox(0x0123456789ABCDEFull, 0xFEDCBA98ull, starts[s], nb, got);
+            CHECK_MSG(memcmp(got, want, sizeof(uint32_t) * (size_t)(4 * nb + 1)) == 0,
+                      "%s philox start %llx n %d", name, (unsigned long long)starts[s], nb);
+        }
+}
+
+int main(void) {
+    printf("quantizer paths here:");
+    for (int i = FQT_ISA_SCALAR; i < FQT_ISA_COUNT; i++)
+        if (fqt_quant_isa_supported((fqt_isa)i)) printf(" %s", fqt_isa_name((fqt_isa)i));
+    printf("; auto = %s\n", fqt_isa_name(fqt_quant_get_isa()));
+    CHECK(fqt_quant_set_isa(FQT_ISA_COUNT) == FQT_ERR_ARG);
+    if (fqt_quant_isa_supported(FQT_ISA_AVX2)) check_kernels(fqt_quant_vec_avx2, "avx2");
+    if (fqt_quant_isa_supported(FQT_ISA_AVX512)) check_kernels(fqt_quant_vec_avx512, "avx512");
+    /* rows start at indices that are not multiples of 4; odd and tiny shapes */
+    const int64_t shapes[][2] = {{67, 98}, {5, 33}, {16, 16}, {1, 1}, {3, 130}, {33, 200}, {2, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        check_quantizer(shapes[s][0], shapes[s][1], 0);
+        check_quantizer(shapes[s][0], shapes[s][1], 1);
+    }
     return check_finish();
 }

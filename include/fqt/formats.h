@@ -174,4 +174,18 @@ fqt_status fqt_qdq(const fqt_format *f, const float *src, float *dst, int64_t ro
 /* Per-tensor NVFP4 encode scale s_enc = 6*448/amax (§5.3), 1 for amax == 0. */
 float fqt_nvfp4_tensor_scale_enc(float amax);
 
+/* ---- vector paths of the quantizer -------------------------------------------------
+ * fqt_quantize has scalar code (the oracle, codec.h) and AVX2 / AVX-512 paths for the
+ * E2M1 formats with E8M0 or UE4M3 scales (nvfp4, nvfp4-2d, mxfp4 and their generic forms)
+ * when no statistics are requested: block amax, scales, RNE and SR encoding, nibble
+ * packing and the Philox bits, bit-identical to the scalar code. AUTO picks the widest
+ * the CPU supports at run time; the environment variable FQT_QUANT_ISA (scalar|avx2|
+ * avx512|auto), read on first use, overrides it. Process-wide; not to be changed while a
+ * quantizer runs. Returns FQT_ERR_ARG, keeping the choice, if this CPU cannot run it. */
+typedef enum { FQT_ISA_AUTO = 0, FQT_ISA_SCALAR, FQT_ISA_AVX2, FQT_ISA_AVX512, FQT_ISA_COUNT } fqt_isa;
+fqt_status fqt_quant_set_isa(fqt_isa isa);
+fqt_isa fqt_quant_get_isa(void); /* never AUTO */
+bool fqt_quant_isa_supported(fqt_isa isa);
+const char *fqt_isa_name(fqt_isa isa);
+
 #endif

@@ -1,49 +1,486 @@
 /* cpu/gemm.c — the FP32 "NT" GEMM of the CPU reference backend and the quantized GEMM
  * built on it.
  *
- * Packed, cache-blocked (KC x MC x NR) with a 6x16 register micro-kernel written so the
- * compiler vectorizes it (fmaf maps to FMA instructions where the target has them). Each
- * element of C is accumulated by one thread in a fixed k order, so the result does not
- * depend on the thread count. Oracle: tests/test_gemm.c (double-precision triple loop). */
+ * Packed and cache-blocked (KC x MC x NR, BLIS-style loop order: a packed B panel stays in
+ * L1 while the MC rows of packed A stream from L2). Three register micro-kernels, picked
+ * at run time (fqt_gemm_set_impl, env FQT_GEMM): the plain-C reference (6x16, written so
+ * the compiler vectorizes it), AVX2+FMA (6x16) and AVX-512F (12x32), the last two in
+ * intrinsics under per-function target attributes, so the build's -march does not matter.
+ * All three perform the arithmetic of include/fqt/gemm.h in the same order: one thread
+ * computes each element of C for a k block, with fmaf in increasing k, so the bits do not
+ * depend on the kernel, the tiling or the thread count. That needs the build's
+ * -ffp-contract=off (the C += alpha * acc step must stay a multiply and an add).
+ *
+ * Operands are read through an `operand`: FP32 rows, or a quantized tensor that is
+ * dequantized row segment by row segment straight into the packed panels (the values are
+ * those of fqt_dequantize: code value * block scale, then * tensor scale).
+ * Oracle: tests/test_gemm.c (double-precision triple loop; kernels against each other). */
 #include "fqt/gemm.h"
 
-#include <math.h>
+#include "formats/codec.h"
+
+#include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-#define MR 6
-#define NR 16
-#define KC 256
-#define MC 96
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FQT_GEMM_X86 1
+#include <immintrin.h>
+#else
+#define FQT_GEMM_X86 0
+#endif
 
-/* acc[MR][NR] = sum_k Ap[k][i] * Bp[k][j]; then C[i][j] += alpha * acc. */
-static void micro_kernel(int64_t kc, const float *restrict Ap, const float *restrict Bp,
-                         float *restrict C, int64_t ldc, int mr, int nr, float alpha) {
-    float acc[MR][NR];
-    memset(acc, 0, sizeof acc);
-    for (int64_t k = 0; k < kc; k++) {
-        const float *b = Bp + k * NR;
-        const float *a = Ap + k * MR;
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) C[i * ldc + j] += alpha * acc[i][j];
+#define KC 256 /* part of the arithmetic contract (gemm.h): never change it silently */
+#define MC 96  /* rows of A per work item; a multiple of every kernel's MR */
+#define MR_MAX 12
+#define NR_MAX 32
+FQT_STATIC_ASSERT(MC % 6 == 0 && MC % 12 == 0, "MC must be a multiple of every MR");
+
+/* The C update after a k block: C = C + alpha * acc (UPD_ADD), C = 0 + alpha * acc
+ * (UPD_ZERO, the first block when beta == 0) or C = beta * C + alpha * acc (UPD_BETA, the
+ * first block otherwise): the same roundings as scaling C by beta in a pass of its own. */
+enum { UPD_ADD = 0, UPD_ZERO, UPD_BETA };
+typedef void (*kernel_fn)(int64_t kc, const float *restrict Ap, const float *restrict Bp,
+                          float *restrict C, int64_t ldc, int mr, int nr, float alpha,
+                          float beta, int upd);
+
+/* ---- operands ------------------------------------------------------------------------ */
+typedef struct {
+    const float *f; /* FP32 rows (when q is NULL), row stride ld */
+    int64_t ld;
+    const fqt_qtensor *q;
+    int bits;
+    float lut[256];  /* 4- and 8-bit element code -> value */
+    float slut[256]; /* 1-byte scale code -> value */
+} operand;
+
+static void operand_f32(operand *o, const float *x, int64_t ld) {
+    o->f = x;
+    o->ld = ld;
+    o->q = NULL;
 }
 
-/* Pack rows [r0, r0+rows) x k [k0, k0+kc) of X (row stride ld) into panels of P rows:
- * out[panel][k][p], zero padded. */
-static void pack(const float *X, int64_t ld, int64_t r0, int64_t rows, int64_t k0, int64_t kc,
-                 int P, float *out) {
-    int64_t panels = (rows + P - 1) / P;
+static void operand_q(operand *o, const fqt_qtensor *q) {
+    const fqt_format *f = &q->fmt;
+    o->f = NULL;
+    o->q = q;
+    o->bits = fqt_elem_bits(f->elem);
+    if (o->bits <= 8)
+        for (uint32_t c = 0; c < (1u << o->bits); c++) o->lut[c] = fqt_elem_decode_i(f->elem, c);
+    for (uint32_t c = 0; c < 256; c++)
+        o->slut[c] = f->scale == FQT_SCALE_E8M0    ? fqt_e8m0_dec_i((uint8_t)c)
+                     : f->scale == FQT_SCALE_UE4M3 ? fqt_ue4m3_dec_i((uint8_t)c)
+                                                   : 1.0f;
+}
+
+/* Elements [k0, k0+kc) of row r: a pointer into the FP32 source, or buf filled with the
+ * dequantized values (the same arithmetic as fqt_dequantize, §5.1). */
+static const float *operand_row(const operand *o, int64_t r, int64_t k0, int64_t kc, float *buf) {
+    if (!o->q) return o->f + r * o->ld + k0;
+    const fqt_qtensor *q = o->q;
+    const fqt_format *f = &q->fmt;
+    const uint8_t *row = q->codes + r * q->row_bytes;
+    const int64_t k1 = k0 + kc;
+    if (f->scale == FQT_SCALE_NONE) {
+        switch (o->bits) {
+        case 32: memcpy(buf, row + 4 * k0, (size_t)kc * sizeof(float)); break;
+        case 16:
+            for (int64_t c = k0; c < k1; c++) {
+                uint16_t v;
+                memcpy(&v, row + 2 * c, 2);
+                buf[c - k0] = fqt_elem_decode_i(f->elem, v);
+            }
+            break;
+        case 8: for (int64_t c = k0; c < k1; c++) buf[c - k0] = o->lut[row[c]]; break;
+        default:
+            for (int64_t c = k0; c < k1; c++) buf[c - k0] = o->lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF];
+        }
+        return buf;
+    }
+    const int64_t srow = (r / f->block_rows) * q->scale_cols;
+    for (int64_t c0 = k0; c0 < k1;) {
+        const int64_t j = c0 / f->block;
+        const int64_t c1 = (j + 1) * f->block < k1 ? (j + 1) * f->block : k1;
+        float s;
+        if (f->scale == FQT_SCALE_FP32) memcpy(&s, q->scales + 4 * (srow + j), 4);
+        else s = o->slut[q->scales[srow + j]];
+        float *out = buf - k0;
+        if (o->bits == 4)
+            for (int64_t c = c0; c < c1; c++) out[c] = o->lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF] * s;
+        else
+            for (int64_t c = c0; c < c1; c++) out[c] = o->lut[row[c]] * s;
+        if (f->tensor_scale)
+            for (int64_t c = c0; c < c1; c++) out[c] *= q->tensor_scale;
+        c0 = c1;
+    }
+    return buf;
+}
+
+/* out[k][i] = rp[i][k] for one panel of P rows; P a constant after inlining, so the rows
+ * are read as P sequential streams and the panel is written in order. */
+static inline __attribute__((always_inline)) void pack_panel(const float *const *rp, int64_t kc,
+                                                             int P, float *restrict op) {
+    for (int64_t k = 0; k < kc; k++)
+        for (int i = 0; i < P; i++) op[k * P + i] = rp[i][k];
+}
+
+#if FQT_GEMM_X86
+/* pack_panel with 8x8 (AVX) and 4x4 (SSE) transposes; the same bytes (data movement only). */
+__attribute__((target("avx2"))) static void pack_panel_avx2(const float *const *rp, int64_t kc,
+                                                             int P, float *restrict op) {
+    int i0 = 0;
+    for (; i0 + 8 <= P; i0 += 8) {
+        const float *const *r = rp + i0;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 a0 = _mm256_loadu_ps(r[0] + k), a1 = _mm256_loadu_ps(r[1] + k);
+            __m256 a2 = _mm256_loadu_ps(r[2] + k), a3 = _mm256_loadu_ps(r[3] + k);
+            __m256 a4 = _mm256_loadu_ps(r[4] + k), a5 = _mm256_loadu_ps(r[5] + k);
+            __m256 a6 = _mm256_loadu_ps(r[6] + k), a7 = _mm256_loadu_ps(r[7] + k);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *o = op + k * P + i0;
+            _mm256_storeu_ps(o + 0 * P, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * P, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * P, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * P, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * P, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * P, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * P, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * P, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < 8; i++) op[k * P + i0 + i] = r[i][k];
+    }
+    for (; i0 + 4 <= P; i0 += 4) {
+        const float *const *r = rp + i0;
+        int64_t k = 0;
+        for (; k + 4 <= kc; k += 4) {
+            __m128 a0 = _mm_loadu_ps(r[0] + k), a1 = _mm_loadu_ps(r[1] + k);
+            __m128 a2 = _mm_loadu_ps(r[2] + k), a3 = _mm_loadu_ps(r[3] + k);
+            _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+            float *o = op + k * P + i0;
+            _mm_storeu_ps(o, a0);
+            _mm_storeu_ps(o + P, a1);
+            _mm_storeu_ps(o + 2 * P, a2);
+            _mm_storeu_ps(o + 3 * P, a3);
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < 4; i++) op[k * P + i0 + i] = r[i][k];
+    }
+    for (; i0 < P; i0++)
+        for (int64_t k = 0; k < kc; k++) op[k * P + i0] = rp[i0][k];
+}
+#endif
+
+/* Pack rows [r0, r0+rows) x k [k0, k0+kc) into panels of P rows: out[panel][k][p], rows
+ * past the end zero. */
+static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int P,
+                 int vec, float *restrict out) {
+    static const float zeros[KC];
+    float buf[NR_MAX * KC];
+    const float *rp[NR_MAX];
+    const int64_t panels = (rows + P - 1) / P;
     for (int64_t p = 0; p < panels; p++) {
-        float *o = out + p * kc * P;
         for (int i = 0; i < P; i++) {
-            int64_t r = p * P + i;
-            if (r < rows) {
-                const float *x = X + (r0 + r) * ld + k0;
-                for (int64_t k = 0; k < kc; k++) o[k * P + i] = x[k];
-            } else {
-                for (int64_t k = 0; k < kc; k++) o[k * P + i] = 0.0f;
+            const int64_t r = p * P + i;
+            rp[i] = r < rows ? operand_row(o, r0 + r, k0, kc, buf + i * KC) : zeros;
+        }
+        float *op = out + p * kc * P;
+#if FQT_GEMM_X86
+        if (vec) {
+            pack_panel_avx2(rp, kc, P, op);
+            continue;
+        }
+#endif
+        switch (P) {
+        case 6: pack_panel(rp, kc, 6, op); break;
+        case 12: pack_panel(rp, kc, 12, op); break;
+        case 16: pack_panel(rp, kc, 16, op); break;
+        case 32: pack_panel(rp, kc, 32, op); break;
+        default: pack_panel(rp, kc, P, op);
+        }
+    }
+}
+
+/* ---- micro-kernels: acc[MR][NR] = sum_k Ap[k][i] Bp[k][j] (fmaf, increasing k), then
+ * C[i][j] += alpha * acc[i][j] for i < mr, j < nr. ------------------------------------ */
+static void tail_update(const float *acc, int NR, float *C, int64_t ldc, int mr, int nr,
+                        float alpha, float beta, int upd) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *c = &C[i * ldc + j];
+            float c0 = upd == UPD_ADD ? *c : upd == UPD_ZERO ? 0.0f : beta * *c;
+            *c = c0 + alpha * acc[i * NR + j];
+        }
+}
+
+static void kernel_ref(int64_t kc, const float *restrict Ap, const float *restrict Bp,
+                       float *restrict C, int64_t ldc, int mr, int nr, float alpha, float beta,
+                       int upd) {
+    float acc[6][16];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++) {
+        const float *b = Bp + k * 16;
+        const float *a = Ap + k * 6;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 16; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    tail_update(&acc[0][0], 16, C, ldc, mr, nr, alpha, beta, upd);
+}
+
+#if FQT_GEMM_X86
+__attribute__((target("avx2,fma"))) static void
+kernel_avx2(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
+            int64_t ldc, int mr, int nr, float alpha, float beta, int upd) {
+    __m256 c[6][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(Bp + k * 16), b1 = _mm256_load_ps(Bp + k * 16 + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            const __m256 a = _mm256_broadcast_ss(Ap + k * 6 + i);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), z = _mm256_setzero_ps();
+    if (mr == 6 && nr == 16) {
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            float *ci = C + i * ldc;
+            __m256 c0 = z, c1 = z;
+            if (upd != UPD_ZERO) c0 = _mm256_loadu_ps(ci), c1 = _mm256_loadu_ps(ci + 8);
+            if (upd == UPD_BETA) c0 = _mm256_mul_ps(vb, c0), c1 = _mm256_mul_ps(vb, c1);
+            _mm256_storeu_ps(ci, _mm256_add_ps(c0, _mm256_mul_ps(va, c[i][0])));
+            _mm256_storeu_ps(ci + 8, _mm256_add_ps(c1, _mm256_mul_ps(va, c[i][1])));
+        }
+        return;
+    }
+    float acc[6 * 16];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        _mm256_storeu_ps(acc + i * 16, c[i][0]);
+        _mm256_storeu_ps(acc + i * 16 + 8, c[i][1]);
+    }
+    tail_update(acc, 16, C, ldc, mr, nr, alpha, beta, upd);
+}
+
+__attribute__((target("avx512f"))) static void
+kernel_avx512(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
+              int64_t ldc, int mr, int nr, float alpha, float beta, int upd) {
+    __m512 c[12][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(Bp + k * 32), b1 = _mm512_load_ps(Bp + k * 32 + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            const __m512 a = _mm512_set1_ps(Ap[k * 12 + i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), z = _mm512_setzero_ps();
+    if (mr == 12 && nr == 32) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            float *ci = C + i * ldc;
+            __m512 c0 = z, c1 = z;
+            if (upd != UPD_ZERO) c0 = _mm512_loadu_ps(ci), c1 = _mm512_loadu_ps(ci + 16);
+            if (upd == UPD_BETA) c0 = _mm512_mul_ps(vb, c0), c1 = _mm512_mul_ps(vb, c1);
+            _mm512_storeu_ps(ci, _mm512_add_ps(c0, _mm512_mul_ps(va, c[i][0])));
+            _mm512_storeu_ps(ci + 16, _mm512_add_ps(c1, _mm512_mul_ps(va, c[i][1])));
+        }
+        return;
+    }
+    float acc[12 * 32];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        _mm512_storeu_ps(acc + i * 32, c[i][0]);
+        _mm512_storeu_ps(acc + i * 32 + 16, c[i][1]);
+    }
+    tail_update(acc, 32, C, ldc, mr, nr, alpha, beta, upd);
+}
+#endif
+
+/* ---- dispatch --------------------------------------------------------------------------- */
+typedef struct {
+    int mr, nr;
+    kernel_fn fn;
+    const char *name;
+} kernel_desc;
+
+static const kernel_desc kernels[FQT_GEMM_IMPL_COUNT] = {
+    [FQT_GEMM_AUTO] = {0, 0, NULL, "auto"},
+    [FQT_GEMM_REF] = {6, 16, kernel_ref, "ref"},
+#if FQT_GEMM_X86
+    [FQT_GEMM_AVX2] = {6, 16, kernel_avx2, "avx2"},
+    [FQT_GEMM_AVX512] = {12, 32, kernel_avx512, "avx512"},
+#else
+    [FQT_GEMM_AVX2] = {0, 0, NULL, "avx2"},
+    [FQT_GEMM_AVX512] = {0, 0, NULL, "avx512"},
+#endif
+};
+FQT_STATIC_ASSERT(FQT_GEMM_IMPL_COUNT == 4, "one kernel_desc per fqt_gemm_impl");
+
+bool fqt_gemm_impl_supported(fqt_gemm_impl impl) {
+    switch (impl) {
+    case FQT_GEMM_AUTO:
+    case FQT_GEMM_REF: return true;
+#if FQT_GEMM_X86
+    case FQT_GEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FQT_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return false;
+    }
+}
+
+const char *fqt_gemm_impl_name(fqt_gemm_impl impl) {
+    return (unsigned)impl < FQT_GEMM_IMPL_COUNT ? kernels[impl].name : "?";
+}
+
+static int g_impl = -1; /* resolved choice, never AUTO; -1 until the first use */
+
+static fqt_gemm_impl best_impl(void) {
+    if (fqt_gemm_impl_supported(FQT_GEMM_AVX512)) return FQT_GEMM_AVX512;
+    if (fqt_gemm_impl_supported(FQT_GEMM_AVX2)) return FQT_GEMM_AVX2;
+    return FQT_GEMM_REF;
+}
+
+fqt_status fqt_gemm_set_impl(fqt_gemm_impl impl) {
+    if ((unsigned)impl >= FQT_GEMM_IMPL_COUNT || !fqt_gemm_impl_supported(impl)) {
+        fqt_set_error("GEMM kernel '%s' is not supported on this CPU or build", fqt_gemm_impl_name(impl));
+        return FQT_ERR_ARG;
+    }
+    g_impl = impl == FQT_GEMM_AUTO ? (int)best_impl() : (int)impl;
+    return FQT_OK;
+}
+
+fqt_gemm_impl fqt_gemm_get_impl(void) {
+    if (g_impl < 0) {
+        const char *e = getenv("FQT_GEMM");
+        fqt_gemm_impl want = FQT_GEMM_AUTO;
+        for (int i = 1; e && i < FQT_GEMM_IMPL_COUNT; i++)
+            if (!strcmp(e, kernels[i].name)) want = (fqt_gemm_impl)i;
+        if (fqt_gemm_set_impl(want)) g_impl = (int)best_impl();
+    }
+    return (fqt_gemm_impl)g_impl;
+}
+
+/* ---- the blocked driver -------------------------------------------------------------- */
+/* The packed B of one k block, reused across calls by the calling thread. */
+static _Thread_local float *tl_bp;
+static _Thread_local size_t tl_bp_cap;
+
+static float *bp_buffer(size_t n) {
+    if (n > tl_bp_cap) {
+        free(tl_bp);
+        tl_bp = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        FQT_ASSERT(tl_bp != NULL); /* out of memory, as fqt_xmalloc treats it */
+        tl_bp_cap = n;
+    }
+    return tl_bp;
+}
+
+static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand *A,
+                     const operand *B, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    const fqt_gemm_impl impl = fqt_gemm_get_impl();
+    const kernel_desc *kd = &kernels[impl];
+    /* The reference kernel keeps its plain-C packing too (it is the oracle). */
+    const int vec = impl != FQT_GEMM_REF && fqt_gemm_impl_supported(FQT_GEMM_AVX2);
+    const int MR = kd->mr, NR = kd->nr;
+    const int compute = K > 0 && alpha != 0.0f;
+    const int64_t npanels = (N + NR - 1) / NR;
+    const int64_t mblocks = (M + MC - 1) / MC;
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    /* Work items are (row block, group of column panels); split the columns only as far
+     * as needed to give every thread a few items, since each item packs its rows of A. */
+    int64_t ngroups = (4 * nthreads + mblocks - 1) / mblocks;
+    if (ngroups > npanels) ngroups = npanels;
+    const int64_t gp = (npanels + ngroups - 1) / ngroups;
+    ngroups = (npanels + gp - 1) / gp;
+    const int own_k = compute && mblocks <= 4 && K > KC;
+    float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
+    const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
+#pragma omp parallel
+    {
+        if (!compute) {
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < M; i++) {
+                float *c = C + i * ldc;
+                if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+                else if (beta != 1.0f)
+                    for (int64_t j = 0; j < N; j++) c[j] *= beta;
+            }
+        }
+        _Alignas(64) float Ap[MC * KC];
+        if (own_k) {
+            /* Few row blocks and several k blocks (the wgrad shapes): each work item runs
+             * all of K for its tile with its own packed B, so there is no barrier per k
+             * block; the B packing is repeated mblocks (<= 4) times. */
+            float *Bq = aligned_alloc(64, (size_t)(gp * NR * KC) * sizeof(float));
+            FQT_ASSERT(Bq != NULL);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t w = 0; w < mblocks * ngroups; w++) {
+                const int64_t mb = w / ngroups, g = w % ngroups;
+                const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
+                const int64_t p0 = g * gp, p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
+                for (int64_t k0 = 0; k0 < K; k0 += KC) {
+                    const int64_t kc = K - k0 < KC ? K - k0 : KC;
+                    pack(A, m0, mc, k0, kc, MR, vec, Ap);
+                    const int64_t n0 = p0 * NR, nr = (p1 * NR < N ? p1 * NR : N) - n0;
+                    pack(B, n0, nr, k0, kc, NR, vec, Bq);
+                    for (int64_t p = p0; p < p1; p++) {
+                        const int64_t pn0 = p * NR;
+                        const int pnr = (int)(N - pn0 < NR ? N - pn0 : NR);
+                        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+                            const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
+                            kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bq + (p - p0) * kc * NR,
+                                   C + (m0 + i0) * ldc + pn0, ldc, mr, pnr, alpha, beta,
+                                   k0 ? UPD_ADD : first_upd);
+                        }
+                    }
+                }
+            }
+            free(Bq);
+        }
+        for (int64_t k0 = 0; compute && !own_k && k0 < K; k0 += KC) {
+            const int64_t kc = K - k0 < KC ? K - k0 : KC;
+#pragma omp for schedule(static)
+            for (int64_t p = 0; p < npanels; p++) {
+                const int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+                pack(B, n0, nr, k0, kc, NR, vec, Bp + p * kc * NR);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t w = 0; w < mblocks * ngroups; w++) {
+                const int64_t mb = w / ngroups, g = w % ngroups;
+                const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
+                pack(A, m0, mc, k0, kc, MR, vec, Ap);
+                const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
+                for (int64_t p = g * gp; p < p1; p++) {
+                    const int64_t n0 = p * NR;
+                    const int nr = (int)(N - n0 < NR ? N - n0 : NR);
+                    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+                        const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
+                        kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bp + p * kc * NR,
+                               C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha, beta,
+                               k0 ? UPD_ADD : first_upd);
+                    }
+                }
             }
         }
     }
@@ -51,67 +488,20 @@ static void pack(const float *X, int64_t ld, int64_t r0, int64_t rows, int64_t k
 
 void fqt_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < M; i++) {
-        float *c = C + i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-        else if (beta != 1.0f)
-            for (int64_t j = 0; j < N; j++) c[j] *= beta;
-    }
-    if (K <= 0 || alpha == 0.0f) return;
-    const int64_t npanels = (N + NR - 1) / NR;
-    float *Bp = fqt_xmalloc((size_t)(npanels * NR * KC) * sizeof(float));
-    const int64_t mblocks = (M + MC - 1) / MC;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
-#pragma omp parallel
-        {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < npanels; p++) {
-                int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-                pack(B, ldb, n0, nr, k0, kc, NR, Bp + p * kc * NR);
-            }
-            float Ap[MC * KC];
-            /* Work items: (row block, column panel group) so small M still spreads. */
-            const int64_t ngroups = (npanels + 7) / 8;
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t w = 0; w < mblocks * ngroups; w++) {
-                int64_t mb = w / ngroups, gq = w % ngroups;
-                int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
-                pack(A, lda, m0, mc, k0, kc, MR, Ap);
-                int64_t p1 = (gq + 1) * 8 < npanels ? (gq + 1) * 8 : npanels;
-                for (int64_t p = gq * 8; p < p1; p++) {
-                    int64_t n0 = p * NR;
-                    int nr = (int)(N - n0 < NR ? N - n0 : NR);
-                    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-                        int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
-                        micro_kernel(kc, Ap + (i0 / MR) * kc * MR, Bp + p * kc * NR,
-                                     C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha);
-                    }
-                }
-            }
-        }
-    }
-    free(Bp);
+    operand a, b;
+    operand_f32(&a, A, lda);
+    operand_f32(&b, B, ldb);
+    gemm_run(M, N, K, alpha, &a, &b, beta, C, ldc);
 }
 
 void fqt_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, float *C,
                int64_t ldc) {
     FQT_ASSERT(A->cols == B->cols);
-    const int64_t M = A->rows, N = B->rows, K = A->cols;
-    /* Dequantize once (O((M+N)K)), then the O(MNK) FP32 GEMM: products of E2M1/E4M3 values
-     * and their block scales are exact in FP32, so only the accumulation order differs
-     * from a block-scaled tensor-core GEMM. */
-    float *a = fqt_xmalloc((size_t)(M * K) * sizeof(float) + 1);
-    float *b = fqt_xmalloc((size_t)(N * K) * sizeof(float) + 1);
+    /* Dequantization happens inside the packing, so it is part of the GEMM's time. */
     double t0 = fqt_prof_now();
-    fqt_dequantize(A, a);
-    fqt_dequantize(B, b);
-    double t1 = fqt_prof_now();
-    fqt_sgemm_nt(M, N, K, alpha, a, K, b, K, beta, C, ldc);
-    fqt_prof_add(FQT_PROF_DEQUANTIZE, t1 - t0);
-    fqt_prof_add(FQT_PROF_GEMM, fqt_prof_now() - t1);
-    free(a);
-    free(b);
+    operand a, b;
+    operand_q(&a, A);
+    operand_q(&b, B);
+    gemm_run(A->rows, B->rows, A->cols, alpha, &a, &b, beta, C, ldc);
+    fqt_prof_add(FQT_PROF_GEMM, fqt_prof_now() - t0);
 }

@@ -6,6 +6,7 @@
  * output never depends on the thread count. Statistics are gathered per group and merged
  * in group order for the same reason. Not for: GEMMs (cpu/gemm.c). */
 #include "codec.h"
+#include "quant_vec.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -106,18 +107,6 @@ static inline uint32_t get_code(const uint8_t *row, int bits, int64_t c) {
     }
 }
 
-/* dst[c*R + r] = src[r*C + c], in cache tiles. */
-static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
-    const int64_t TB = 32;
-    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tr * tc; t++) {
-        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
-        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
-        for (int64_t c = c0; c < c1; c++)
-            for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
-    }
-}
 
 float fqt_nvfp4_tensor_scale_enc(float amax) { return fqt_nvfp4_s_enc_i(amax); }
 
@@ -187,6 +176,148 @@ double fqt_qstats_mse(const fqt_qstats *s) {
 double fqt_qstats_snr_db(const fqt_qstats *s) {
     if (s->sum_sq_err == 0.0) return INFINITY;
     return 10.0 * log10(s->sum_sq / s->sum_sq_err);
+}
+
+/* ---- instruction-set choice (fqt/formats.h) ---------------------------------------- */
+static const char *const isa_names[FQT_ISA_COUNT] = {"auto", "scalar", "avx2", "avx512"};
+FQT_STATIC_ASSERT(FQT_ISA_COUNT == 4, "one name per fqt_isa");
+
+const char *fqt_isa_name(fqt_isa isa) {
+    return (unsigned)isa < FQT_ISA_COUNT ? isa_names[isa] : "?";
+}
+
+bool fqt_quant_isa_supported(fqt_isa isa) {
+    switch (isa) {
+    case FQT_ISA_AUTO:
+    case FQT_ISA_SCALAR: return true;
+#if defined(__GNUC__) && defined(__x86_64__)
+    case FQT_ISA_AVX2:
+        return fqt_quant_vec_avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FQT_ISA_AVX512: return fqt_quant_vec_avx512 && __builtin_cpu_supports("avx512f");
+#endif
+    default: return false;
+    }
+}
+
+static int g_isa = -1; /* resolved, never AUTO; -1 until first use */
+
+static fqt_isa best_isa(void) {
+    if (fqt_quant_isa_supported(FQT_ISA_AVX512)) return FQT_ISA_AVX512;
+    if (fqt_quant_isa_supported(FQT_ISA_AVX2)) return FQT_ISA_AVX2;
+    return FQT_ISA_SCALAR;
+}
+
+fqt_status fqt_quant_set_isa(fqt_isa isa) {
+    if ((unsigned)isa >= FQT_ISA_COUNT || !fqt_quant_isa_supported(isa)) {
+        fqt_set_error("quantizer instruction set '%s' is not supported on this CPU or build",
+                      fqt_isa_name(isa));
+        return FQT_ERR_ARG;
+    }
+    g_isa = isa == FQT_ISA_AUTO ? (int)best_isa() : (int)isa;
+    return FQT_OK;
+}
+
+fqt_isa fqt_quant_get_isa(void) {
+    if (g_isa < 0) {
+        const char *e = getenv("FQT_QUANT_ISA");
+        fqt_isa want = FQT_ISA_AUTO;
+        for (int i = 1; e && i < FQT_ISA_COUNT; i++)
+            if (!strcmp(e, isa_names[i])) want = (fqt_isa)i;
+        if (fqt_quant_set_isa(want)) g_isa = (int)best_isa();
+    }
+    return (fqt_isa)g_isa;
+}
+
+static const fqt_quant_vec *quant_vec(void) {
+    switch (fqt_quant_get_isa()) {
+    case FQT_ISA_AVX2: return fqt_quant_vec_avx2;
+    case FQT_ISA_AVX512: return fqt_quant_vec_avx512;
+    default: return NULL;
+    }
+}
+
+/* Per-thread scratch of the vector path: one row's SR bits, each block's multiplier. */
+typedef struct {
+    uint32_t *rnd; /* cols + 8 words */
+    float *mul;    /* scale_cols */
+    uint8_t *ok;   /* scale_cols: block is finite and still to be encoded */
+} vec_scratch;
+
+/* The vector path for E2M1 elements with E8M0/UE4M3 scales and no statistics: the same
+ * codes and scales as quantize_group below (its oracle), block amax and encoding through
+ * the table v, SR bits a row at a time. Returns the number of non-finite inputs. */
+static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, int64_t r1,
+                                  fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                                  float s_enc, float s_dec, const fqt_quant_vec *v,
+                                  vec_scratch *w) {
+    const fqt_format *f = &q->fmt;
+    const int64_t cols = q->cols, g = r0 / f->block_rows;
+    int64_t nonfinite = 0;
+    for (int64_t j = 0; j < q->scale_cols; j++) {
+        int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+        float amax = 0.0f;
+        int64_t bad = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t b;
+            float a = v->amax(x + r * cols + c0, c1 - c0, &b);
+            bad += b;
+            if (a > amax) amax = a;
+        }
+        uint8_t *sp = q->scales + g * q->scale_cols + j;
+        w->ok[j] = 0;
+        if (bad) {
+            *sp = f->scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* §5.1 */
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) put_code(q->codes + r * q->row_bytes, 4, c, 0);
+            nonfinite += bad;
+            continue;
+        }
+        block_map m = block_scale(f, amax, s_enc, s_dec, sp);
+        w->mul[j] = m.mul;
+        w->ok[j] = 1;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * cols;
+        uint8_t *row = q->codes + r * q->row_bytes;
+        const uint32_t *rr = NULL;
+        if (rounding == FQT_ROUND_SR && cols > 0) {
+            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
+            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
+            v->philox(seed, stream, first4, nblk, w->rnd);
+            rr = w->rnd + (base & 3); /* rr[c] is element c's word (§4) */
+        }
+        for (int64_t j = 0; j < q->scale_cols; j++) {
+            if (!w->ok[j]) continue;
+            const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+            const float mul = w->mul[j];
+            if (!(c0 & 1) && !((c1 - c0) & 1)) {
+                if (rr) v->e2m1_sr(xr + c0, c1 - c0, mul, rr + c0, row + (c0 >> 1));
+                else v->e2m1_rne(xr + c0, c1 - c0, mul, row + (c0 >> 1));
+                continue;
+            }
+            for (int64_t c = c0; c < c1; c++)
+                put_code(row, 4, c, rr ? fqt_e2m1_sr_i(xr[c] * mul, rr[c]) : fqt_e2m1_rne_i(xr[c] * mul));
+        }
+    }
+    return nonfinite;
+}
+
+/* dst[c*R + r] = src[r*C + c], in cache tiles (vector tiles when the CPU has them). */
+static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
+    const int64_t TB = 32;
+    const fqt_quant_vec *v = quant_vec();
+    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tr * tc; t++) {
+        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
+        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
+        if (v) {
+            v->transpose_tile(src + r0 * C + c0, C, dst + c0 * R + r0, R, r1 - r0, c1 - c0);
+            continue;
+        }
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+    }
 }
 
 /* Quantize one group of block rows [r0, r1) of the K-contiguous array x. */
@@ -346,15 +477,33 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         memset(gst, 0, (size_t)groups * sizeof *gst);
     }
     int64_t nonfinite = 0;
+    const fqt_format *f = &q->fmt;
+    const fqt_quant_vec *v = !stats && f->elem == FQT_ELEM_E2M1 &&
+                                     (f->scale == FQT_SCALE_E8M0 || f->scale == FQT_SCALE_UE4M3)
+                                 ? quant_vec()
+                                 : NULL;
 #pragma omp parallel reduction(+ : nonfinite)
     {
         sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
+        vec_scratch w = {NULL, NULL, NULL};
+        if (v) {
+            w.rnd = fqt_xmalloc((size_t)(cols + 8) * sizeof(uint32_t));
+            w.mul = fqt_xmalloc((size_t)q->scale_cols * sizeof(float) + 1);
+            w.ok = fqt_xmalloc((size_t)q->scale_cols + 1);
+        }
 #pragma omp for schedule(static)
         for (int64_t g = 0; g < groups; g++) {
             int64_t r0 = g * br, r1 = r0 + br < rows ? r0 + br : rows;
-            nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec,
-                                        gst ? &gst[g] : NULL);
+            if (v)
+                nonfinite += quantize_group_vec(q, x, r0, r1, rounding, seed, stream, s_enc,
+                                                s_dec, v, &w);
+            else
+                nonfinite += quantize_group(q, x, r0, r1, rounding, &rc, s_enc, s_dec,
+                                            gst ? &gst[g] : NULL);
         }
+        free(w.rnd);
+        free(w.mul);
+        free(w.ok);
     }
     /* The padding nibble of an odd-length 4-bit row is written 0 (§7), so that equal tensors
      * have equal bytes wherever their storage came from (reused workspaces, device memory). */

@@ -1,0 +1,28 @@
+/* formats/quant_vec.h — the vector kernels of the block quantizer (internal to
+ * src/formats/). One table per instruction set, filled in quant_x86.c; quant.c picks one
+ * at run time and keeps its scalar code as the oracle every entry must match bit for bit
+ * (tests/test_quant_fast.c). Not for: anything outside src/formats/. */
+#ifndef FQT_FORMATS_QUANT_VEC_H
+#define FQT_FORMATS_QUANT_VEC_H
+
+#include "fqt/formats.h"
+
+typedef struct {
+    /* max |x[i]| over the finite x[i] of x[0..n), 0 if none; *bad = how many are NaN/Inf. */
+    float (*amax)(const float *x, int64_t n, int64_t *bad);
+    /* out[i/2] nibbles = fqt_e2m1_rne_i(x[i] * mul) for i in [0, n), n even. */
+    void (*e2m1_rne)(const float *x, int64_t n, float mul, uint8_t *out);
+    /* The same with fqt_e2m1_sr_i(x[i] * mul, rnd[i]). */
+    void (*e2m1_sr)(const float *x, int64_t n, float mul, const uint32_t *rnd, uint8_t *out);
+    /* out[4b + w] = word w of Philox block first4 + b (fqt_sr_block4), b in [0, nblk). */
+    void (*philox)(uint64_t seed, uint64_t stream, uint64_t first4, int64_t nblk, uint32_t *out);
+    /* dst[c * ldd + r] = src[r * lds + c] for r < nr, c < nc (one tile of a transpose). */
+    void (*transpose_tile)(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t nr,
+                           int64_t nc);
+} fqt_quant_vec;
+
+/* NULL where the build has no x86 vector code. */
+extern const fqt_quant_vec *const fqt_quant_vec_avx2;
+extern const fqt_quant_vec *const fqt_quant_vec_avx512;
+
+#endif

@@ -1,0 +1,350 @@
+/* formats/quant_x86.c — AVX2 and AVX-512F kernels of the block quantizer (quant_vec.h).
+ *
+ * Each kernel is the lane-parallel form of a scalar function of codec.h, with the same
+ * float operations in the same order (x * mul, the threshold comparisons, (a - lo) *
+ * inv_step, (rnd >> 8) * 2^-24), so the codes are identical. Compiled under per-function
+ * target attributes: the build's -march does not matter, quant.c calls these only after
+ * checking the CPU. Oracles: fqt_e2m1_rne_i, fqt_e2m1_sr_i, fqt_sr_block4 and the scalar
+ * amax loop of quant.c (tests/test_quant_fast.c); the transpose tile is plain data movement
+ * (tests/test_formats_block.c: AXIS_COLS equals ROWS of the transpose). Not for: other
+ * element types (scalar). */
+#include "quant_vec.h"
+
+#include "codec.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+/* ================================ AVX2 (8 lanes) ====================================== */
+#define T2 __attribute__((target("avx2,fma"), always_inline)) static inline
+#define F2 __attribute__((target("avx2,fma"))) static
+
+T2 __m256i mulhi_epu32_avx2(__m256i a, __m256i b) {
+    __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(a, b), 32);
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+    return _mm256_blend_epi32(even, odd, 0xAA);
+}
+
+F2 float amax_avx2(const float *x, int64_t n, int64_t *bad) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 fmax = _mm256_set1_ps(3.4028235e38f);
+    __m256 m = _mm256_setzero_ps();
+    __m256i nb = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + i), absmask);
+        __m256 fin = _mm256_cmp_ps(a, fmax, _CMP_LE_OQ);
+        nb = _mm256_sub_epi32(nb, _mm256_andnot_si256(_mm256_castps_si256(fin), _mm256_set1_epi32(-1)));
+        m = _mm256_max_ps(m, _mm256_and_ps(a, fin));
+    }
+    float lanes[8];
+    int32_t cnt[8];
+    _mm256_storeu_ps(lanes, m);
+    _mm256_storeu_si256((__m256i *)cnt, nb);
+    float r = 0.0f;
+    int64_t b = 0;
+    for (int j = 0; j < 8; j++) {
+        if (lanes[j] > r) r = lanes[j];
+        b += cnt[j];
+    }
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= 3.4028235e38f)) b++;
+        else if (a > r) r = a;
+    }
+    *bad = b;
+    return r;
+}
+
+/* 8 codes (low 4 bits of each 32-bit lane) to 4 bytes, element 2i in the low nibble. */
+T2 uint32_t pack8_avx2(__m256i c) {
+    __m256i p = _mm256_or_si256(c, _mm256_srli_epi64(c, 28)); /* byte 0 of each qword */
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    __m128i lo = _mm256_castsi256_si128(p);
+    lo = _mm_shuffle_epi8(lo, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+    return (uint32_t)_mm_cvtsi128_si32(lo);
+}
+
+T2 __m256i e2m1_rne_lanes_avx2(__m256 v) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 a = _mm256_and_ps(v, absmask);
+    __m256i c = _mm256_setzero_si256();
+#define GT(t) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GT_OQ)))
+#define GE(t) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GE_OQ)))
+    GT(0.25f); GE(0.75f); GT(1.25f); GE(1.75f); GT(2.5f); GE(3.5f); GT(5.0f);
+#undef GT
+#undef GE
+    __m256i s = _mm256_srli_epi32(_mm256_castps_si256(v), 31);
+    __m256i keep = _mm256_castps_si256(_mm256_cmp_ps(a, a, _CMP_EQ_OQ));
+    s = _mm256_and_si256(_mm256_slli_epi32(s, 3), keep);
+    return _mm256_or_si256(c, s);
+}
+
+T2 __m256i e2m1_sr_lanes_avx2(__m256 v, __m256i rnd) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 a = _mm256_and_ps(v, absmask);
+    __m256i c = _mm256_setzero_si256();
+#define GE(t) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GE_OQ)))
+    GE(0.5f); GE(1.0f); GE(1.5f); GE(2.0f); GE(3.0f); GE(4.0f);
+#undef GE
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f), c);
+    __m256 inv = _mm256_permutevar8x32_ps(_mm256_setr_ps(2.0f, 2.0f, 2.0f, 2.0f, 1.0f, 1.0f, 0.5f, 0.5f), c);
+    __m256 frac = _mm256_mul_ps(_mm256_sub_ps(a, lo), inv);
+    __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(rnd, 8)), _mm256_set1_ps(0x1p-24f));
+    c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(u, frac, _CMP_LT_OQ)));
+    __m256 sat = _mm256_cmp_ps(a, _mm256_set1_ps(6.0f), _CMP_GE_OQ);
+    c = _mm256_blendv_epi8(c, _mm256_set1_epi32(7), _mm256_castps_si256(sat));
+    __m256i s = _mm256_slli_epi32(_mm256_srli_epi32(_mm256_castps_si256(v), 31), 3);
+    c = _mm256_or_si256(c, s);
+    __m256i keep = _mm256_castps_si256(_mm256_cmp_ps(a, a, _CMP_EQ_OQ)); /* NaN -> 0 */
+    return _mm256_and_si256(c, keep);
+}
+
+F2 void e2m1_rne_avx2(const float *x, int64_t n, float mul, uint8_t *out) {
+    const __m256 vm = _mm256_set1_ps(mul);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t b = pack8_avx2(e2m1_rne_lanes_avx2(_mm256_mul_ps(_mm256_loadu_ps(x + i), vm)));
+        memcpy(out + i / 2, &b, 4);
+    }
+    if (i < n) {
+        float t[8] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        uint32_t b = pack8_avx2(e2m1_rne_lanes_avx2(_mm256_mul_ps(_mm256_loadu_ps(t), vm)));
+        memcpy(out + i / 2, &b, (size_t)(n - i) / 2);
+    }
+}
+
+F2 void e2m1_sr_avx2(const float *x, int64_t n, float mul, const uint32_t *rnd, uint8_t *out) {
+    const __m256 vm = _mm256_set1_ps(mul);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i r = _mm256_loadu_si256((const __m256i *)(rnd + i));
+        uint32_t b = pack8_avx2(e2m1_sr_lanes_avx2(_mm256_mul_ps(_mm256_loadu_ps(x + i), vm), r));
+        memcpy(out + i / 2, &b, 4);
+    }
+    if (i < n) {
+        float t[8] = {0};
+        uint32_t tr[8] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        memcpy(tr, rnd + i, (size_t)(n - i) * sizeof(uint32_t));
+        __m256i r = _mm256_loadu_si256((const __m256i *)tr);
+        uint32_t b = pack8_avx2(e2m1_sr_lanes_avx2(_mm256_mul_ps(_mm256_loadu_ps(t), vm), r));
+        memcpy(out + i / 2, &b, (size_t)(n - i) / 2);
+    }
+}
+
+/* 8 Philox blocks per step (one per lane), then a 4x4 transpose per 128-bit half so each
+ * block's four words land consecutively. */
+F2 void philox_avx2(uint64_t seed, uint64_t stream, uint64_t first4, int64_t nblk, uint32_t *out) {
+    int64_t b = 0;
+    for (; b + 8 <= nblk; b += 8) {
+        uint64_t i4 = first4 + (uint64_t)b;
+        if ((uint32_t)i4 > UINT32_MAX - 8u) break; /* the low word would carry: scalar */
+        __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)i4), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256i c1 = _mm256_set1_epi32((int)(uint32_t)(i4 >> 32));
+        __m256i c2 = _mm256_set1_epi32((int)(uint32_t)stream);
+        __m256i c3 = _mm256_set1_epi32((int)(uint32_t)(stream >> 32));
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+        const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
+        for (int r = 0; r < 10; r++) {
+            if (r) { k0 += PHILOX_W0; k1 += PHILOX_W1; }
+            __m256i hi0 = mulhi_epu32_avx2(c0, m0), lo0 = _mm256_mullo_epi32(c0, m0);
+            __m256i hi1 = mulhi_epu32_avx2(c2, m1), lo1 = _mm256_mullo_epi32(c2, m1);
+            __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+            __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+            c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+        }
+        __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+        __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+        __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+        /* 128-bit half h of u_k is block 4h + k. */
+        uint32_t *o = out + 4 * b;
+        _mm256_storeu_si256((__m256i *)o, _mm256_permute2x128_si256(u0, u1, 0x20));
+        _mm256_storeu_si256((__m256i *)(o + 8), _mm256_permute2x128_si256(u2, u3, 0x20));
+        _mm256_storeu_si256((__m256i *)(o + 16), _mm256_permute2x128_si256(u0, u1, 0x31));
+        _mm256_storeu_si256((__m256i *)(o + 24), _mm256_permute2x128_si256(u2, u3, 0x31));
+    }
+    for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
+}
+
+/* 8x8 blocks with AVX shuffles, the edges element by element: data movement only. */
+F2 void transpose_tile_avx2(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t nr,
+                            int64_t nc) {
+    int64_t r0 = 0;
+    for (; r0 + 8 <= nr; r0 += 8) {
+        int64_t c0 = 0;
+        for (; c0 + 8 <= nc; c0 += 8) {
+            const float *s0 = src + r0 * lds + c0;
+            __m256 a0 = _mm256_loadu_ps(s0), a1 = _mm256_loadu_ps(s0 + lds);
+            __m256 a2 = _mm256_loadu_ps(s0 + 2 * lds), a3 = _mm256_loadu_ps(s0 + 3 * lds);
+            __m256 a4 = _mm256_loadu_ps(s0 + 4 * lds), a5 = _mm256_loadu_ps(s0 + 5 * lds);
+            __m256 a6 = _mm256_loadu_ps(s0 + 6 * lds), a7 = _mm256_loadu_ps(s0 + 7 * lds);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d0 = dst + c0 * ldd + r0;
+            _mm256_storeu_ps(d0, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d0 + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d0 + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d0 + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d0 + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int64_t c = c0; c < nc; c++)
+            for (int64_t r = r0; r < r0 + 8; r++) dst[c * ldd + r] = src[r * lds + c];
+    }
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t r = r0; r < nr; r++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
+                                       transpose_tile_avx2};
+
+/* ============================== AVX-512F (16 lanes) =================================== */
+#define T5 __attribute__((target("avx512f"), always_inline)) static inline
+#define F5 __attribute__((target("avx512f"))) static
+
+T5 __m512i mulhi_epu32_avx512(__m512i a, __m512i b) {
+    __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, b), 32);
+    __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
+    return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+
+F5 float amax_avx512(const float *x, int64_t n, int64_t *bad) {
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+    const __m512 fmax = _mm512_set1_ps(3.4028235e38f);
+    __m512 m = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 ld = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(ld, x + i)), absmask));
+        __mmask16 fin = _mm512_cmp_ps_mask(a, fmax, _CMP_LE_OQ);
+        b += __builtin_popcount((unsigned)(ld & ~fin));
+        m = _mm512_mask_max_ps(m, fin, m, a);
+    }
+    *bad = b;
+    return _mm512_reduce_max_ps(m);
+}
+
+T5 __m512i e2m1_rne_lanes_avx512(__m512 v) {
+    __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF)));
+    __m512i c = _mm512_setzero_si512();
+    const __m512i one = _mm512_set1_epi32(1);
+#define GT(t) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(t), _CMP_GT_OQ), c, one)
+#define GE(t) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(t), _CMP_GE_OQ), c, one)
+    GT(0.25f); GE(0.75f); GT(1.25f); GE(1.75f); GT(2.5f); GE(3.5f); GT(5.0f);
+#undef GT
+#undef GE
+    __mmask16 keep = _mm512_cmp_ps_mask(a, a, _CMP_EQ_OQ);
+    __m512i s = _mm512_slli_epi32(_mm512_srli_epi32(_mm512_castps_si512(v), 31), 3);
+    return _mm512_mask_or_epi32(c, keep, c, s);
+}
+
+T5 __m512i e2m1_sr_lanes_avx512(__m512 v, __m512i rnd) {
+    __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF)));
+    __m512i c = _mm512_setzero_si512();
+    const __m512i one = _mm512_set1_epi32(1);
+#define GE(t) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(t), _CMP_GE_OQ), c, one)
+    GE(0.5f); GE(1.0f); GE(1.5f); GE(2.0f); GE(3.0f); GE(4.0f);
+#undef GE
+    const __m512 lot = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512 invt = _mm512_setr_ps(2.0f, 2.0f, 2.0f, 2.0f, 1.0f, 1.0f, 0.5f, 0.5f, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 lo = _mm512_permutexvar_ps(c, lot), inv = _mm512_permutexvar_ps(c, invt);
+    __m512 frac = _mm512_mul_ps(_mm512_sub_ps(a, lo), inv);
+    __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(rnd, 8)), _mm512_set1_ps(0x1p-24f));
+    c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(u, frac, _CMP_LT_OQ), c, one);
+    c = _mm512_mask_mov_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(6.0f), _CMP_GE_OQ), _mm512_set1_epi32(7));
+    c = _mm512_or_si512(c, _mm512_slli_epi32(_mm512_srli_epi32(_mm512_castps_si512(v), 31), 3));
+    return _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(a, a, _CMP_EQ_OQ), c); /* NaN -> 0 */
+}
+
+/* 16 codes to 8 bytes (element 2i in the low nibble), the first nb bytes stored. */
+T5 void pack16_avx512(__m512i c, uint8_t *out, int nb) {
+    __m512i p = _mm512_or_si512(c, _mm512_srli_epi64(c, 28));
+    _mm512_mask_cvtepi64_storeu_epi8(out, (__mmask8)((1u << nb) - 1u), p);
+}
+
+F5 void e2m1_rne_avx512(const float *x, int64_t n, float mul, uint8_t *out) {
+    const __m512 vm = _mm512_set1_ps(mul);
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t k = n - i < 16 ? n - i : 16;
+        __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << k) - 1u), x + i);
+        pack16_avx512(e2m1_rne_lanes_avx512(_mm512_mul_ps(v, vm)), out + i / 2, (int)(k / 2));
+    }
+}
+
+F5 void e2m1_sr_avx512(const float *x, int64_t n, float mul, const uint32_t *rnd, uint8_t *out) {
+    const __m512 vm = _mm512_set1_ps(mul);
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t k = n - i < 16 ? n - i : 16;
+        __mmask16 ld = (__mmask16)((1u << k) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(ld, x + i);
+        __m512i r = _mm512_maskz_loadu_epi32(ld, rnd + i);
+        pack16_avx512(e2m1_sr_lanes_avx512(_mm512_mul_ps(v, vm), r), out + i / 2, (int)(k / 2));
+    }
+}
+
+F5 void philox_avx512(uint64_t seed, uint64_t stream, uint64_t first4, int64_t nblk, uint32_t *out) {
+    int64_t b = 0;
+    for (; b + 16 <= nblk; b += 16) {
+        uint64_t i4 = first4 + (uint64_t)b;
+        if ((uint32_t)i4 > UINT32_MAX - 16u) break; /* the low word would carry: scalar */
+        __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)i4),
+                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        __m512i c1 = _mm512_set1_epi32((int)(uint32_t)(i4 >> 32));
+        __m512i c2 = _mm512_set1_epi32((int)(uint32_t)stream);
+        __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+        const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0), m1 = _mm512_set1_epi32((int)PHILOX_M1);
+        for (int r = 0; r < 10; r++) {
+            if (r) { k0 += PHILOX_W0; k1 += PHILOX_W1; }
+            __m512i hi0 = mulhi_epu32_avx512(c0, m0), lo0 = _mm512_mullo_epi32(c0, m0);
+            __m512i hi1 = mulhi_epu32_avx512(c2, m1), lo1 = _mm512_mullo_epi32(c2, m1);
+            __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+            __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+            c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+        }
+        __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
+        __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
+        __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                        _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+        /* 128-bit lane L of u[k] is block 4L + k. */
+        uint32_t *o = out + 4 * b;
+        for (int L = 0; L < 4; L++)
+            for (int k = 0; k < 4; k++) {
+                __m128i w;
+                switch (L) {
+                case 0: w = _mm512_extracti32x4_epi32(u[k], 0); break;
+                case 1: w = _mm512_extracti32x4_epi32(u[k], 1); break;
+                case 2: w = _mm512_extracti32x4_epi32(u[k], 2); break;
+                default: w = _mm512_extracti32x4_epi32(u[k], 3);
+                }
+                _mm_storeu_si128((__m128i *)(o + 4 * (4 * L + k)), w);
+            }
+    }
+    for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
+}
+
+static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
+                                         transpose_tile_avx2};
+
+const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
+const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
+#else
+const fqt_quant_vec *const fqt_quant_vec_avx2 = NULL;
+const fqt_quant_vec *const fqt_quant_vec_avx512 = NULL;
+#endif
