@@ -272,7 +272,7 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
             nonfinite += bad;
             continue;
         }
-        block_map m = block_scale(f, amax, s_enc, s_dec, sp);
+        fqt_block_map m = block_scale(f, amax, s_enc, s_dec, sp);
         w->mul[j] = m.mul;
         w->ok[j] = 1;
     }
