@@ -4,19 +4,24 @@
 #   make test                 build and run the CPU test suite; ends with "N passed, N failed"
 #   make test SANITIZE=address|undefined
 #   make bench                build the benchmarks (bench/*.c) into build/<config>/bench
+#   make test-cuda            build and run the CUDA tests (tests/cuda/*.c; needs a GPU)
+#   make bench-cuda           build and run the CUDA kernel benchmarks (bench/cuda/*.c)
 #   make demo                 the FP4-vs-BF16 comparison (see README)
 #   make fuzz                 libFuzzer harnesses (tests/fuzz/*.c) into build/fuzz with clang;
 #                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
-# kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (no CUDA sources
-# yet; reported only), USE_BLAS ?= auto (openblas/no: OpenBLAS is linked into the
-# benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with), USE_MPI ?= auto
-# (yes/no: data-parallel training over MPI, found through pkg-config ompi or mpicc --showme),
-# USE_NCCL ?= auto (yes/no: the NCCL collectives of src/dist/nccl.cu; needs nvcc, nccl.h and
-# MPI). Objects go under build/<config>/ with -MMD -MP deps, and everything rebuilds when the
-# flags change.
+# kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (yes/no: compile
+# src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when nvcc is
+# on the PATH or in $(CUDA_HOME)), CUDA_DEBUG=1 (synchronize and check after every kernel
+# launch; also at run time with FQT_CUDA_SYNC=1), USE_BLAS ?= auto (openblas/no: OpenBLAS is
+# linked into the benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with),
+# USE_MPI ?= auto (yes/no: data-parallel training over MPI, found through pkg-config ompi or
+# mpicc --showme), USE_NCCL ?= auto (yes/no: the NCCL collectives of src/dist/nccl.cu; needs
+# nvcc, nccl.h and MPI).
+# Objects go under build/<config>/ with -MMD -MP deps, and everything rebuilds when the flags
+# change.
 
 CC       ?= cc
 SANITIZE ?=
@@ -26,8 +31,6 @@ USE_MPI  ?= auto
 USE_NCCL ?= auto
 NATIVE   ?= 1
 USE_BLAS ?= auto
-CUDA_HOME ?= /usr/local/cuda
-NVCC     ?= $(if $(wildcard $(CUDA_HOME)/bin/nvcc),$(CUDA_HOME)/bin/nvcc,nvcc)
 
 ifeq ($(SANITIZE),)
   CONFIG := release
@@ -40,6 +43,9 @@ else
 endif
 ifeq ($(filter $(USE_OMP),auto yes no),)
   $(error USE_OMP must be auto, yes or no)
+endif
+ifeq ($(filter $(USE_CUDA),auto yes no),)
+  $(error USE_CUDA must be auto, yes or no)
 endif
 ifeq ($(filter $(USE_MPI),auto yes no),)
   $(error USE_MPI must be auto, yes or no)
@@ -59,9 +65,18 @@ endif
 ifeq ($(USE_BLAS),auto)
   USE_BLAS := $(shell printf '\043include <cblas.h>\nint main(void){float a=1,c=0;cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasTrans,1,1,1,1.0f,&a,1,&a,1,0.0f,&c,1);return c!=1;}' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo openblas || echo no)
 endif
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
 ifeq ($(USE_CUDA),auto)
-  USE_CUDA := $(if $(shell command -v nvcc 2>/dev/null),available-unused,no)
+  USE_CUDA := $(if $(NVCC),yes,no)
 endif
+ifeq ($(USE_CUDA),yes)
+  ifeq ($(NVCC),)
+    $(error USE_CUDA=yes but nvcc was not found (install the CUDA toolkit or set NVCC=/path/to/nvcc))
+  endif
+  CUDA_HOME := $(abspath $(dir $(NVCC))..)
+endif
+
 # MPI: compile and link flags from pkg-config (Open MPI's ompi.pc, or mpich.pc), else from
 # the compiler wrapper; the library is still built with $(CC).
 ifneq ($(USE_MPI),no)
@@ -99,8 +114,6 @@ ifeq ($(USE_MPI),yes)
   CFLAGS_BASE += -DFQT_HAVE_MPI $(MPI_CFLAGS)
   LDLIBS += $(MPI_LIBS)
 endif
-NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -lineinfo -Xptxas=--warn-on-spills \
-  -Iinclude -Isrc -DFQT_HAVE_MPI -DFQT_HAVE_NCCL $(MPI_CFLAGS)
 ifeq ($(USE_NCCL),yes)
   CFLAGS_BASE += -DFQT_HAVE_NCCL
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart -lstdc++
@@ -121,14 +134,35 @@ ifeq ($(USE_BLAS),openblas)
   BENCH_LDLIBS += -lopenblas
 endif
 
+# nvcc: Hopper (sm_90a: wgmma) and Blackwell (sm_100a) machine code, no fast-math, no FMA
+# contraction (-fmad=false: the quantizers and AdamW must round like the CPU), IEEE division
+# and square root (nvcc's defaults without --use_fast_math), spills reported.
+NVCCFLAGS := -std=c++17 -O2 -g -lineinfo -fmad=false -prec-div=true -prec-sqrt=true -ftz=false \
+  -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_100a,code=sm_100a \
+  -Xptxas=--warn-on-spills -Werror all-warnings \
+  -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fno-fast-math -Iinclude -Isrc \
+  $(if $(filter yes,$(USE_OMP)),-Xcompiler -fopenmp) $(EXTRA_NVCCFLAGS)
+ifeq ($(CUDA_DEBUG),1)
+  NVCCFLAGS += -DFQT_CUDA_DEBUG=1
+endif
+CUDA_SRC := $(if $(filter yes,$(USE_CUDA)),$(sort $(wildcard src/cuda/*.cu)))
+ifeq ($(USE_CUDA),yes)
+  CFLAGS += -DFQT_HAVE_CUDA=1
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 ifeq ($(USE_NCCL),yes)
   LIB_OBJ += $(BUILD)/src/dist/nccl.o
 endif
+CUDA_TEST_SRC := $(sort $(wildcard tests/cuda/test_*.c))
+CUDA_TEST_BIN := $(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/tests/cuda/%)
+CUDA_BENCH_SRC := $(sort $(wildcard bench/cuda/*.c))
+CUDA_BENCH_BIN := $(CUDA_BENCH_SRC:bench/cuda/%.c=$(BUILD)/bench/cuda/%)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -141,7 +175,7 @@ else
   Q := @
 endif
 
-.PHONY: all test bench demo fuzz clean info FORCE
+.PHONY: all test test-cuda bench bench-cuda demo fuzz clean info FORCE
 all: info fqt
 
 info:
@@ -155,7 +189,7 @@ endif
 
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS)' > $@
+	@echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDLIBS) $(BENCH_CFLAGS) $(BENCH_LDLIBS) $(NVCCFLAGS)' > $@
 
 # Version and commit for `fqt --version` and run.json: regenerated every build, rewritten
 # only when they change, so only src/core/version.c recompiles.
@@ -173,7 +207,10 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/src/dist/%.o: src/dist/%.cu $(BUILD)/flags
+# The NCCL collectives need MPI's headers for the bootstrap.
+$(BUILD)/src/dist/nccl.o: NVCCFLAGS += -DFQT_HAVE_MPI -DFQT_HAVE_NCCL $(MPI_CFLAGS)
+
+$(BUILD)/%.o: %.cu $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC  $<")
 	$(Q)$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
@@ -201,6 +238,19 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 
 test: info $(TEST_BIN) fqt
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
+
+# The CUDA suite (on a machine with a GPU): tests/cuda/ against the CPU reference, then the
+# generic differential harness with the CUDA backend when it exists.
+ifeq ($(USE_CUDA),yes)
+test-cuda: info $(CUDA_TEST_BIN) $(if $(wildcard tests/test_backend.c),$(BUILD)/tests/test_backend) fqt
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(CUDA_TEST_BIN)
+	$(if $(wildcard tests/test_backend.c),@FQT_BACKEND=cuda FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) tests/run.sh $(BUILD)/tests/test_backend)
+bench-cuda: info $(CUDA_BENCH_BIN)
+	@for b in $(CUDA_BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+else
+test-cuda bench-cuda:
+	$(error $@ needs nvcc (USE_CUDA=yes); this build has cuda=$(USE_CUDA))
+endif
 
 bench: info $(BENCH_BIN)
 
@@ -236,4 +286,4 @@ clean:
 FORCE:
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d) $(CUDA_BENCH_BIN:=.d)

@@ -309,6 +309,77 @@ FQT_INLINE float fqt_e8m0_dec_i(uint8_t c) { return c == 0xFF ? NAN : ldexpf(1.0
 FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_i(fabsf(x)) & 0x7F); }
 FQT_INLINE float fqt_ue4m3_dec_i(uint8_t c) { return fqt_e4m3_dec_i((uint8_t)(c & 0x7F)); }
 
+/* ---- §5.2-§5.4 block scales, §5.3 tensor scale (shared by the CPU and CUDA quantizers) ---- */
+/* ---- §5.2, §5.3 scales -------------------------------------------------------------------- */
+/* The E8M0 block-scale exponent of §5.2 for a finite block amax > 0: floor(log2 amax) - emax,
+ * or with ceil the smallest e with elem_max * 2^e >= amax; clamped to [-127, 127 - emax] so
+ * that elem_max * 2^e, the largest dequantized magnitude, stays finite. */
+FQT_INLINE int fqt_e8m0_exp_i(float amax, float elem_max, int emax, int ceil_) {
+    int e = fqt_floor_log2(amax) - emax;
+    if (ceil_ && (double)amax > ldexp((double)elem_max, e)) e++;
+    return e < -127 ? -127 : e > 127 - emax ? 127 - emax : e;
+}
+
+
+/* How one block maps x to the element grid and back. */
+typedef struct {
+    float mul;      /* element input = x * mul (E8M0, UE4M3) ... */
+    float div;      /* ... or x / div (FP32 scales, §5.4), when div != 0 */
+    float deq;      /* dequantized = decode(code) * deq (then * s_dec for tensor scales) */
+    int zero;       /* block quantizes to zeros */
+} fqt_block_map;
+
+/* The block's scale code (stored at *scale_out: 1 byte, or 4 for FP32) and its mapping from
+ * the block's finite amax, §5.2-§5.4. emax_val, emax: fqt_elem_max / fqt_elem_emax of the
+ * element type (passed in so that device code needs no host tables). */
+FQT_INLINE fqt_block_map fqt_block_scale_i(fqt_scale_type scale, bool scale_ceil,
+                                           float emax_val, int emax, float amax, float s_enc,
+                                           float s_dec, uint8_t *scale_out) {
+    fqt_block_map m = {1.0f, 0.0f, 1.0f, 0};
+    switch (scale) {
+    case FQT_SCALE_E8M0: {
+        int e;
+        if (amax == 0.0f) {
+            e = -127;
+            m.zero = 1;
+        } else {
+            e = fqt_e8m0_exp_i(amax, emax_val, emax, scale_ceil);
+        }
+        *scale_out = (uint8_t)(e + 127);
+        m.mul = ldexpf(1.0f, -e);
+        m.deq = ldexpf(1.0f, e);
+        break;
+    }
+    case FQT_SCALE_UE4M3: {
+        uint8_t sb = fqt_ue4m3_rne_i((amax / emax_val) * s_enc);
+        float sbf = fqt_ue4m3_dec_i(sb);
+        *scale_out = sb;
+        m.deq = sbf;
+        if (sbf == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.mul = 1.0f / (sbf * s_dec);
+        }
+        break;
+    }
+    case FQT_SCALE_FP32: {
+        float s = amax / emax_val;
+        memcpy(scale_out, &s, 4);
+        m.deq = s;
+        if (s == 0.0f) {
+            m.mul = 0.0f;
+            m.zero = 1;
+        } else {
+            m.div = s;
+        }
+        break;
+    }
+    default: break;
+    }
+    return m;
+}
+
 /* ---- generic element codec --------------------------------------------------------------- */
 /* The element codec of the quantizers (§5.1): every element type saturates its finite
  * inputs, E5M2 included (fqt_e5m2_rne_sat_i; the plain §2.3 codec keeps IEEE overflow). */
@@ -337,16 +408,6 @@ FQT_INLINE float fqt_elem_decode_i(fqt_elem t, uint32_t c) {
     case FQT_ELEM_FP16: return fqt_fp16_dec_i((uint16_t)c);
     default: return fqt_u2f(c);
     }
-}
-
-/* ---- §5.2, §5.3 scales -------------------------------------------------------------------- */
-/* The E8M0 block-scale exponent of §5.2 for a finite block amax > 0: floor(log2 amax) - emax,
- * or with ceil the smallest e with elem_max * 2^e >= amax; clamped to [-127, 127 - emax] so
- * that elem_max * 2^e, the largest dequantized magnitude, stays finite. */
-FQT_INLINE int fqt_e8m0_exp_i(float amax, float elem_max, int emax, int ceil_) {
-    int e = fqt_floor_log2(amax) - emax;
-    if (ceil_ && (double)amax > ldexp((double)elem_max, e)) e++;
-    return e < -127 ? -127 : e > 127 - emax ? 127 - emax : e;
 }
 
 /* The §5.3 tensor scale of a UE4M3 `:tensor` format, from amax_t (the largest finite |x|) and

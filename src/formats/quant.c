@@ -125,61 +125,12 @@ static inline uint32_t sr_next(sr_cache *c, uint64_t index) {
     return c->w[index & 3];
 }
 
-/* How one block maps x to the element grid and back. */
-typedef struct {
-    float mul;      /* element input = x * mul (E8M0, UE4M3) ... */
-    float div;      /* ... or x / div (FP32 scales, §5.4), when div != 0 */
-    float deq;      /* dequantized = decode(code) * deq (then * s_dec for tensor scales) */
-    int zero;       /* block quantizes to zeros */
-} block_map;
-
-/* Compute the block's scale code (stored at *scale_out) and its mapping, §5.2-§5.4. */
-static block_map block_scale(const fqt_format *f, float amax, float s_enc, float s_dec,
-                             uint8_t *scale_out) {
-    block_map m = {1.0f, 0.0f, 1.0f, 0};
-    float emax_val = fqt_elem_max(f->elem);
-    switch (f->scale) {
-    case FQT_SCALE_E8M0: {
-        int e;
-        if (amax == 0.0f) {
-            e = -127;
-            m.zero = 1;
-        } else {
-            e = fqt_e8m0_exp_i(amax, emax_val, fqt_elem_emax(f->elem), f->scale_ceil);
-        }
-        *scale_out = (uint8_t)(e + 127);
-        m.mul = ldexpf(1.0f, -e);
-        m.deq = ldexpf(1.0f, e);
-        break;
-    }
-    case FQT_SCALE_UE4M3: {
-        uint8_t sb = fqt_ue4m3_rne_i((amax / emax_val) * s_enc);
-        float sbf = fqt_ue4m3_dec_i(sb);
-        *scale_out = sb;
-        m.deq = sbf;
-        if (sbf == 0.0f) {
-            m.mul = 0.0f;
-            m.zero = 1;
-        } else {
-            m.mul = 1.0f / (sbf * s_dec);
-        }
-        break;
-    }
-    case FQT_SCALE_FP32: {
-        float s = amax / emax_val;
-        memcpy(scale_out, &s, 4);
-        m.deq = s;
-        if (s == 0.0f) {
-            m.mul = 0.0f;
-            m.zero = 1;
-        } else {
-            m.div = s;
-        }
-        break;
-    }
-    default: break;
-    }
-    return m;
+/* The block scale and its mapping (§5.2-§5.4) live in codec.h (fqt_block_scale_i), shared
+ * with the CUDA quantizer. */
+static inline fqt_block_map block_scale(const fqt_format *f, float amax, float s_enc, float s_dec,
+                                        uint8_t *scale_out) {
+    return fqt_block_scale_i(f->scale, f->scale_ceil, fqt_elem_max(f->elem),
+                             fqt_elem_emax(f->elem), amax, s_enc, s_dec, scale_out);
 }
 
 static void stats_element(fqt_qstats *st, float x, float deq, float scaled, float emax, int bits,
@@ -322,7 +273,7 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
             nonfinite += bad;
             continue;
         }
-        block_map m = block_scale(f, amax, s_enc, s_dec, sp);
+        fqt_block_map m = block_scale(f, amax, s_enc, s_dec, sp);
         w->mul[j] = m.mul;
         w->ok[j] = 1;
     }
@@ -443,7 +394,7 @@ static int64_t quantize_group(fqt_qtensor *q, const float *x, int64_t r0, int64_
             if (st) st->n_nonfinite += bad;
             continue;
         }
-        block_map m = block_scale(f, amax, s_enc, s_dec, sp);
+        fqt_block_map m = block_scale(f, amax, s_enc, s_dec, sp);
         if (st) stats_scale(st, m.zero ? 0.0f : m.deq * q->tensor_scale);
         if (!st && f->elem == FQT_ELEM_E2M1 && m.div == 0.0f && !(c0 & 1) && !((c1 - c0) & 1)) {
             /* Fast path for FP4: two codes per byte, no per-element dispatch. Same bits as

@@ -1,0 +1,132 @@
+/* bench/cuda/bench_cuda_kernels.c — speed of the CUDA backend's kernels on llama-124m shapes
+ * (built and run by `make bench-cuda`): device copy bandwidth (the ceiling of the
+ * quantizers), the quantizers in GB/s and as a fraction of copy, the quantized GEMM per
+ * format in TFLOP/s (dequantize + cuBLASLt included), and attention forward + backward.
+ * Timing: be->sync() around REPS repetitions after one warm-up, wall clock. Prints one table.
+ * Not for: correctness (tests/cuda/). */
+#include "cuda/cuda_backend.h"
+#include "fqt/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+static const fqt_backend *be;
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+#define TIME(reps, stmt)                                                              \
+    ({                                                                                \
+        stmt;                                                                         \
+        be->sync();                                                                   \
+        double t0_ = now();                                                           \
+        for (int r_ = 0; r_ < (reps); r_++) { stmt; }                                 \
+        be->sync();                                                                   \
+        (now() - t0_) / (reps);                                                       \
+    })
+
+static void *dev_rand(int64_t n, float scale, fqt_dtype dt) {
+    float *h = malloc((size_t)n * 4);
+    uint64_t s = 42;
+    for (int64_t i = 0; i < n; i++) h[i] = ((float)(fqt_splitmix64(&s) >> 40) * 0x1p-24f - 0.5f) * scale;
+    void *f = be->alloc((size_t)n * 4);
+    be->upload(f, h, (size_t)n * 4);
+    free(h);
+    if (dt == FQT_DT_F32) return f;
+    void *d = be->alloc((size_t)n * 2);
+    be->convert(d, dt, f, FQT_DT_F32, n);
+    be->free(f);
+    return d;
+}
+
+int main(void) {
+    be = fqt_backend_cuda_open_act(FQT_DT_BF16);
+    if (!be) {
+        printf("SKIP no GPU: %s\n", fqt_last_error());
+        return 0;
+    }
+    /* copy ceiling: 1 GiB each way */
+    const size_t cb = (size_t)1 << 30;
+    void *ca = be->alloc(cb), *cbuf = be->alloc(cb);
+    be->zero(ca, cb);
+    double tc = TIME(20, be->copy(cbuf, ca, cb));
+    const double copy_gbs = 2.0 * (double)cb / tc / 1e9;
+    printf("device copy: %.0f GB/s (read + write)\n", copy_gbs);
+    be->free(ca);
+    be->free(cbuf);
+
+    /* quantizers on activations [16384, 768] and [16384, 2048], bf16 source */
+    printf("\n%-8s %-14s %-5s %-4s %9s %8s %8s\n", "format", "shape", "axis", "rnd", "us", "GB/s", "of copy");
+    const char *qf[] = {"nvfp4", "mxfp4", "fp8", "bf16", NULL};
+    const int64_t qs[][2] = {{16384, 768}, {16384, 2048}};
+    for (int fi = 0; qf[fi]; fi++)
+        for (int si = 0; si < 2; si++)
+            for (int axis = 0; axis < 2; axis++)
+                for (int rd = 0; rd < 2; rd++) {
+                    fqt_format f;
+                    fqt_format_parse(qf[fi], &f);
+                    const int64_t R = qs[si][0], C = qs[si][1];
+                    void *x = dev_rand(R * C, 4.0f, FQT_DT_BF16);
+                    const int64_t qr = axis ? C : R, qc = axis ? R : C;
+                    fqt_qtensor q;
+                    void *mem = be->alloc(fqt_backend_qtensor_bytes(&f, qr, qc));
+                    fqt_backend_qtensor_bind(&q, &f, qr, qc, mem);
+                    double t = TIME(10, be->quantize(&q, x, FQT_DT_BF16, R, C, (fqt_axis)axis,
+                                                     (fqt_rounding)rd, 1, 2, NULL));
+                    const double bytes = (double)(R * C) * 2 + (double)fqt_qtensor_code_bytes(&q) +
+                                         (double)fqt_qtensor_scale_bytes(&q);
+                    printf("%-8s %6lldx%-7lld %-5s %-4s %9.1f %8.0f %7.0f%%\n", qf[fi], (long long)R,
+                           (long long)C, axis ? "cols" : "rows", rd ? "sr" : "rne", t * 1e6, bytes / t / 1e9,
+                           100.0 * bytes / t / 1e9 / copy_gbs);
+                    be->free(mem);
+                    be->free(x);
+                }
+
+    /* GEMMs: fprop, dgrad and wgrad shapes of llama-124m (N = 16 x 1024 tokens) */
+    printf("\n%-8s %-22s %9s %8s\n", "format", "M x N x K", "us", "TFLOP/s");
+    const char *gf[] = {"bf16", "nvfp4", "mxfp4", "fp8", "fp8", NULL};
+    const int64_t gs[][3] = {{16384, 2304, 768}, {16384, 768, 768}, {16384, 4096, 768}, {16384, 768, 2048},
+                             {16384, 50304, 768}, {768, 768, 16384}, {2048, 768, 16384}};
+    for (int fi = 0; gf[fi]; fi++)
+        for (int si = 0; si < 7; si++) {
+            if (fi == 4) setenv("FQT_CUDA_FP8", "blockscaled", 1); /* the last row set: cuBLASLt block-scaled FP8 */
+            fqt_format f;
+            fqt_format_parse(gf[fi], &f);
+            const int64_t M = gs[si][0], N = gs[si][1], K = gs[si][2];
+            void *a = dev_rand(M * K, 2.0f, FQT_DT_BF16), *b = dev_rand(N * K, 2.0f, FQT_DT_BF16);
+            fqt_qtensor qa, qb;
+            void *ma = be->alloc(fqt_backend_qtensor_bytes(&f, M, K)), *mb = be->alloc(fqt_backend_qtensor_bytes(&f, N, K));
+            fqt_backend_qtensor_bind(&qa, &f, M, K, ma);
+            fqt_backend_qtensor_bind(&qb, &f, N, K, mb);
+            be->quantize(&qa, a, FQT_DT_BF16, M, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL);
+            be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL);
+            void *c = be->alloc((size_t)(M * N) * 2);
+            double t = TIME(5, be->qgemm(&qa, &qb, 1.0f, 0.0f, c, FQT_DT_BF16, N));
+            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 4 ? "fp8-bs" : gf[fi], (long long)M, (long long)N, (long long)K,
+                   t * 1e6, 2.0 * (double)M * (double)N * (double)K / t / 1e12);
+            be->free(a); be->free(b); be->free(ma); be->free(mb); be->free(c);
+        }
+
+    /* attention, bf16: B 16, T 1024, NH 12, HS 64 */
+    {
+        const int64_t B = 16, T = 1024, NH = 12, HS = 64, n = B * T * NH * HS;
+        void *q = dev_rand(n, 1.0f, FQT_DT_BF16), *k = dev_rand(n, 1.0f, FQT_DT_BF16), *v = dev_rand(n, 1.0f, FQT_DT_BF16);
+        void *o = be->alloc((size_t)n * 2), *dq = be->alloc((size_t)n * 2), *dk = be->alloc((size_t)n * 2), *dv = be->alloc((size_t)n * 2);
+        float *st = be->alloc((size_t)(B * NH * T * 2) * 4);
+        const double fl = 4.0 * (double)B * NH * T * T * HS; /* fwd, full (unmasked) products */
+        for (int flash = 0; flash < 2; flash++) {
+            if (flash) setenv("FQT_CUDA_ATTN", "flash", 1);
+            double tf = TIME(3, be->attention_fwd(o, st, q, k, v, B, T, NH, NH, HS));
+            double tb = TIME(3, be->attention_bwd(dq, dk, dv, o, st, q, k, v, B, T, NH, NH, HS));
+            printf("\nattention %s bf16 B16 T1024 NH12 HS64: fwd %.2f ms (%.0f TFLOP/s counting all T^2), bwd %.2f ms\n",
+                   flash ? "flash (sm90_)" : "cuBLAS", tf * 1e3, fl / tf / 1e12, tb * 1e3);
+        }
+        unsetenv("FQT_CUDA_ATTN");
+        be->free(q); be->free(k); be->free(v); be->free(o); be->free(dq); be->free(dk); be->free(dv); be->free(st);
+    }
+    return 0;
+}

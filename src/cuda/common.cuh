@@ -1,0 +1,170 @@
+/* cuda/common.cuh — what every file of the CUDA backend shares: the one checking macro for
+ * CUDA and cuBLAS calls, the launch check with its debug synchronisation, activation storage
+ * (float32 or bf16 as uint16 codes, converted with the codec.h functions), deterministic block
+ * reductions, the backend's scratch memory and the declarations of every table entry.
+ *
+ * Conventions: one stream (the legacy default stream), so work is ordered and scratch memory
+ * can be reused by consecutive launches; every reduction has a fixed shape (block sizes are
+ * compile-time constants, trees in a fixed order), so results never depend on the grid or on
+ * timing. No float atomics anywhere. Not for: any op's math (one file per op). */
+#ifndef FQT_CUDA_COMMON_CUH
+#define FQT_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "fqt/backend.h"
+}
+#include "formats/codec.h"
+
+/* ---- checking ------------------------------------------------------------------------- */
+void fqt_cuda_fail_(const char *what, const char *detail, const char *stmt, const char *file,
+                    int line);
+static inline void fqt_cuda_check_(cudaError_t e, const char *stmt, const char *file, int line) {
+    if (e != cudaSuccess) fqt_cuda_fail_(cudaGetErrorName(e), cudaGetErrorString(e), stmt, file, line);
+}
+static inline void fqt_cuda_check_(cublasStatus_t e, const char *stmt, const char *file, int line) {
+    if (e != CUBLAS_STATUS_SUCCESS)
+        fqt_cuda_fail_("cuBLAS error", cublasGetStatusString(e), stmt, file, line);
+}
+/* Every CUDA runtime, cuBLAS and cuBLASLt call goes through this: on failure it prints the
+ * statement, file and line and aborts (a device error is not recoverable here). */
+#define FQT_CUDA_CHECK(stmt) fqt_cuda_check_((stmt), #stmt, __FILE__, __LINE__)
+/* After every kernel launch: the launch error, and with the debug switch (CUDA_DEBUG=1 at
+ * build time or FQT_CUDA_SYNC=1 at run time) a synchronisation, so a fault names its kernel. */
+extern int fqt_cuda_debug_sync;
+#define FQT_CUDA_LAUNCHED()                                                               \
+    do {                                                                                  \
+        FQT_CUDA_CHECK(cudaGetLastError());                                               \
+        if (fqt_cuda_debug_sync) FQT_CUDA_CHECK(cudaDeviceSynchronize());                 \
+    } while (0)
+
+/* ---- activation storage ------------------------------------------------------------------- */
+typedef uint16_t bf16_t; /* bf16 bits (cuBLAS CUDA_R_16BF has the same layout) */
+__device__ __forceinline__ float ldf(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ldf(const bf16_t *p, int64_t i) { return fqt_bf16_dec_i(p[i]); }
+__device__ __forceinline__ void stf(float *p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void stf(bf16_t *p, int64_t i, float v) { p[i] = fqt_bf16_rne_i(v); }
+template <typename T> struct act_cuda_type;
+template <> struct act_cuda_type<float> { static const cudaDataType_t v = CUDA_R_32F; };
+template <> struct act_cuda_type<bf16_t> { static const cudaDataType_t v = CUDA_R_16BF; };
+
+/* Run BODY with T the C type of dtype DT. */
+#define FQT_DT_DISPATCH(DT, T, ...)                                                       \
+    do {                                                                                  \
+        if ((DT) == FQT_DT_BF16) {                                                        \
+            typedef bf16_t T;                                                             \
+            __VA_ARGS__;                                                                  \
+        } else {                                                                          \
+            typedef float T;                                                              \
+            __VA_ARGS__;                                                                  \
+        }                                                                                 \
+    } while (0)
+
+/* ---- state ------------------------------------------------------------------------------ */
+typedef struct {
+    fqt_dtype act;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    int sm_count;
+    int cc_major;
+} fqt_cuda_state;
+extern fqt_cuda_state fqt_cuda;
+
+/* Scratch buffers owned by the backend, grown on demand (never shrunk). A slot's contents
+ * are valid until the next call that asks for the same slot. */
+typedef enum {
+    FQT_SCR_QMAP = 0, FQT_SCR_PART, FQT_SCR_TSCALE, FQT_SCR_DEQ_A, FQT_SCR_DEQ_B, FQT_SCR_LT_WS,
+    FQT_SCR_GEMM_C, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ROW, FQT_SCR_COUNT
+} fqt_cuda_scratch_slot;
+void *fqt_cuda_scratch(fqt_cuda_scratch_slot slot, size_t bytes);
+
+/* Host buffers for results that come back (pinned not needed: small). */
+static inline unsigned fqt_cuda_blocks(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    return (unsigned)(b < 1 ? 1 : b > (1 << 30) ? (1 << 30) : b);
+}
+
+/* ---- deterministic block reductions (NT threads, NT a power of two) ---------------------- */
+template <int NT, typename R> __device__ R block_sum(R v, R *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = NT / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] = sh[threadIdx.x] + sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    R r = sh[0];
+    __syncthreads();
+    return r;
+}
+template <int NT> __device__ float block_max(float v, float *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = NT / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* ---- the table's entries (one file each) ----------------------------------------------- */
+void *fqt_cuda_alloc(size_t bytes);
+void fqt_cuda_free(void *p);
+void fqt_cuda_upload(void *dst, const void *src, size_t bytes);
+void fqt_cuda_download(void *dst, const void *src, size_t bytes);
+void fqt_cuda_copy(void *dst, const void *src, size_t bytes);
+void fqt_cuda_zero(void *dst, size_t bytes);
+void fqt_cuda_convert(void *dst, fqt_dtype dst_dt, const void *src, fqt_dtype src_dt, int64_t n);
+void fqt_cuda_sync(void);
+void fqt_cuda_embedding_fwd(void *out, const int32_t *tok, const float *wte, int64_t N, int64_t C);
+void fqt_cuda_embedding_bwd(float *dwte, const void *dout, const int32_t *tok, int64_t N, int64_t C);
+void fqt_cuda_rmsnorm_fwd(void *out, float *rstd, const void *in, const float *w, int64_t N,
+                          int64_t C, float eps);
+void fqt_cuda_rmsnorm_bwd(void *din, float *dw, const void *dout, const void *in, const float *w,
+                          const float *rstd, int64_t N, int64_t C);
+void fqt_cuda_rope_fwd(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float theta);
+void fqt_cuda_rope_bwd(void *dx, int64_t B, int64_t T, int64_t H, int64_t HS, float theta);
+void fqt_cuda_attention_fwd(void *out, float *stats, const void *q, const void *k, const void *v,
+                            int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats,
+                            const void *q, const void *k, const void *v, int64_t B, int64_t T,
+                            int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_swiglu_fwd(void *out, const void *gate, const void *up, int64_t n);
+void fqt_cuda_swiglu_bwd(void *dgate, void *dup, const void *dout, const void *gate,
+                         const void *up, int64_t n);
+double fqt_cuda_xent_fwd_bwd(void *dlogits, float *losses, const void *logits,
+                             const int32_t *targets, int64_t N, int64_t V, float dscale);
+void fqt_cuda_add_inplace(void *y, const void *x, int64_t n);
+void fqt_cuda_hadamard16_rows(void *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream);
+void fqt_cuda_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
+                       fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                       fqt_qstats *stats);
+void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt);
+/* Dequantize without the tensor scale into dst (bf16 or f32), for the GEMM. */
+void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale);
+void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
+                    fqt_dtype c_dt, int64_t ldc);
+int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
+                       const fqt_adamw_args *a);
+void fqt_cuda_sumsq_partials(const float *x, const float *y, int64_t n, double *part);
+int64_t fqt_cuda_count_nonfinite(const float *x, int64_t n);
+
+/* The fused tensor-core attention (sm90_flash_attention.cu), bf16 activations, HS 64/128. */
+bool fqt_cuda_flash_supported(int64_t HS);
+void fqt_cuda_flash_fwd(void *out, float *stats, const void *q, const void *k, const void *v, int64_t B,
+                        int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats, const void *q,
+                        const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+
+/* Row-major batched GEMM through cuBLAS: C[M,N] = alpha op(A) op(B) + beta C per batch
+ * element (strides in elements), FP32 compute (no TF32). ld* are row strides. */
+void fqt_cuda_gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const void *A, cudaDataType_t at, int64_t lda, int64_t sa, const void *B,
+                      cudaDataType_t bt, int64_t ldb, int64_t sb, float beta, void *C,
+                      cudaDataType_t ct, int64_t ldc, int64_t sc, int batch);
+
+#endif

@@ -1,0 +1,227 @@
+/* cuda/qgemm.cu — C = alpha deq(A) deq(B)^T + beta C through cuBLASLt with float32
+ * accumulation. Oracle: fqt_qgemm (cpu/gemm.c) on the same quantized tensors.
+ *
+ * Paths, chosen per call from the two formats:
+ *  - exact BF16 (tensor cores): every element format of at most 4 significant bits (E2M1,
+ *    E4M3, E5M2, INT4) with a power-of-two (E8M0) or 4-bit (UE4M3) block scale, and plain
+ *    bf16: code x block scale has at most 8 significant bits, so the dequantized value is
+ *    exact in BF16 and every product of two is exact in FP32; the tensor scales go into alpha
+ *    (alpha s_dec(A) s_dec(B), computed on the device; cuBLASLt reads alpha and beta from
+ *    device memory). Exact except where an E8M0 scale drives the value below BF16's smallest
+ *    subnormal (2^-133; scales under about 2^-124), which no training tensor reaches.
+ *  - FP32 (CUDA cores, no TF32): everything else (fp8 with FP32 1x128 scales, int4/nf4 with
+ *    FP32 scales, fp16, fp32): dequantized to float32 exactly as fqt_dequantize, tensor
+ *    scale included, then an FP32 GEMM.
+ * Both differ from the CPU only in the order of the float32 accumulation (and, on the BF16
+ * path, in applying the tensor scales once after the sum instead of to every operand).
+ *  - FP8 block-scaled (opt-in, FQT_CUDA_FP8=blockscaled): both operands e4m3 with FP32 1x128
+ *    scales (the `fp8` preset), K % 128 == 0, rows % 4 == 0: the E4M3 codes go straight to
+ *    cuBLASLt's VEC128_32F block-scaled FP8 GEMM (scales transposed to outer-dimension-major
+ *    first). Not exact: the FP8 tensor cores accumulate each 128-term block with less than
+ *    FP32 precision before the scales are applied; tests use a looser derived tolerance.
+ * Not yet: the fused kernel that reads packed codes in the mainloop, MXFP4 on FP8 tensor
+ * cores, Blackwell's block-scaled FP4 modes. */
+#include "cuda/common.cuh"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LT_WORKSPACE (32u << 20)
+
+static bool exact_in_bf16(const fqt_format *f) {
+    if (f->scale == FQT_SCALE_NONE) return f->elem == FQT_ELEM_BF16;
+    if (f->scale != FQT_SCALE_E8M0 && f->scale != FQT_SCALE_UE4M3) return false;
+    return f->elem == FQT_ELEM_E2M1 || f->elem == FQT_ELEM_E4M3 || f->elem == FQT_ELEM_E5M2 ||
+           f->elem == FQT_ELEM_INT4;
+}
+
+/* ab[0] = alpha * (s_dec(A) * s_dec(B)) (each 1 unless given), ab[1] = beta. */
+__global__ void qg_alpha_kernel(float *ab, float alpha, float beta, const float *sa, const float *sb) {
+    const float a = sa ? *sa : 1.0f, b = sb ? *sb : 1.0f;
+    ab[0] = alpha * (a * b);
+    ab[1] = beta;
+}
+
+/* C (bf16) = T (float32, ld N) + beta C, or T when beta == 0. */
+__global__ void qg_blend_kernel(bf16_t *C, int64_t ldc, const float *T, int64_t M, int64_t N, float beta) {
+    const int64_t n = M * N;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / N, c = i % N;
+        const float t = T[i];
+        bf16_t *p = C + r * ldc + c;
+        *p = fqt_bf16_rne_i(beta == 0.0f ? t : t + beta * fqt_bf16_dec_i(*p));
+    }
+}
+
+template <typename TC> __global__ void qg_scale_kernel(TC *C, int64_t ldc, int64_t M, int64_t N, float beta) {
+    const int64_t n = M * N;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / N, c = i % N;
+        stf(C + r * ldc, c, beta == 0.0f ? 0.0f : beta * ldf(C + r * ldc, c));
+    }
+}
+
+/* cuBLASLt's heuristic answer per problem, cached: the same shapes recur every step, and the
+ * query costs tens of microseconds of host time. Same key, same algorithm: deterministic. */
+typedef struct {
+    int64_t M, N, K, ldc;
+    int in_t, d_t;
+    cublasLtMatmulHeuristicResult_t res;
+} lt_cache_entry;
+static lt_cache_entry lt_cache[128];
+static int lt_cache_n;
+
+/* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous. */
+static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *A, const void *B,
+                  cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t lx, ly, lc;
+    FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t tx = CUBLAS_OP_T, ty = CUBLAS_OP_N;
+    const cublasLtPointerMode_t pm = CUBLASLT_POINTER_MODE_DEVICE;
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pm, sizeof pm));
+    /* Column-major view: D^T [N, M] = B_cm^T [N, K] x A_cm [K, M]. */
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)K, (uint64_t)N, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)K, (uint64_t)M, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, d_t, (uint64_t)N, (uint64_t)M, ldc));
+    cublasLtMatmulPreference_t pref;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws_bytes = LT_WORKSPACE;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                        &ws_bytes, sizeof ws_bytes));
+    cublasLtMatmulHeuristicResult_t res;
+    int hit = -1;
+    for (int i = 0; i < lt_cache_n; i++)
+        if (lt_cache[i].M == M && lt_cache[i].N == N && lt_cache[i].K == K && lt_cache[i].ldc == ldc &&
+            lt_cache[i].in_t == (int)in_t && lt_cache[i].d_t == (int)d_t)
+            hit = i;
+    if (hit >= 0) {
+        res = lt_cache[hit].res;
+    } else {
+        int nres = 0;
+        FQT_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres));
+        FQT_ASSERT(nres > 0);
+        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = (lt_cache_entry){M, N, K, ldc, (int)in_t, (int)d_t, res};
+    }
+    void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
+    FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, ab, B, lx, A, ly, ab + 1, D, lc, D, lc, &res.algo,
+                                  ws, ws_bytes, 0));
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
+}
+
+static bool is_fp8_b128(const fqt_format *f) {
+    return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
+           f->block_rows == 1 && !f->tensor_scale;
+}
+
+/* dst[kb * rows + r] = src[r * nkb + kb]: row-major block scales to outer-dimension-major. */
+__global__ void qg_scale_t_kernel(float *dst, const float *src, int64_t rows, int64_t nkb) {
+    const int64_t n = rows * nkb;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t kb = i / rows, r = i - kb * rows;
+        dst[i] = src[r * nkb + kb];
+    }
+}
+
+/* false when cuBLASLt offers no algorithm for it (then the caller takes the FP32 path). */
+static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
+                            fqt_dtype c_dt, int64_t ldc) {
+    const int64_t M = A->rows, N = B->rows, K = A->cols, nkb = K / 128;
+    float *sa = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * nkb) * sizeof(float));
+    float *sb = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * nkb) * sizeof(float));
+    qg_scale_t_kernel<<<fqt_cuda_blocks(M * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(M * nkb, 256), 256>>>(
+        sa, (const float *)A->scales, M, nkb);
+    FQT_CUDA_LAUNCHED();
+    qg_scale_t_kernel<<<fqt_cuda_blocks(N * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(N * nkb, 256), 256>>>(
+        sb, (const float *)B->scales, N, nkb);
+    FQT_CUDA_LAUNCHED();
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t lx, ly, lc;
+    FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t tx = CUBLAS_OP_T, ty = CUBLAS_OP_N;
+    const cublasLtMatmulMatrixScale_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+    /* cuBLAS's A is our B (column-major view, as lt_nt). */
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)N, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)M, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)N,
+                                              (uint64_t)M, ldc));
+    cublasLtMatmulPreference_t pref;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws_bytes = LT_WORKSPACE;
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                        &ws_bytes, sizeof ws_bytes));
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres);
+    const bool ok = hs == CUBLAS_STATUS_SUCCESS && nres > 0;
+    if (ok) {
+        void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
+        FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, &alpha, B->codes, lx, A->codes, ly, &beta, C, lc, C, lc,
+                                      &res.algo, ws, ws_bytes, 0));
+    } else {
+        static int warned = 0;
+        if (!warned++) fprintf(stderr, "fqt cuda: no cuBLASLt block-scaled FP8 algorithm (status %d); FP32 path\n", (int)hs);
+    }
+    FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
+    return ok;
+}
+
+void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
+                    fqt_dtype c_dt, int64_t ldc) {
+    FQT_ASSERT(A->cols == B->cols);
+    const int64_t M = A->rows, N = B->rows, K = A->cols;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        unsigned nb = fqt_cuda_blocks(M * N, 256);
+        if (nb > 65536) nb = 65536;
+        FQT_DT_DISPATCH(c_dt, TC, qg_scale_kernel<TC><<<nb, 256>>>((TC *)C, ldc, M, N, beta));
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const char *fp8 = getenv("FQT_CUDA_FP8");
+    if (fp8 && !strcmp(fp8, "blockscaled") && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
+        K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
+        fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
+        return;
+    const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
+    const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;
+    const size_t es = fqt_dtype_size(dt);
+    void *a = fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * K) * es);
+    void *b = fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * K) * es);
+    fqt_cuda_dequantize_raw(A, a, dt, !bf);
+    fqt_cuda_dequantize_raw(B, b, dt, !bf);
+    float *ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
+    const bool f32_to_bf16 = !bf && c_dt == FQT_DT_BF16;
+    qg_alpha_kernel<<<1, 1>>>(ab, alpha, f32_to_bf16 ? 0.0f : beta,
+                              bf && A->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(A) : NULL,
+                              bf && B->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(B) : NULL);
+    FQT_CUDA_LAUNCHED();
+    const cudaDataType_t in_t = bf ? CUDA_R_16BF : CUDA_R_32F;
+    if (f32_to_bf16) {
+        /* cuBLASLt has no FP32-input, BF16-output mode: through a float32 temporary. */
+        float *t = (float *)fqt_cuda_scratch(FQT_SCR_GEMM_C, (size_t)(M * N) * sizeof(float));
+        lt_nt(M, N, K, ab, a, b, in_t, t, CUDA_R_32F, N);
+        unsigned nb = fqt_cuda_blocks(M * N, 256);
+        if (nb > 65536) nb = 65536;
+        qg_blend_kernel<<<nb, 256>>>((bf16_t *)C, ldc, t, M, N, beta);
+        FQT_CUDA_LAUNCHED();
+    } else {
+        lt_nt(M, N, K, ab, a, b, in_t, C, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, ldc);
+    }
+}

@@ -1,0 +1,649 @@
+/* cuda/quantize.cu — block quantization on the GPU, bit-identical to fqt_quantize
+ * (formats/quant.c) for every format, both axes and both roundings.
+ *
+ * One source: the element codecs, the block-scale rule and the Philox bits all come from
+ * formats/codec.h, compiled here for the device. Stages (all on the default stream):
+ *   1. tensor amax (NVFP4 §5.3): per-block maxima of |x| over the finite inputs, then one
+ *      block combines them; max is exact in any order. s_enc, s_dec as fqt_tensor_s_enc_i;
+ *      s_dec goes to the tensor's trailing float (fqt_backend_qtensor_scale_slot).
+ *   2. one thread per quantization block (1-D or 2-D tile): amax, the §5.1 non-finite rule,
+ *      the scale code (fqt_block_scale_i) and its mapping, kept in scratch.
+ *   3. one thread per output byte (4-bit: two codes) or element: the codes. SR bits are keyed
+ *      by the element's row-major index in the quantized [rows, cols] layout (§4), never by a
+ *      thread or block index, so nothing depends on the launch shape.
+ * Statistics (§6), when asked, are summed per CUDA block in a fixed tree and merged on the host
+ * in block order: integer counts are exact, the double sums agree with the CPU to rounding.
+ * The fused kernel below does stages 2 and 3 in one pass for 1-D blocks (the presets other
+ * than fp8-w); FQT_CUDA_QUANT_GENERIC=1 forces the staged kernels (tests run both).
+ * Not yet: vectorised loads and stores, shared-memory transposes for AXIS_COLS, the one-read
+ * two-copy quantizer for tensors needed in both orientations. */
+#include "cuda/common.cuh"
+
+#include <float.h>
+#include <stdlib.h>
+#include <vector>
+
+#define QZ_THREADS 256
+#define QZ_MAX_GRID 4096
+
+typedef struct {
+    float mul, div, deq;
+    int flags; /* 1: non-finite block, 2: zero block */
+} qz_map;
+
+typedef struct {
+    int elem, scale, bits, block, block_rows, rounding, axis;
+    bool tensor_scale, scale_ceil;
+    float emax_val;
+    int emax;
+    uint64_t seed, stream;
+    int64_t rows, cols, row_bytes, scale_rows, scale_cols, src_cols;
+} qz_params;
+
+typedef struct {
+    double sse, ss;
+    unsigned long long n, nonfinite, sat, flush, nblocks, nzero, hist[16];
+    float smin, smax;
+} qz_part;
+
+struct qz_acc {
+    double sse, ss;
+    unsigned long long n, nonfinite, sat, flush, nblocks, nzero, hist[16];
+    float smin, smax;
+    __device__ void init() {
+        sse = ss = 0.0;
+        n = nonfinite = sat = flush = nblocks = nzero = 0;
+        for (int i = 0; i < 16; i++) hist[i] = 0;
+        smin = INFINITY;
+        smax = 0.0f;
+    }
+};
+
+/* Fixed-tree reduction of the accumulators of a CUDA block into part[blockIdx.x]. */
+__device__ void qz_acc_store(qz_acc &a, qz_part *part) {
+    __shared__ double shd[QZ_THREADS];
+    __shared__ unsigned long long shu[QZ_THREADS];
+    __shared__ float shf[QZ_THREADS];
+    qz_part o;
+    o.sse = block_sum<QZ_THREADS>(a.sse, shd);
+    o.ss = block_sum<QZ_THREADS>(a.ss, shd);
+    o.n = block_sum<QZ_THREADS>(a.n, shu);
+    o.nonfinite = block_sum<QZ_THREADS>(a.nonfinite, shu);
+    o.sat = block_sum<QZ_THREADS>(a.sat, shu);
+    o.flush = block_sum<QZ_THREADS>(a.flush, shu);
+    o.nblocks = block_sum<QZ_THREADS>(a.nblocks, shu);
+    o.nzero = block_sum<QZ_THREADS>(a.nzero, shu);
+    for (int i = 0; i < 16; i++) o.hist[i] = block_sum<QZ_THREADS>(a.hist[i], shu);
+    o.smax = block_max<QZ_THREADS>(a.smax, shf);
+    o.smin = -block_max<QZ_THREADS>(-a.smin, shf);
+    if (threadIdx.x == 0) part[blockIdx.x] = o;
+}
+
+template <typename TS> __device__ __forceinline__ float qz_load(const qz_params &p, const TS *src, int64_t r, int64_t c) {
+    return ldf(src, p.axis == FQT_AXIS_ROWS ? r * p.src_cols + c : c * p.src_cols + r);
+}
+
+__device__ __forceinline__ uint32_t qz_bits(const qz_params &p, uint64_t index) {
+    uint32_t w[4];
+    fqt_sr_block4(p.seed, p.stream, index >> 2, w);
+    return w[index & 3];
+}
+
+/* ---- stage 1: tensor amax ------------------------------------------------------------ */
+template <typename TS> __global__ void qz_amax_kernel(const TS *src, int64_t n, float *part) {
+    __shared__ float sh[QZ_THREADS];
+    constexpr int PER16 = 16 / (int)sizeof(TS);
+    float m = 0.0f;
+    const int64_t nv = ((uintptr_t)src % 16 == 0) ? n / PER16 : 0; /* 16-byte loads where aligned */
+    const int64_t tid = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x, nth = (int64_t)gridDim.x * QZ_THREADS;
+    for (int64_t i = tid; i < nv; i += nth) {
+        const uint4 u = ((const uint4 *)src)[i];
+        TS t[PER16];
+        memcpy(t, &u, 16);
+#pragma unroll
+        for (int e = 0; e < PER16; e++) {
+            const float a = fabsf(ldf(t, e));
+            if (a <= FLT_MAX && a > m) m = a;
+        }
+    }
+    for (int64_t i = nv * PER16 + tid; i < n; i += nth) {
+        const float a = fabsf(ldf(src, i));
+        if (a <= FLT_MAX && a > m) m = a;
+    }
+    m = block_max<QZ_THREADS>(m, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = m;
+}
+
+/* tsc[0] = s_enc, tsc[1] = s_dec, *slot = s_dec (1, 1, 1 without a tensor scale), by the
+ * §5.3 rule of codec.h (fqt_tscale_i) for the element's largest magnitude elem_max. Tensors
+ * with amax below 2^-64, which the CPU quantizes as x * 2^64 (pre != 1), are not handled
+ * here: the GPU keeps the plain formula for them (docs/FORMATS.md §5.3 says so). */
+__global__ void qz_tscale_kernel(const float *part, int nparts, float elem_max, float *tsc, float *slot) {
+    __shared__ float sh[QZ_THREADS];
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < nparts; i += QZ_THREADS) m = fmaxf(m, part[i]);
+    m = block_max<QZ_THREADS>(m, sh);
+    if (threadIdx.x == 0) {
+        const float s_enc = nparts ? fqt_tensor_s_enc_i(m, elem_max) : 1.0f;
+        const float s_dec = nparts ? 1.0f / s_enc : 1.0f;
+        tsc[0] = s_enc;
+        tsc[1] = s_dec;
+        *slot = s_dec;
+    }
+}
+
+/* ---- stage 2: block scales ------------------------------------------------------------ */
+template <typename TS, bool STATS>
+__global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_map *maps,
+                                const float *tsc, qz_part *part) {
+    qz_acc acc;
+    if (STATS) acc.init();
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const int64_t nblk = p.scale_rows * p.scale_cols;
+    const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        const int64_t g = i / p.scale_cols, j = i % p.scale_cols;
+        const int64_t r0 = g * p.block_rows, r1 = r0 + p.block_rows < p.rows ? r0 + p.block_rows : p.rows;
+        const int64_t c0 = j * p.block, c1 = c0 + p.block < p.cols ? c0 + p.block : p.cols;
+        float amax = 0.0f;
+        int64_t bad = 0;
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t c = c0; c < c1; c++) {
+                const float a = fabsf(qz_load(p, src, r, c));
+                if (!(a <= FLT_MAX)) bad++;
+                else if (a > amax) amax = a;
+            }
+        uint8_t *sp = scales + i * sbytes;
+        qz_map mp;
+        if (STATS) {
+            acc.n += (unsigned long long)((r1 - r0) * (c1 - c0));
+            acc.nblocks++;
+        }
+        if (bad) {
+            if (p.scale == FQT_SCALE_FP32) {
+                const float nan = NAN;
+                memcpy(sp, &nan, 4);
+            } else {
+                *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+            }
+            mp.mul = 0.0f;
+            mp.div = 0.0f;
+            mp.deq = 0.0f;
+            mp.flags = 1;
+            if (STATS) acc.nonfinite += (unsigned long long)bad;
+        } else {
+            fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                p.emax, amax, s_enc, s_dec, sp);
+            mp.mul = m.mul;
+            mp.div = m.div;
+            mp.deq = m.deq;
+            mp.flags = m.zero ? 2 : 0;
+            if (STATS) {
+                const float s = m.zero ? 0.0f : m.deq * s_dec;
+                if (!(s > 0.0f)) {
+                    acc.nzero += s == 0.0f;
+                } else {
+                    acc.smin = fminf(acc.smin, s);
+                    acc.smax = fmaxf(acc.smax, s);
+                }
+            }
+        }
+        maps[i] = mp;
+    }
+    if (STATS) qz_acc_store(acc, part);
+}
+
+/* ---- stage 3: codes ------------------------------------------------------------------ */
+template <typename TS, bool STATS>
+__device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src, const qz_map *maps,
+                                               float s_dec, int64_t r, int64_t c, qz_acc &acc) {
+    const float v = qz_load(p, src, r, c);
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const uint64_t index = (uint64_t)(r * p.cols + c);
+    if (p.scale == FQT_SCALE_NONE) {
+        const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, index) : 0u;
+        const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, v, rd, rnd);
+        if (STATS) {
+            acc.n++;
+            if (!isfinite(v)) {
+                acc.nonfinite++;
+            } else {
+                const float deq = fqt_elem_decode_i((fqt_elem)p.elem, code);
+                const double err = (double)deq - (double)v;
+                acc.sse += err * err;
+                acc.ss += (double)v * (double)v;
+                if (fabsf(v) > p.emax_val) acc.sat++;
+                if (v != 0.0f && deq == 0.0f) acc.flush++;
+                if (p.bits == 4) acc.hist[code & 15]++;
+            }
+        }
+        return code;
+    }
+    const qz_map m = maps[(r / p.block_rows) * p.scale_cols + c / p.block];
+    if (m.flags & 1) return 0u;
+    const float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
+    const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, index) : 0u;
+    const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
+    if (STATS) {
+        float deq = fqt_elem_decode_i((fqt_elem)p.elem, code) * m.deq;
+        if (p.tensor_scale) deq *= s_dec;
+        const double err = (double)deq - (double)v;
+        acc.sse += err * err;
+        acc.ss += (double)v * (double)v;
+        if (fabsf(scaled) > p.emax_val) acc.sat++;
+        if (v != 0.0f && deq == 0.0f) acc.flush++;
+        if (p.bits == 4) acc.hist[code & 15]++;
+    }
+    return code;
+}
+
+template <typename TS, bool STATS>
+__global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, const qz_map *maps,
+                                const float *tsc, qz_part *part) {
+    qz_acc acc;
+    if (STATS) acc.init();
+    const float s_dec = tsc[1];
+    if (p.bits == 4) {
+        const int64_t n = p.rows * p.row_bytes;
+        for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
+            const int64_t r = i / p.row_bytes, c = 2 * (i % p.row_bytes);
+            uint32_t b = qz_element<TS, STATS>(p, src, maps, s_dec, r, c, acc) & 0xFu;
+            if (c + 1 < p.cols) b |= (qz_element<TS, STATS>(p, src, maps, s_dec, r, c + 1, acc) & 0xFu) << 4;
+            codes[i] = (uint8_t)b;
+        }
+    } else {
+        const int64_t n = p.rows * p.cols;
+        for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
+            const int64_t r = i / p.cols, c = i % p.cols;
+            const uint32_t code = qz_element<TS, STATS>(p, src, maps, s_dec, r, c, acc);
+            if (p.bits == 8) codes[i] = (uint8_t)code;
+            else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
+            else ((uint32_t *)codes)[i] = code;
+        }
+    }
+    if (STATS) qz_acc_store(acc, part);
+}
+
+/* ---- the fast path: one thread per 1-D block, scale and codes in one kernel --------------
+ * For 1-D blocks (block_rows 1) without statistics, and 4-bit codes only when a block's codes
+ * fill whole bytes (even block): each thread reads its block twice (amax, then the codes; the
+ * second read hits the cache), so no scale map goes through memory and there is one integer
+ * division per block instead of per element. Same bits as stages 2-3 (the same codec.h
+ * functions on the same values; tests compare both with the CPU). Consecutive threads take
+ * consecutive blocks of a row (AXIS_ROWS: contiguous reads) or consecutive rows of the
+ * quantized tensor (AXIS_COLS: each of the block's loads is contiguous across the warp). */
+template <typename TS>
+__global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const int64_t nblk = p.rows * p.scale_cols;
+    const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        int64_t r, j;
+        if (p.axis == FQT_AXIS_COLS) { j = i / p.rows; r = i - j * p.rows; } /* warp: consecutive rows */
+        else { r = i / p.scale_cols; j = i - r * p.scale_cols; }
+        const int64_t c0 = j * p.block, c1 = c0 + p.block < p.cols ? c0 + p.block : p.cols;
+        const TS *base;
+        int64_t step;
+        if (p.axis == FQT_AXIS_ROWS) { base = src + r * p.src_cols + c0; step = 1; }
+        else { base = src + c0 * p.src_cols + r; step = p.src_cols; }
+        float amax = 0.0f;
+        int bad = 0;
+        for (int64_t c = 0; c < c1 - c0; c++) {
+            const float a = fabsf(ldf(base, c * step));
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        uint8_t *sp = scales + (r * p.scale_cols + j) * sbytes;
+        uint8_t *row = codes + r * p.row_bytes;
+        if (bad) {
+            if (p.scale == FQT_SCALE_FP32) { const float nan = NAN; memcpy(sp, &nan, 4); }
+            else *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+            if (p.bits == 4) for (int64_t c = c0; c < c1; c += 2) row[c >> 1] = 0;
+            else if (p.bits == 8) for (int64_t c = c0; c < c1; c++) row[c] = 0;
+            else if (p.bits == 16) for (int64_t c = c0; c < c1; c++) ((uint16_t *)row)[c] = 0;
+            else for (int64_t c = c0; c < c1; c++) ((uint32_t *)row)[c] = 0;
+            continue;
+        }
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sp);
+        const uint64_t ibase = (uint64_t)(r * p.cols);
+        uint64_t cached = ~0ull;
+        uint32_t w[4] = {0, 0, 0, 0};
+        uint32_t pending = 0;
+        for (int64_t c = c0; c < c1; c++) {
+            const float v = ldf(base, (c - c0) * step);
+            const float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
+            uint32_t rnd = 0;
+            if (rd == FQT_ROUND_SR) {
+                const uint64_t idx = ibase + (uint64_t)c;
+                if ((idx >> 2) != cached) { cached = idx >> 2; fqt_sr_block4(p.seed, p.stream, cached, w); }
+                rnd = w[idx & 3];
+            }
+            const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
+            if (p.bits == 4) {
+                if (!((c - c0) & 1)) pending = code & 0xFu;
+                else row[c >> 1] = (uint8_t)(pending | ((code & 0xFu) << 4));
+            } else if (p.bits == 8) row[c] = (uint8_t)code;
+            else if (p.bits == 16) ((uint16_t *)row)[c] = (uint16_t)code;
+            else ((uint32_t *)row)[c] = code;
+        }
+        if (p.bits == 4 && ((c1 - c0) & 1)) row[(c1 - 1) >> 1] = (uint8_t)pending;
+    }
+}
+
+/* ---- the vector path: 4-bit codes, BLK-element blocks along contiguous rows -----------------
+ * AXIS_ROWS, block 16 or 32, cols a multiple of BLK and of 16 (aligned 16-byte loads of the
+ * source and 8- or 16-byte stores of a block's packed codes). The block is held in registers:
+ * one read of the source. Same arithmetic as qz_fused_kernel. */
+template <typename TS, int BLK>
+__global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const int64_t nblk = p.rows * p.scale_cols;
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c0 = j * BLK;
+        const uint4 *in = (const uint4 *)(src + r * p.src_cols + c0);
+        float v[BLK];
+#pragma unroll
+        for (int k = 0; k < BLK / PER16; k++) {
+            const uint4 u = in[k];
+            TS t[PER16];
+            memcpy(t, &u, 16);
+#pragma unroll
+            for (int e = 0; e < PER16; e++) v[k * PER16 + e] = ldf(t, e);
+        }
+        float amax = 0.0f;
+        bool bad = false;
+#pragma unroll
+        for (int k = 0; k < BLK; k++) {
+            const float a = fabsf(v[k]);
+            if (!(a <= FLT_MAX)) bad = true;
+            else if (a > amax) amax = a;
+        }
+        uint8_t *sp = scales + i;
+        uint32_t packed[BLK / 8];
+        if (bad) {
+            *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+#pragma unroll
+            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+        } else {
+            const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                      p.emax, amax, s_enc, s_dec, sp);
+            const uint64_t ibase = (uint64_t)(r * p.cols + c0); /* a multiple of 16: word k of call k/4 */
+#pragma unroll
+            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+#pragma unroll
+            for (int q4 = 0; q4 < BLK / 4; q4++) {
+                uint32_t w[4] = {0, 0, 0, 0};
+                if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int k = q4 * 4 + e;
+                    const float scaled = v[k] * m.mul;
+                    const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                    packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
+                }
+            }
+        }
+        uint8_t *dst = codes + r * p.row_bytes + c0 / 2;
+        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+    }
+}
+
+/* ---- AXIS_COLS, 4-bit: a shared-memory transpose ------------------------------------------
+ * A CUDA block loads a 64 x 64 tile of the source (rows r0.., columns j0..) with coalesced
+ * reads; quantized row j (source column j) takes its blocks from the tile's column. Thread
+ * (j, b) makes block b of row j; four consecutive threads write adjacent blocks of one row.
+ * Needs q->cols (source rows) a multiple of BLK, so a block never leaves the tile. */
+#define QZ_TILE 64
+template <typename TS, int BLK>
+__global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    __shared__ float tile[QZ_TILE][QZ_TILE + 1];
+    constexpr int NB = QZ_TILE / BLK; /* blocks per tile column */
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int64_t srows = p.cols, scols = p.rows; /* source [srows, scols] */
+    const int64_t r0 = (int64_t)blockIdx.y * QZ_TILE, j0 = (int64_t)blockIdx.x * QZ_TILE;
+    for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
+        const int rr = e / QZ_TILE, jj = e % QZ_TILE;
+        const int64_t r = r0 + rr, j = j0 + jj;
+        tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) : 0.0f;
+    }
+    __syncthreads();
+    const int b = threadIdx.x % NB, jj = threadIdx.x / NB;
+    const int64_t j = j0 + jj, c0 = r0 + (int64_t)b * BLK;
+    if (j >= scols || c0 >= srows) return;
+    float amax = 0.0f;
+    bool bad = false;
+#pragma unroll
+    for (int k = 0; k < BLK; k++) {
+        const float a = fabsf(tile[b * BLK + k][jj]);
+        if (!(a <= FLT_MAX)) bad = true;
+        else if (a > amax) amax = a;
+    }
+    uint8_t *sp = scales + j * p.scale_cols + c0 / BLK;
+    uint32_t packed[BLK / 8];
+#pragma unroll
+    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+    if (bad) {
+        *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+    } else {
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sp);
+        const uint64_t ibase = (uint64_t)(j * p.cols + c0);
+#pragma unroll
+        for (int q4 = 0; q4 < BLK / 4; q4++) {
+            uint32_t w[4] = {0, 0, 0, 0};
+            if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int k = q4 * 4 + e;
+                const float scaled = tile[b * BLK + k][jj] * m.mul;
+                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
+            }
+        }
+    }
+    uint8_t *dst = codes + j * p.row_bytes + c0 / 2;
+    if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+    else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+}
+
+/* ---- 8-bit codes with FP32 1x128 scales along rows (the fp8 preset): a warp per block ------
+ * Lane l holds elements 4l..4l+3 of the block; the block amax is a warp max (exact in any
+ * order); one Philox call per lane gives its four SR words; each lane stores 4 codes. */
+template <typename TS>
+__global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    const float s_enc = tsc[0], s_dec = tsc[1];
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int lane = threadIdx.x & 31;
+    const int64_t nblk = p.rows * p.scale_cols;
+    const int64_t warps = (int64_t)gridDim.x * (QZ_THREADS / 32);
+    for (int64_t i = blockIdx.x * (int64_t)(QZ_THREADS / 32) + threadIdx.x / 32; i < nblk; i += warps) {
+        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c = j * 128 + 4 * lane;
+        const TS *in = src + r * p.src_cols + c;
+        float v[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = ldf(in, e);
+        float amax = 0.0f;
+        int bad = 0;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float a = fabsf(v[e]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+            bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+        }
+        uint8_t sc[4];
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
+                                                  p.emax, amax, s_enc, s_dec, sc);
+        if (lane == 0) {
+            if (bad) { const float nan = NAN; memcpy(scales + 4 * i, &nan, 4); }
+            else memcpy(scales + 4 * i, sc, 4);
+        }
+        uint32_t w[4] = {0, 0, 0, 0};
+        if (rd == FQT_ROUND_SR && !bad) fqt_sr_block4(p.seed, p.stream, (uint64_t)(r * p.cols + c) >> 2, w);
+        uint32_t out = 0;
+        if (!bad)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float scaled = m.div != 0.0f ? v[e] / m.div : v[e] * m.mul;
+                out |= (fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
+            }
+        *(uint32_t *)(codes + r * p.row_bytes + c) = out;
+    }
+}
+
+/* ---- unscaled formats along rows: the quantized layout is the source layout -------------- */
+template <typename TS>
+__global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes, int64_t n) {
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
+        const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
+        const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, ldf(src, i), rd, rnd);
+        if (p.bits == 8) codes[i] = (uint8_t)code;
+        else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
+        else ((uint32_t *)codes)[i] = code;
+    }
+}
+
+static unsigned qz_grid(int64_t n) {
+    unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
+    return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
+}
+
+static void qz_merge(fqt_qstats *stats, const qz_part *d, unsigned n) {
+    std::vector<qz_part> h(n);
+    FQT_CUDA_CHECK(cudaMemcpy(h.data(), d, n * sizeof(qz_part), cudaMemcpyDeviceToHost));
+    fqt_qstats s;
+    memset(&s, 0, sizeof s);
+    float smin = INFINITY, smax = 0.0f;
+    for (unsigned i = 0; i < n; i++) {
+        s.sum_sq_err += h[i].sse;
+        s.sum_sq += h[i].ss;
+        s.n += (int64_t)h[i].n;
+        s.n_nonfinite += (int64_t)h[i].nonfinite;
+        s.n_saturated += (int64_t)h[i].sat;
+        s.n_flushed += (int64_t)h[i].flush;
+        s.n_blocks += (int64_t)h[i].nblocks;
+        s.n_zero_blocks += (int64_t)h[i].nzero;
+        for (int k = 0; k < 16; k++) s.code_hist[k] += (int64_t)h[i].hist[k];
+        if (h[i].smax > 0.0f) {
+            smin = fminf(smin, h[i].smin);
+            smax = fmaxf(smax, h[i].smax);
+        }
+    }
+    if (smax > 0.0f) {
+        s.scale_min = smin;
+        s.scale_max = smax;
+    }
+    fqt_qstats_merge(stats, &s);
+}
+
+template <typename TS>
+static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
+                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
+    const fqt_format *f = &q->fmt;
+    qz_params p;
+    p.elem = f->elem;
+    p.scale = f->scale;
+    p.bits = fqt_elem_bits(f->elem);
+    p.block = f->block > 0 ? f->block : 1;
+    p.block_rows = f->scale == FQT_SCALE_NONE ? 1 : f->block_rows;
+    p.rounding = rounding;
+    p.axis = axis;
+    p.tensor_scale = f->tensor_scale;
+    p.scale_ceil = f->scale_ceil;
+    p.emax_val = fqt_elem_max(f->elem);
+    p.emax = fqt_elem_emax(f->elem);
+    p.seed = seed;
+    p.stream = stream;
+    p.rows = q->rows;
+    p.cols = q->cols;
+    p.row_bytes = q->row_bytes;
+    p.scale_rows = q->scale_rows;
+    p.scale_cols = q->scale_cols;
+    p.src_cols = C;
+
+    float *tsc = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 2 * sizeof(float) + QZ_MAX_GRID * sizeof(float));
+    float *apart = tsc + 2;
+    float *slot = fqt_backend_qtensor_scale_slot(q);
+    const int64_t n = R * C;
+    int nparts = 0;
+    if (f->tensor_scale && n > 0) {
+        nparts = (int)qz_grid(n);
+        qz_amax_kernel<TS><<<nparts, QZ_THREADS>>>(src, n, apart);
+        FQT_CUDA_LAUNCHED();
+    }
+    qz_tscale_kernel<<<1, QZ_THREADS>>>(apart, nparts, fqt_elem_max(f->elem), tsc, slot);
+    FQT_CUDA_LAUNCHED();
+    if (n == 0) return;
+
+    const int64_t nblk = f->scale == FQT_SCALE_NONE ? 0 : q->scale_rows * q->scale_cols;
+    const bool fused = !stats && nblk && p.block_rows == 1 && (p.bits != 4 || !(p.block & 1)) &&
+                       !getenv("FQT_CUDA_QUANT_GENERIC");
+    if (!stats && !nblk && axis == FQT_AXIS_ROWS && p.bits >= 8 && !getenv("FQT_CUDA_QUANT_GENERIC")) {
+        qz_plain_rows_kernel<TS><<<qz_grid(n), QZ_THREADS>>>(p, src, q->codes, n);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const bool vec4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_ROWS &&
+                      (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
+                      p.cols % p.block == 0 && p.cols % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
+    if (vec4) {
+        if (p.block == 16) qz_rows4_kernel<TS, 16><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        else qz_rows4_kernel<TS, 32><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const bool cols4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_COLS &&
+                       (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
+                       p.cols % 32 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR") && q->rows < 65535LL * QZ_TILE &&
+                       q->cols < 65535LL * QZ_TILE;
+    if (cols4) {
+        dim3 grid((unsigned)((q->rows + QZ_TILE - 1) / QZ_TILE), (unsigned)((q->cols + QZ_TILE - 1) / QZ_TILE));
+        if (p.block == 16) qz_cols4_kernel<TS, 16><<<grid, QZ_TILE * (QZ_TILE / 16)>>>(p, src, q->codes, q->scales, tsc);
+        else qz_cols4_kernel<TS, 32><<<grid, QZ_TILE * (QZ_TILE / 32)>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const bool rows8 = fused && p.bits == 8 && axis == FQT_AXIS_ROWS && p.block == 128 &&
+                       p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
+    if (rows8) {
+        qz_rows8_kernel<TS><<<qz_grid(nblk * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    if (fused) {
+        qz_fused_kernel<TS><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    const unsigned g2 = nblk ? qz_grid(nblk) : 0;
+    const int64_t nwork = p.bits == 4 ? q->rows * q->row_bytes : q->rows * q->cols;
+    const unsigned g3 = qz_grid(nwork);
+    qz_map *maps = (qz_map *)fqt_cuda_scratch(FQT_SCR_QMAP, (size_t)(nblk > 0 ? nblk : 1) * sizeof(qz_map));
+    qz_part *part = stats ? (qz_part *)fqt_cuda_scratch(FQT_SCR_PART, (size_t)(g2 + g3) * sizeof(qz_part)) : NULL;
+    if (nblk) {
+        if (stats) qz_scale_kernel<TS, true><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, part);
+        else qz_scale_kernel<TS, false><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, NULL);
+        FQT_CUDA_LAUNCHED();
+    }
+    if (stats) qz_codes_kernel<TS, true><<<g3, QZ_THREADS>>>(p, src, q->codes, maps, tsc, part + g2);
+    else qz_codes_kernel<TS, false><<<g3, QZ_THREADS>>>(p, src, q->codes, maps, tsc, NULL);
+    FQT_CUDA_LAUNCHED();
+    if (stats) qz_merge(stats, part, g2 + g3);
+}
+
+void fqt_cuda_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
+                       fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                       fqt_qstats *stats) {
+    FQT_ASSERT(q->rows == (axis == FQT_AXIS_ROWS ? R : C) && q->cols == (axis == FQT_AXIS_ROWS ? C : R));
+    FQT_DT_DISPATCH(src_dt, TS, quantize_t<TS>(q, (const TS *)src, R, C, axis, rounding, seed, stream, stats));
+}

@@ -1,0 +1,75 @@
+/* cuda/xent.cu — softmax cross-entropy forward and backward, one block per row, no [N, V]
+ * probability copy beyond dlogits itself. Oracle: cpu/ops_impl.h xent_fwd_bwd.
+ *
+ * Per row: the max (exact in any order), sum of expf(x - max) in double by a fixed tree (the
+ * CPU sums sequentially: last-bit differences in a double), the loss in double, dlogits
+ * written in the CPU's operation order. dlogits may alias logits: every thread reads its
+ * elements before it writes them, and x[y] is read by all threads before any write. The mean
+ * is summed on the host in row order, as on the CPU. */
+#include "cuda/common.cuh"
+
+#include <vector>
+
+#define XE_THREADS 512
+
+template <typename T>
+__global__ void xent_kernel(T *dlogits, float *losses, double *rowloss, const T *logits,
+                            const int32_t *targets, int64_t V, float dscale) {
+    __shared__ double shd[XE_THREADS];
+    __shared__ float shf[XE_THREADS];
+    const int64_t n = blockIdx.x;
+    const T *x = logits + n * V;
+    T *dl = dlogits ? dlogits + n * V : NULL;
+    const int32_t y = targets[n];
+    if (y < 0) {
+        if (threadIdx.x == 0) {
+            rowloss[n] = 0.0;
+            if (losses) losses[n] = 0.0f;
+        }
+        if (dl)
+            for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) stf(dl, j, 0.0f);
+        return;
+    }
+    float mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) mx = fmaxf(mx, ldf(x, j));
+    mx = block_max<XE_THREADS>(mx, shf);
+    const float xy = ldf(x, y);
+    double sum = 0.0;
+    for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) sum += (double)expf(ldf(x, j) - mx);
+    sum = block_sum<XE_THREADS>(sum, shd); /* ends with a barrier: all reads of x are done */
+    const double l = log(sum) + (double)mx - (double)xy;
+    if (threadIdx.x == 0) {
+        rowloss[n] = l;
+        if (losses) losses[n] = (float)l;
+    }
+    if (dl) {
+        const float inv = (float)(1.0 / sum);
+        for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) {
+            const float e = expf(ldf(x, j) - mx);
+            stf(dl, j, j == y ? dscale * (e * inv - 1.0f) : dscale * (e * inv));
+        }
+    }
+}
+
+double fqt_cuda_xent_fwd_bwd(void *dlogits, float *losses, const void *logits,
+                             const int32_t *targets, int64_t N, int64_t V, float dscale) {
+    if (N <= 0) return 0.0;
+    FQT_ASSERT(N <= 2147483647);
+    double *rowloss = (double *)fqt_cuda_scratch(FQT_SCR_ROW, (size_t)N * sizeof(double));
+    FQT_DT_DISPATCH(fqt_cuda.act, T,
+                    xent_kernel<T><<<(unsigned)N, XE_THREADS>>>((T *)dlogits, losses, rowloss,
+                                                                (const T *)logits, targets, V, dscale));
+    FQT_CUDA_LAUNCHED();
+    std::vector<double> rl((size_t)N);
+    std::vector<int32_t> tg((size_t)N);
+    FQT_CUDA_CHECK(cudaMemcpy(rl.data(), rowloss, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost));
+    FQT_CUDA_CHECK(cudaMemcpy(tg.data(), targets, (size_t)N * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    double total = 0.0;
+    int64_t count = 0;
+    for (int64_t n = 0; n < N; n++) {
+        if (tg[(size_t)n] < 0) continue;
+        total += rl[(size_t)n];
+        count++;
+    }
+    return count > 0 ? total / (double)count : 0.0;
+}

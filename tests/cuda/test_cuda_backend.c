@@ -1,0 +1,643 @@
+/* tests/cuda/test_cuda_backend.c — the CUDA backend against the CPU reference, entry by
+ * entry (built and run by `make test-cuda`, on a machine with a GPU).
+ *
+ * Quantize and dequantize: memcmp against fqt_quantize / fqt_dequantize for every preset and
+ * some generic formats (odd blocks, 2-D tiles, E8M0 ceil), both axes, RNE and SR, awkward
+ * shapes (1x1, a row, a column, odd sizes), NaN/Inf inputs, float32 and bf16 sources; the
+ * bytes between and around the parts of the tensor must stay untouched (guards). GEMM
+ * against fqt_qgemm with a tolerance derived from K and sum |a||b|. The other ops against
+ * fqt_ops_cpu with derived tolerances (bit-identical where the operation order is the same:
+ * embedding backward, add, Hadamard, AdamW). Reports max error as a fraction of the
+ * tolerance. Not for: the training loop (tests/test_backend.c with FQT_BACKEND=cuda). */
+#include "../check.h"
+
+#include "cuda/cuda_backend.h"
+#include "fqt/backend.h"
+#include "fqt/gemm.h"
+#include "fqt/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+
+static const fqt_backend *be;
+#define GUARD 256
+#define PAT 0xA5
+
+static uint64_t rng_state = 12345;
+static double urand(void) { return (double)(fqt_splitmix64(&rng_state) >> 11) * 0x1p-53; }
+static float grand(void) {
+    double u = urand() + 1e-12, v = urand();
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+static float *randv(int64_t n, float scale) {
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) x[i] = grand() * scale;
+    return x;
+}
+static float bf16r(float x) { return fqt_bf16_decode(fqt_bf16_encode_rne(x)); }
+
+/* Device buffer of n bytes with GUARD pattern bytes on both sides (and pattern inside). */
+static void *dnew(size_t n) {
+    uint8_t *base = be->alloc(n + 2 * GUARD);
+    uint8_t *pat = malloc(n + 2 * GUARD);
+    memset(pat, PAT, n + 2 * GUARD);
+    be->upload(base, pat, n + 2 * GUARD);
+    free(pat);
+    return base + GUARD;
+}
+static void dfree(void *p) { be->free((uint8_t *)p - GUARD); }
+static int guards_ok(void *p, size_t n) {
+    uint8_t *h = malloc(n + 2 * GUARD);
+    be->download(h, (uint8_t *)p - GUARD, n + 2 * GUARD);
+    int ok = 1;
+    for (size_t i = 0; i < GUARD; i++) ok &= h[i] == PAT && h[GUARD + n + i] == PAT;
+    free(h);
+    return ok;
+}
+static void *dup_to_dev(const void *h, size_t n) {
+    void *d = dnew(n);
+    be->upload(d, h, n);
+    return d;
+}
+/* Activations: float32 host data to the backend's act storage (through convert). */
+static void *act_up(const float *h, int64_t n) {
+    void *tmp = dup_to_dev(h, (size_t)n * 4);
+    void *d = dnew((size_t)n * fqt_dtype_size(be->act_dtype));
+    be->convert(d, be->act_dtype, tmp, FQT_DT_F32, n);
+    dfree(tmp);
+    return d;
+}
+static float *act_down(const void *d, int64_t n) {
+    void *tmp = dnew((size_t)n * 4);
+    be->convert(tmp, FQT_DT_F32, d, be->act_dtype, n);
+    float *h = malloc((size_t)(n > 0 ? n : 1) * 4);
+    be->download(h, tmp, (size_t)n * 4);
+    dfree(tmp);
+    return h;
+}
+static float *f32_down(const void *d, int64_t n) {
+    float *h = malloc((size_t)(n > 0 ? n : 1) * 4);
+    be->download(h, d, (size_t)n * 4);
+    return h;
+}
+
+/* max |got - ref| / (atol + rtol |ref|) over n; NaN must match NaN. */
+static void check_close(const char *what, const float *got, const float *ref, int64_t n, double atol,
+                        double rtol) {
+    double worst = 0;
+    int64_t at = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(ref[i]) || isnan(got[i])) {
+            if (isnan(ref[i]) != isnan(got[i])) { worst = INFINITY; at = i; break; }
+            continue;
+        }
+        double e = fabs((double)got[i] - (double)ref[i]) / (atol + rtol * fabs((double)ref[i]));
+        if (!(e <= worst)) { worst = e; at = i; }
+    }
+    CHECK_MSG(worst <= 1.0, "%s: max error %.3g of the tolerance at %lld (got %.9g, ref %.9g)", what,
+              worst, (long long)at, at >= 0 ? got[at] : 0.0, at >= 0 ? ref[at] : 0.0);
+    if (worst > 0.25 && worst <= 1.0) printf("  note %s: max error %.3g of the tolerance\n", what, worst);
+}
+static void check_same(const char *what, const float *got, const float *ref, int64_t n) {
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (memcmp(&got[i], &ref[i], 4)) bad = i;
+    CHECK_MSG(bad < 0, "%s: first difference at %lld: %.9g vs %.9g", what, (long long)bad,
+              bad >= 0 ? got[bad] : 0.0, bad >= 0 ? ref[bad] : 0.0);
+}
+
+/* ---- quantize / dequantize ----------------------------------------------------------- */
+static const char *qformats[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "int4", "nf4", "bf16",
+                                 "fp16", "fp32", "e2m1:b16x16:ue4m3:tensor", "e2m1:b32:e8m0:ceil",
+                                 "e5m2:b32:e8m0", "e2m1:b15:ue4m3", "e4m3:b7:fp32", NULL};
+static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}, {96, 3}, {130, 256}, {64, 384}};
+
+static int stats_match(const fqt_qstats *a, const fqt_qstats *b) {
+    int ok = a->n == b->n && a->n_nonfinite == b->n_nonfinite && a->n_saturated == b->n_saturated &&
+             a->n_flushed == b->n_flushed && a->n_blocks == b->n_blocks &&
+             a->n_zero_blocks == b->n_zero_blocks && a->scale_min == b->scale_min &&
+             a->scale_max == b->scale_max;
+    for (int i = 0; i < 16; i++) ok &= a->code_hist[i] == b->code_hist[i];
+    /* double sums in another order: equal to rounding (or both the same infinity) */
+    ok &= a->sum_sq_err == b->sum_sq_err || fabs(a->sum_sq_err - b->sum_sq_err) <= 1e-9 * fabs(b->sum_sq_err);
+    ok &= a->sum_sq == b->sum_sq || fabs(a->sum_sq - b->sum_sq) <= 1e-9 * fabs(b->sum_sq);
+    return ok;
+}
+
+static void test_quantize(void) {
+    int cases = 0, failed_before = (int)check_failed_;
+    for (int fi = 0; qformats[fi]; fi++) {
+        fqt_format f;
+        FQT_ASSERT(fqt_format_parse(qformats[fi], &f) == FQT_OK);
+        for (size_t si = 0; si < sizeof qshapes / sizeof qshapes[0]; si++)
+            for (int special = 0; special < 2; special++) {
+                const int64_t R = qshapes[si][0], C = qshapes[si][1], n = R * C;
+                float *x = malloc((size_t)n * 4);
+                for (int64_t i = 0; i < n; i++)
+                    x[i] = grand() * ldexpf(1.0f, (int)(urand() * 12) - 6) * (i % 97 == 5 ? 300.0f : 1.0f);
+                if (n > 8) x[n / 3] = 0.0f;
+                if (special && n > 3) { x[1] = NAN; x[n - 1] = INFINITY; x[n / 2] = -INFINITY; }
+                if (be->act_dtype == FQT_DT_BF16)
+                    for (int64_t i = 0; i < n; i++) x[i] = bf16r(x[i]);
+                void *xd = act_up(x, n);
+                for (int axis = 0; axis < 2; axis++)
+                    for (int rd = 0; rd < 2; rd++) {
+                        const int64_t qr = axis ? C : R, qc = axis ? R : C;
+                        const uint64_t seed = 0x1234567890ull + (uint64_t)fi, stream = fqt_sr_stream(7, 2, (uint32_t)si);
+                        fqt_qtensor hq;
+                        FQT_ASSERT(fqt_qtensor_alloc(&hq, &f, qr, qc) == FQT_OK);
+                        fqt_qstats hs, gs;
+                        memset(&hs, 0, sizeof hs);
+                        memset(&gs, 0, sizeof gs);
+                        fqt_quantize(&hq, x, R, C, (fqt_axis)axis, (fqt_rounding)rd, seed, stream, &hs);
+                        const size_t bytes = fqt_backend_qtensor_bytes(&f, qr, qc);
+                        uint8_t *mem = dnew(bytes);
+                        fqt_qtensor gq;
+                        fqt_backend_qtensor_bind(&gq, &f, qr, qc, mem);
+                        be->quantize(&gq, xd, be->act_dtype, R, C, (fqt_axis)axis, (fqt_rounding)rd, seed,
+                                     stream, (special || si == 3) ? &gs : NULL);
+                        uint8_t *h = malloc(bytes);
+                        be->download(h, mem, bytes);
+                        const size_t cb = fqt_qtensor_code_bytes(&hq), sb = fqt_qtensor_scale_bytes(&hq);
+                        const size_t soff = (size_t)(gq.scales - gq.codes);
+                        const size_t toff = (size_t)((uint8_t *)fqt_backend_qtensor_scale_slot(&gq) - gq.codes);
+                        int pad_ok = 1;
+                        for (size_t i = cb; i < soff; i++) pad_ok &= h[i] == PAT;
+                        for (size_t i = soff + sb; i < toff; i++) pad_ok &= h[i] == PAT;
+                        for (size_t i = toff + 4; i < bytes; i++) pad_ok &= h[i] == PAT;
+                        float slot;
+                        memcpy(&slot, h + toff, 4);
+                        CHECK_MSG(!memcmp(h, hq.codes, cb), "%s [%lld,%lld] axis %d round %d special %d: codes differ",
+                                  qformats[fi], (long long)R, (long long)C, axis, rd, special);
+                        CHECK_MSG(!sb || !memcmp(h + soff, hq.scales, sb), "%s [%lld,%lld] axis %d round %d: scales differ",
+                                  qformats[fi], (long long)R, (long long)C, axis, rd);
+                        CHECK_MSG(check_bits_(slot) == check_bits_(hq.tensor_scale), "%s: tensor scale %g vs %g",
+                                  qformats[fi], slot, hq.tensor_scale);
+                        CHECK_MSG(pad_ok && guards_ok(mem, bytes), "%s [%lld,%lld]: write outside the parts",
+                                  qformats[fi], (long long)R, (long long)C);
+                        if (special || si == 3)
+                            CHECK_MSG(stats_match(&gs, &hs), "%s [%lld,%lld] axis %d round %d: stats differ (n %lld/%lld nonfinite %lld/%lld sat %lld/%lld flush %lld/%lld blocks %lld/%lld zero %lld/%lld smin %g/%g smax %g/%g sse %.17g/%.17g)",
+                                      qformats[fi], (long long)R, (long long)C, axis, rd, (long long)gs.n, (long long)hs.n,
+                                      (long long)gs.n_nonfinite, (long long)hs.n_nonfinite, (long long)gs.n_saturated,
+                                      (long long)hs.n_saturated, (long long)gs.n_flushed, (long long)hs.n_flushed,
+                                      (long long)gs.n_blocks, (long long)hs.n_blocks, (long long)gs.n_zero_blocks,
+                                      (long long)hs.n_zero_blocks, gs.scale_min, hs.scale_min, gs.scale_max, hs.scale_max,
+                                      gs.sum_sq_err, hs.sum_sq_err);
+                        /* dequantize: bit-identical float32 */
+                        if (rd == 0) {
+                            float *ref = malloc((size_t)n * 4);
+                            fqt_dequantize(&hq, ref);
+                            float *dd = dnew((size_t)n * 4);
+                            be->dequantize(&gq, dd, FQT_DT_F32);
+                            float *got = f32_down(dd, n);
+                            check_same("dequantize", got, ref, n);
+                            CHECK(guards_ok(dd, (size_t)n * 4));
+                            free(got);
+                            free(ref);
+                            dfree(dd);
+                        }
+                        free(h);
+                        dfree(mem);
+                        fqt_qtensor_free(&hq);
+                        cases++;
+                    }
+                dfree(xd);
+                free(x);
+            }
+    }
+    printf("  quantize (%s source): %d cases, %d failures\n", be->act_dtype == FQT_DT_BF16 ? "bf16" : "f32",
+           cases, (int)check_failed_ - failed_before);
+}
+
+/* ---- qgemm ------------------------------------------------------------------------------ */
+static void upload_q(const fqt_qtensor *h, fqt_qtensor *g, void **mem) {
+    const size_t bytes = fqt_backend_qtensor_bytes(&h->fmt, h->rows, h->cols);
+    *mem = dnew(bytes);
+    fqt_backend_qtensor_bind(g, &h->fmt, h->rows, h->cols, *mem);
+    be->upload(g->codes, h->codes, fqt_qtensor_code_bytes(h));
+    if (fqt_qtensor_scale_bytes(h)) be->upload(g->scales, h->scales, fqt_qtensor_scale_bytes(h));
+    be->upload(fqt_backend_qtensor_scale_slot(g), &h->tensor_scale, 4);
+}
+
+/* loose: tolerance factor for paths that do not accumulate in full FP32 (block-scaled FP8). */
+static void test_qgemm_formats(const char *const *gf, double loose) {
+    static const int64_t sh[][3] = {{1, 1, 1}, {7, 13, 33}, {64, 96, 128}, {33, 65, 300}, {128, 256, 1024}};
+    for (int fi = 0; gf[fi]; fi++) {
+        fqt_format f;
+        FQT_ASSERT(fqt_format_parse(gf[fi], &f) == FQT_OK);
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++)
+            for (int variant = 0; variant < 3; variant++) {
+                const int64_t M = sh[si][0], N = sh[si][1], K = sh[si][2];
+                const float alpha = 0.75f, beta = variant == 0 ? 0.0f : 1.5f;
+                const fqt_dtype cdt = variant == 2 ? FQT_DT_BF16 : FQT_DT_F32;
+                float *a = randv(M * K, 2.0f), *b = randv(N * K, 0.5f);
+                fqt_qtensor qa, qb, ga, gb;
+                FQT_ASSERT(fqt_qtensor_alloc(&qa, &f, M, K) == FQT_OK);
+                FQT_ASSERT(fqt_qtensor_alloc(&qb, &f, N, K) == FQT_OK);
+                fqt_quantize(&qa, a, M, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL);
+                fqt_quantize(&qb, b, N, K, FQT_AXIS_ROWS, FQT_ROUND_SR, 1, 2, NULL);
+                const int64_t ldc = N + 3;
+                float *c0 = randv(M * ldc, 1.0f);
+                for (int64_t i = 0; i < M * ldc; i++) c0[i] = bf16r(c0[i]);
+                float *ref = malloc((size_t)(M * ldc) * 4);
+                memcpy(ref, c0, (size_t)(M * ldc) * 4);
+                fqt_qgemm(&qa, &qb, alpha, beta, ref, ldc);
+                /* |alpha| sum |a||b| + |beta c| bounds every rounding error of the sum. */
+                float *da = malloc((size_t)(M * K) * 4), *db = malloc((size_t)(N * K) * 4);
+                fqt_dequantize(&qa, da);
+                fqt_dequantize(&qb, db);
+                for (int64_t i = 0; i < M * K; i++) da[i] = fabsf(da[i]);
+                for (int64_t i = 0; i < N * K; i++) db[i] = fabsf(db[i]);
+                float *absref = malloc((size_t)(M * ldc) * 4);
+                for (int64_t i = 0; i < M * ldc; i++) absref[i] = fabsf(beta * c0[i]);
+                fqt_sgemm_nt(M, N, K, fabsf(alpha), da, K, db, K, 1.0f, absref, ldc);
+                void *ma, *mb;
+                upload_q(&qa, &ga, &ma);
+                upload_q(&qb, &gb, &mb);
+                void *dc;
+                float *got;
+                if (cdt == FQT_DT_F32) {
+                    dc = dup_to_dev(c0, (size_t)(M * ldc) * 4);
+                    be->qgemm(&ga, &gb, alpha, beta, dc, FQT_DT_F32, ldc);
+                    got = f32_down(dc, M * ldc);
+                    CHECK(guards_ok(dc, (size_t)(M * ldc) * 4));
+                } else {
+                    uint16_t *hb = malloc((size_t)(M * ldc) * 2);
+                    for (int64_t i = 0; i < M * ldc; i++) hb[i] = fqt_bf16_encode_rne(c0[i]);
+                    dc = dup_to_dev(hb, (size_t)(M * ldc) * 2);
+                    be->qgemm(&ga, &gb, alpha, beta, dc, FQT_DT_BF16, ldc);
+                    be->download(hb, dc, (size_t)(M * ldc) * 2);
+                    CHECK(guards_ok(dc, (size_t)(M * ldc) * 2));
+                    got = malloc((size_t)(M * ldc) * 4);
+                    for (int64_t i = 0; i < M * ldc; i++) got[i] = fqt_bf16_decode(hb[i]);
+                    free(hb);
+                }
+                double worst = 0;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < ldc; j++) {
+                        const int64_t ix = i * ldc + j;
+                        if (j >= N) { worst = fmax(worst, got[ix] == c0[ix] ? 0 : INFINITY); continue; }
+                        double tol = 2.0 * (double)(K + 2) * 0x1p-24 * absref[ix] + 1e-30;
+                        if (loose > 0) tol = loose * absref[ix] + 1e-30;
+                        if (cdt == FQT_DT_BF16) tol += 0x1p-8 * fabs(ref[ix]) + 0x1p-8 * fabs(beta * c0[ix]);
+                        double e = fabs((double)got[ix] - ref[ix]) / tol;
+                        if (!(e <= worst)) worst = e;
+                    }
+                if (worst > 0.25) printf("  note qgemm %s [%lld,%lld,%lld]: max error %.3g of the tolerance\n", gf[fi],
+                                         (long long)M, (long long)N, (long long)K, worst);
+                CHECK_MSG(worst <= 1.0, "qgemm %s [%lld,%lld,%lld] beta %g c %s: max error %.3g of the tolerance",
+                          gf[fi], (long long)M, (long long)N, (long long)K, beta, cdt ? "bf16" : "f32", worst);
+                dfree(dc);
+                dfree(ma);
+                dfree(mb);
+                free(a); free(b); free(c0); free(ref); free(da); free(db); free(absref); free(got);
+                fqt_qtensor_free(&qa);
+                fqt_qtensor_free(&qb);
+            }
+    }
+}
+
+static void test_qgemm(void) {
+    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "bf16", "fp32", "int4", NULL};
+    test_qgemm_formats(gf, 0);
+    /* block-scaled FP8 tensor cores: products exact, each 128-term block accumulated with at
+     * least 2^-10 relative precision (a bound, not a measurement: the note lines report it) */
+    static const char *f8[] = {"fp8", NULL};
+    setenv("FQT_CUDA_FP8", "blockscaled", 1);
+    test_qgemm_formats(f8, 0x1p-10);
+    unsetenv("FQT_CUDA_FP8");
+}
+
+/* ---- ops ------------------------------------------------------------------------------- */
+static double tol_act(void) { return be->act_dtype == FQT_DT_BF16 ? 0x1p-7 : 0x1p-19; }
+
+static void test_elementwise(void) {
+    const int64_t n = 1001;
+    float *g = randv(n, 3.0f), *u = randv(n, 1.0f), *d = randv(n, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16)
+        for (int64_t i = 0; i < n; i++) { g[i] = bf16r(g[i]); u[i] = bf16r(u[i]); d[i] = bf16r(d[i]); }
+    void *gd = act_up(g, n), *ud = act_up(u, n), *dd = act_up(d, n);
+    const size_t ab = (size_t)n * fqt_dtype_size(be->act_dtype);
+    void *od = dnew(ab), *o2 = dnew(ab);
+    float *ref = malloc(n * 4), *ref2 = malloc(n * 4);
+    fqt_ops_cpu.swiglu_fwd(ref, g, u, n);
+    be->swiglu_fwd(od, gd, ud, n);
+    float *got = act_down(od, n);
+    check_close("swiglu_fwd", got, ref, n, 1e-30, 8 * tol_act());
+    free(got);
+    fqt_ops_cpu.swiglu_bwd(ref, ref2, d, g, u, n);
+    be->swiglu_bwd(od, o2, dd, gd, ud, n);
+    got = act_down(od, n);
+    check_close("swiglu_bwd dgate", got, ref, n, 1e-30, 8 * tol_act());
+    free(got);
+    got = act_down(o2, n);
+    check_close("swiglu_bwd dup", got, ref2, n, 1e-30, 8 * tol_act());
+    free(got);
+    CHECK(guards_ok(od, ab) && guards_ok(o2, ab));
+    memcpy(ref, g, n * 4);
+    fqt_ops_cpu.add_inplace(ref, u, n);
+    be->add_inplace(gd, ud, n);
+    got = act_down(gd, n);
+    if (be->act_dtype == FQT_DT_F32) check_same("add_inplace", got, ref, n);
+    else check_close("add_inplace", got, ref, n, 1e-30, 0x1p-7); /* half a bf16 ulp: <= 2^-8 relative */
+    free(got);
+    /* convert round trip */
+    if (be->act_dtype == FQT_DT_F32) {
+        float *x = randv(n, 1e3f);
+        x[0] = NAN; x[1] = -INFINITY; x[2] = 1e-40f;
+        void *xd = dup_to_dev(x, n * 4), *bd = dnew(n * 2);
+        be->convert(bd, FQT_DT_BF16, xd, FQT_DT_F32, n);
+        uint16_t *hb = malloc(n * 2);
+        be->download(hb, bd, n * 2);
+        int ok = 1;
+        for (int64_t i = 0; i < n; i++) ok &= hb[i] == fqt_bf16_encode_rne(x[i]);
+        CHECK_MSG(ok, "convert f32 -> bf16 differs from fqt_bf16_encode_rne");
+        CHECK(guards_ok(bd, n * 2));
+        free(hb); free(x); dfree(xd); dfree(bd);
+    }
+    dfree(gd); dfree(ud); dfree(dd); dfree(od); dfree(o2);
+    free(g); free(u); free(d); free(ref); free(ref2);
+}
+
+static void test_embedding_rmsnorm_rope(void) {
+    const int64_t N = 37, C = 67, V = 11;
+    int32_t tok[37];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7 + i / 3) % V);
+    float *wte = randv(V * C, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < V * C; i++) wte[i] = bf16r(wte[i]);
+    int32_t *tokd = dup_to_dev(tok, sizeof tok);
+    float *wted = dup_to_dev(wte, (size_t)(V * C) * 4);
+    const size_t ab = (size_t)(N * C) * fqt_dtype_size(be->act_dtype);
+    void *od = dnew(ab);
+    float *ref = malloc((size_t)(N * C) * 4);
+    fqt_ops_cpu.embedding_fwd(ref, tok, wte, N, C);
+    be->embedding_fwd(od, tokd, wted, N, C);
+    float *got = act_down(od, N * C);
+    check_same("embedding_fwd", got, ref, N * C);
+    CHECK(guards_ok(od, ab));
+    free(got);
+    /* backward: accumulate into a nonzero dwte */
+    float *dout = randv(N * C, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < N * C; i++) dout[i] = bf16r(dout[i]);
+    void *doutd = act_up(dout, N * C);
+    float *dw = randv(V * C, 1.0f);
+    float *dwd = dup_to_dev(dw, (size_t)(V * C) * 4);
+    fqt_ops_cpu.embedding_bwd(dw, dout, tok, N, C);
+    be->embedding_bwd(dwd, doutd, tokd, N, C);
+    got = f32_down(dwd, V * C);
+    check_same("embedding_bwd (row order, no atomics)", got, dw, V * C);
+    CHECK(guards_ok(dwd, (size_t)(V * C) * 4));
+    free(got);
+
+    /* RMSNorm */
+    float *x = randv(N * C, 2.0f), *w = randv(C, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < N * C; i++) x[i] = bf16r(x[i]);
+    void *xd = act_up(x, N * C);
+    float *wd = dup_to_dev(w, C * 4), *rstdd = dnew(N * 4);
+    float *rstd = malloc(N * 4);
+    fqt_ops_cpu.rmsnorm_fwd(ref, rstd, x, w, N, C, 1e-5f);
+    be->rmsnorm_fwd(od, rstdd, xd, wd, N, C, 1e-5f);
+    got = act_down(od, N * C);
+    check_close("rmsnorm_fwd", got, ref, N * C, 1e-6, 4 * tol_act());
+    free(got);
+    got = f32_down(rstdd, N);
+    check_close("rmsnorm_fwd rstd", got, rstd, N, 1e-30, 0x1p-22);
+    free(got);
+    CHECK(guards_ok(rstdd, N * 4));
+    float *din = randv(N * C, 1.0f), *dwn = randv(C, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < N * C; i++) din[i] = bf16r(din[i]);
+    void *dind = act_up(din, N * C);
+    float *dwnd = dup_to_dev(dwn, C * 4);
+    be->upload(rstdd, rstd, N * 4); /* same rstd on both sides */
+    fqt_ops_cpu.rmsnorm_bwd(din, dwn, dout, x, w, rstd, N, C);
+    be->rmsnorm_bwd(dind, dwnd, doutd, xd, wd, rstdd, N, C);
+    got = act_down(dind, N * C);
+    check_close("rmsnorm_bwd din", got, din, N * C, 1e-5, 8 * tol_act());
+    free(got);
+    got = f32_down(dwnd, C);
+    check_close("rmsnorm_bwd dw", got, dwn, C, 1e-5, 1e-5);
+    free(got);
+
+    /* RoPE on [B=2, T=5, H=3, HS=16] */
+    const int64_t B = 2, T = 5, H = 3, HS = 16, nr = B * T * H * HS;
+    float *r = randv(nr, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < nr; i++) r[i] = bf16r(r[i]);
+    void *rd = act_up(r, nr);
+    fqt_ops_cpu.rope_fwd(r, B, T, H, HS, 10000.0f);
+    be->rope_fwd(rd, B, T, H, HS, 10000.0f);
+    got = act_down(rd, nr);
+    /* bf16: each output is rounded once per pass and mixes two inputs of size ~1 */
+    const double ratol = be->act_dtype == FQT_DT_BF16 ? 4 * 0x1p-8 : 1e-6;
+    check_close("rope_fwd", got, r, nr, ratol, 2 * tol_act());
+    free(got);
+    fqt_ops_cpu.rope_bwd(r, B, T, H, HS, 10000.0f);
+    be->rope_bwd(rd, B, T, H, HS, 10000.0f);
+    got = act_down(rd, nr);
+    check_close("rope_bwd", got, r, nr, 2 * ratol, 4 * tol_act());
+    free(got);
+
+    dfree(tokd); dfree(wted); dfree(od); dfree(doutd); dfree(dwd); dfree(xd); dfree(wd); dfree(rstdd);
+    dfree(dind); dfree(dwnd); dfree(rd);
+    free(wte); free(ref); free(dout); free(dw); free(x); free(w); free(rstd); free(din); free(dwn); free(r);
+}
+
+static void test_attention(void) {
+    static const int64_t cfg[][5] = {{1, 1, 2, 1, 8},   {2, 7, 4, 2, 16},   {1, 33, 3, 3, 16}, {2, 64, 4, 1, 32},
+                                     {1, 1, 2, 2, 64},  {2, 100, 4, 2, 64}, {1, 130, 2, 1, 128}};
+    for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++) {
+        const int64_t B = cfg[ci][0], T = cfg[ci][1], NH = cfg[ci][2], NKV = cfg[ci][3], HS = cfg[ci][4];
+        const int64_t nq = B * T * NH * HS, nk = B * T * NKV * HS;
+        float *q = randv(nq, 1.0f), *k = randv(nk, 1.0f), *v = randv(nk, 1.0f), *g = randv(nq, 1.0f);
+        if (be->act_dtype == FQT_DT_BF16) {
+            for (int64_t i = 0; i < nq; i++) { q[i] = bf16r(q[i]); g[i] = bf16r(g[i]); }
+            for (int64_t i = 0; i < nk; i++) { k[i] = bf16r(k[i]); v[i] = bf16r(v[i]); }
+        }
+        float *out = malloc(nq * 4), *att = malloc((size_t)(B * NH * T * 2) * 4); /* CPU stats */
+        float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
+        fqt_ops_cpu.attention_fwd(out, att, q, k, v, B, T, NH, NKV, HS);
+        fqt_ops_cpu.attention_bwd(dq, dk, dv, g, att, q, k, v, B, T, NH, NKV, HS);
+        void *qd = act_up(q, nq), *kd = act_up(k, nk), *vd = act_up(v, nk), *gd = act_up(g, nq);
+        const size_t es = fqt_dtype_size(be->act_dtype);
+        void *od = dnew(nq * es), *dqd = dnew(nq * es), *dkd = dnew(nk * es), *dvd = dnew(nk * es);
+        float *st = dnew((size_t)(B * NH * T * 2) * 4);
+        be->attention_fwd(od, st, qd, kd, vd, B, T, NH, NKV, HS);
+        be->attention_bwd(dqd, dkd, dvd, gd, st, qd, kd, vd, B, T, NH, NKV, HS);
+        const double tl = be->act_dtype == FQT_DT_BF16 ? 0x1p-6 : 1e-5;
+        float *got = act_down(od, nq);
+        check_close("attention_fwd", got, out, nq, tl, tl);
+        free(got);
+        /* stats [B, NH, T, 2]: row max of the scaled scores and 1 / sum exp(s - max), as the CPU */
+        float *hs = f32_down(st, B * NH * T * 2);
+        check_close("attention stats", hs, att, B * NH * T * 2, tl, tl);
+        free(hs);
+        got = act_down(dqd, nq);
+        check_close("attention_bwd dq", got, dq, nq, tl, tl);
+        free(got);
+        got = act_down(dkd, nk);
+        check_close("attention_bwd dk", got, dk, nk, tl, tl);
+        free(got);
+        got = act_down(dvd, nk);
+        check_close("attention_bwd dv", got, dv, nk, tl, tl);
+        free(got);
+        CHECK(guards_ok(od, nq * es) && guards_ok(dqd, nq * es) && guards_ok(dkd, nk * es) &&
+              guards_ok(dvd, nk * es) && guards_ok(st, (size_t)(B * NH * T * 2) * 4));
+        dfree(qd); dfree(kd); dfree(vd); dfree(gd); dfree(od); dfree(dqd); dfree(dkd); dfree(dvd); dfree(st);
+        free(q); free(k); free(v); free(g); free(out); free(att); free(dq); free(dk); free(dv);
+    }
+}
+
+static void test_xent(void) {
+    static const int64_t cfg[][2] = {{1, 5}, {7, 1003}, {33, 4099}};
+    for (size_t ci = 0; ci < 3; ci++) {
+        const int64_t N = cfg[ci][0], V = cfg[ci][1];
+        float *x = randv(N * V, 3.0f);
+        if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < N * V; i++) x[i] = bf16r(x[i]);
+        int32_t *t = malloc(N * 4);
+        for (int64_t i = 0; i < N; i++) t[i] = (int32_t)((i * 31 + 3) % V);
+        if (N > 2) t[1] = -1;
+        float *dl = malloc((size_t)(N * V) * 4), *ls = malloc(N * 4);
+        double ref = fqt_ops_cpu.xent_fwd_bwd(dl, ls, x, t, N, V, 1.0f / (float)N);
+        void *xd = act_up(x, N * V);
+        int32_t *td = dup_to_dev(t, N * 4);
+        float *lsd = dnew(N * 4);
+        double got = be->xent_fwd_bwd(xd, lsd, xd, td, N, V, 1.0f / (float)N); /* aliased */
+        CHECK_MSG(fabs(got - ref) <= 1e-6 * fabs(ref) + 1e-12, "xent mean %.17g vs %.17g", got, ref);
+        float *g = act_down(xd, N * V);
+        check_close("xent dlogits (aliased)", g, dl, N * V, 1e-9, 8 * tol_act());
+        free(g);
+        g = f32_down(lsd, N);
+        check_close("xent losses", g, ls, N, 1e-6, 1e-6);
+        free(g);
+        CHECK(guards_ok(lsd, N * 4));
+        dfree(xd); dfree(td); dfree(lsd);
+        free(x); free(t); free(dl); free(ls);
+    }
+}
+
+static void test_hadamard_adamw_reduce(void) {
+    /* Hadamard: 2 full blocks of 16 rows and a partial one */
+    const int64_t N = 37, C = 19;
+    float *x = randv(N * C, 1.0f);
+    if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < N * C; i++) x[i] = bf16r(x[i]);
+    void *xd = act_up(x, N * C);
+    fqt_hadamard16_rows(x, N, C, 99, 1234);
+    be->hadamard16_rows(xd, N, C, 99, 1234);
+    float *got = act_down(xd, N * C);
+    if (be->act_dtype == FQT_DT_F32) check_same("hadamard16_rows", got, x, N * C);
+    else check_close("hadamard16_rows", got, x, N * C, 1e-6, 0x1p-7);
+    free(got);
+    dfree(xd);
+    free(x);
+    if (be->act_dtype != FQT_DT_F32) return;
+
+    /* AdamW over three segments, a sub-range */
+    const int64_t n = 10007;
+    float *w = randv(n, 1.0f), *g = randv(n, 0.1f), *m = randv(n, 0.01f), *v = randv(n, 0.001f);
+    for (int64_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    g[5] = 0.0f;
+    fqt_param_segment segs[3] = {{0, 3000, true}, {3000, 1, false}, {3001, n - 3001, true}};
+    fqt_adamw_args a = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.19f, 0.0975f, 0.5f, segs, 3, false};
+    float *wd = dup_to_dev(w, n * 4), *gd = dup_to_dev(g, n * 4), *md = dup_to_dev(m, n * 4), *vd = dup_to_dev(v, n * 4);
+    const int64_t b0 = 7, e0 = n - 5;
+    for (int s = 0; s < 3; s++) {
+        const float wdk = segs[s].decay ? a.weight_decay : 0.0f;
+        for (int64_t j = segs[s].offset; j < segs[s].offset + segs[s].numel; j++) {
+            if (j < b0 || j >= e0) continue;
+            float gj = g[j] * a.grad_scale;
+            m[j] = a.beta1 * m[j] + (1.0f - a.beta1) * gj;
+            v[j] = a.beta2 * v[j] + (1.0f - a.beta2) * gj * gj;
+            float mh = m[j] / a.bias_corr1, vh = v[j] / a.bias_corr2;
+            w[j] -= a.lr * (mh / (sqrtf(vh) + a.eps) + wdk * w[j]);
+        }
+    }
+    /* the dry run writes nothing and counts the non-finite results (none here; then one NaN
+     * gradient makes w, m and v of its index non-finite: 3) */
+    fqt_adamw_args dry = a;
+    dry.check_only = true;
+    float *w_before = f32_down(wd, n);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &dry) == 0);
+    float nang = NAN;
+    be->upload(gd + 100, &nang, 4);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &dry) == 3);
+    be->upload(gd + 100, &g[100], 4);
+    got = f32_down(wd, n);
+    check_same("adamw dry run leaves w", got, w_before, n);
+    free(got);
+    free(w_before);
+    CHECK(be->adamw(wd, gd, md, vd, b0, e0, &a) == 0);
+    got = f32_down(wd, n);
+    check_same("adamw w", got, w, n);
+    free(got);
+    got = f32_down(md, n);
+    check_same("adamw m", got, m, n);
+    free(got);
+    got = f32_down(vd, n);
+    check_same("adamw v", got, v, n);
+    free(got);
+    CHECK(guards_ok(wd, n * 4) && guards_ok(md, n * 4) && guards_ok(vd, n * 4));
+
+    /* sums of squares per chunk, and non-finite counts */
+    const int64_t nc = (n + FQT_SUMSQ_CHUNK - 1) / FQT_SUMSQ_CHUNK;
+    double part[8], ok = 1;
+    for (int withy = 0; withy < 2; withy++) {
+        be->sumsq_partials(wd, withy ? gd : NULL, n, part);
+        for (int64_t c = 0; c < nc; c++) {
+            double s = 0;
+            for (int64_t i = c * FQT_SUMSQ_CHUNK; i < n && i < (c + 1) * FQT_SUMSQ_CHUNK; i++) {
+                double d = withy ? (double)w[i] - (double)g[i] : (double)w[i];
+                s += d * d;
+            }
+            ok = ok && fabs(part[c] - s) <= 1e-12 * s;
+        }
+    }
+    CHECK_MSG(ok, "sumsq_partials differ from the sequential double sums beyond 1e-12");
+    CHECK(be->count_nonfinite(wd, n) == 0);
+    float bad[3] = {NAN, INFINITY, -INFINITY};
+    be->upload(wd + 17, bad, 12);
+    be->upload(wd + n - 1, bad, 4);
+    CHECK(be->count_nonfinite(wd, n) == 4);
+    dfree(wd); dfree(gd); dfree(md); dfree(vd);
+    free(w); free(g); free(m); free(v);
+}
+
+static void run_all(fqt_dtype act) {
+    be = fqt_backend_cuda_open_act(act);
+    FQT_ASSERT(be);
+    printf("backend %s (activations %s)\n", be->name, act == FQT_DT_BF16 ? "bf16" : "f32");
+#define SECTION(call)                                                                      \
+    do {                                                                                   \
+        long f0 = check_failed_, p0 = check_passed_;                                       \
+        call;                                                                              \
+        printf("  %-28s %ld passed, %ld failed\n", #call, check_passed_ - p0, check_failed_ - f0); \
+    } while (0)
+    SECTION(test_quantize());
+    setenv("FQT_CUDA_QUANT_SCALAR", "1", 1); /* the one-thread-per-block kernel where the vector one applies */
+    SECTION(test_quantize());
+    unsetenv("FQT_CUDA_QUANT_SCALAR");
+    setenv("FQT_CUDA_QUANT_GENERIC", "1", 1); /* the staged kernels, also where the fused one applies */
+    SECTION(test_quantize());
+    unsetenv("FQT_CUDA_QUANT_GENERIC");
+    if (act == FQT_DT_F32) SECTION(test_qgemm());
+    SECTION(test_elementwise());
+    SECTION(test_embedding_rmsnorm_rope());
+    SECTION(test_attention());
+    if (act == FQT_DT_BF16) {
+        setenv("FQT_CUDA_ATTN", "flash", 1); /* the fused tensor-core kernels (HS 64, 128) */
+        SECTION(test_attention());
+        unsetenv("FQT_CUDA_ATTN");
+    }
+    SECTION(test_xent());
+    SECTION(test_hadamard_adamw_reduce());
+    be->sync();
+}
+
+int main(void) {
+    if (!fqt_backend_cuda_open()) {
+        printf("SKIP no GPU: %s\n", fqt_last_error());
+        return check_finish();
+    }
+    run_all(FQT_DT_F32);
+    run_all(FQT_DT_BF16);
+    return check_finish();
+}
