@@ -50,21 +50,8 @@ static double time_sgemm(int blas, int64_t M, int64_t N, int64_t K, const float 
     return best;
 }
 
-/* The wait policy the fqt command line sets (tools/fqt.c): passive unless the user chose,
- * by executing this program again with OMP_WAIT_POLICY set (libgomp reads it at load). */
-static void omp_wait_policy_default(char **argv) {
-#ifdef _OPENMP
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");
-#else
-    (void)argv;
-#endif
-}
-
 int main(int argc, char **argv) {
-    omp_wait_policy_default(argv);
+    fqt_omp_wait_policy_default(argv);
     /* The tiny model (C=128, F=352, V=4096) at B*T = 2048: fprop, dgrad, wgrad shapes. */
     int64_t shapes[16][3] = {{2048, 128, 128},  {2048, 352, 128},  {2048, 128, 352},
                            {2048, 4096, 128}, {2048, 128, 4096}, {128, 128, 2048},

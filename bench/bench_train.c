@@ -15,21 +15,8 @@
 #include <omp.h>
 #endif
 
-/* The wait policy the fqt command line sets (tools/fqt.c): passive unless the user chose,
- * by executing this program again with OMP_WAIT_POLICY set (libgomp reads it at load). */
-static void omp_wait_policy_default(char **argv) {
-#ifdef _OPENMP
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");
-#else
-    (void)argv;
-#endif
-}
-
 int main(int argc, char **argv) {
-    omp_wait_policy_default(argv);
+    fqt_omp_wait_policy_default(argv);
     int steps = argc > 1 ? atoi(argv[1]) : 6;
     const char *dflt[] = {"fp32", "bf16", "nvfp4", "mxfp4", "fp8", "nvfp4-nvidia"};
     const char **recipes = argc > 2 ? (const char **)argv + 2 : dflt;

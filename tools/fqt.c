@@ -73,25 +73,8 @@ int cli_parse_f64(const char *s, double *out) {
     return 0;
 }
 
-/* The OpenMP wait policy, unless the user chose one. libgomp's default spins a while at
- * every barrier, which on a machine shared with one busy process made steps ~7x slower
- * (docs/PERF.md); passive threads sleep instead. libgomp reads OMP_WAIT_POLICY once, when
- * it is loaded, before main runs, so setenv alone comes too late: set it and execute
- * this program again (once: the second run finds the variable set). If the exec fails
- * (no /proc), carry on with the runtime's default. */
-static void omp_wait_policy_default(char **argv) {
-#ifdef _OPENMP
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");
-#else
-    (void)argv;
-#endif
-}
-
 int main(int argc, char **argv) {
-    omp_wait_policy_default(argv);
+    fqt_omp_wait_policy_default(argv);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

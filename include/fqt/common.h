@@ -80,6 +80,14 @@ void fqt_prof_add(fqt_prof_kind k, double seconds);
 double fqt_prof_get(fqt_prof_kind k);
 void fqt_prof_reset(void);
 
+/* The OpenMP wait policy of fqt's programs, unless the user chose one (OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT set): passive, so that idle threads sleep instead of spinning (spinning made
+ * steps ~7x slower beside one busy process, docs/PERF.md). libgomp reads the variable once,
+ * when it is loaded, before main runs, so this sets it and executes the program again
+ * (/proc/self/exe with argv; the second run finds it set). Call first thing in main; if the
+ * exec fails it returns and the runtime's default stays. */
+void fqt_omp_wait_policy_default(char **argv);
+
 /* malloc that aborts with a message on failure; for sizes derived from a validated config. */
 void *fqt_xmalloc(size_t n);
 void *fqt_xcalloc(size_t n, size_t size);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -121,4 +122,15 @@ void *fqt_scratch(fqt_scratch_slot slot, size_t bytes) {
         scratch_tab[slot][tid].n = bytes;
     }
     return scratch_tab[slot][tid].p;
+}
+
+void fqt_omp_wait_policy_default(char **argv) {
+#ifdef _OPENMP
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");
+#else
+    (void)argv;
+#endif
 }
