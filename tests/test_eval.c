@@ -26,7 +26,40 @@ static int run(const char *cmd, char *err, size_t n) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Issue 13 item 10: eval and sample refuse a checkpoint whose weights hold NaN or Inf, with
+ * the file, the tensor and the element in the message; a finite copy opens. */
+static void test_nonfinite_checkpoint(void) {
+    char dir[] = "/tmp/fqt_test_eval_XXXXXX";
+    FQT_ASSERT(mkdtemp(dir));
+    for (int bad = 0; bad < 3; bad++) {
+        fqt_model m;
+        tiny(&m, 5);
+        const fqt_param_info *p = fqt_model_find(&m, "model.layers.1.mlp.up_proj.weight");
+        FQT_ASSERT(p);
+        if (bad) m.params[p->offset + 7] = bad == 1 ? NAN : -INFINITY;
+        FQT_ASSERT(fqt_checkpoint_save_model(&m, dir) == FQT_OK);
+        fqt_model_free(&m);
+        fqt_model o;
+        fqt_train_config tc;
+        fqt_status st = fqt_checkpoint_open(dir, &o, &tc);
+        if (!bad) {
+            CHECK_MSG(st == FQT_OK, "finite checkpoint: %s", fqt_last_error());
+            if (!st) fqt_model_free(&o);
+            continue;
+        }
+        CHECK_MSG(st == FQT_ERR_NONFINITE, "checkpoint with %s weights opened (status %d)",
+                  bad == 1 ? "NaN" : "-Inf", (int)st);
+        CHECK_MSG(strstr(fqt_last_error(), "model.safetensors") && strstr(fqt_last_error(), "up_proj") &&
+                      strstr(fqt_last_error(), "element 7"),
+                  "message does not name the file, tensor and element: %s", fqt_last_error());
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    FQT_ASSERT(system(cmd) == 0);
+}
+
 int main(void) {
+    test_nonfinite_checkpoint();
     fqt_model a, b;
     tiny(&a, 1);
     tiny(&b, 2);
