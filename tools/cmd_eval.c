@@ -11,7 +11,7 @@
 
 static int usage(void) {
     printf("usage: fqt eval --ckpt A [--ckpt B] [--val-data GLOB] [--tokens N] [--seq T]\n"
-           "                [--batch B] [--recipe R]\n\n"
+           "                [--batch B] [--recipe R] [--device auto|cpu|cuda]\n\n"
            "Validation loss and perplexity of each checkpoint on the validation shards (default:\n"
            "the first run's --val-data). With two checkpoints also KL(A || B) in nats per token\n"
            "and how often their most likely next tokens agree. Each model runs its forward pass\n"
@@ -23,11 +23,11 @@ static int usage(void) {
 }
 
 int fqt_cmd_eval(int argc, char **argv) {
-    const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL, *dump = NULL;
+    const char *ck[2] = {NULL, NULL}, *val = NULL, *recipe_s = NULL, *dump = NULL, *device = "auto";
     int nck = 0;
     int64_t tokens = 65536, seq = 0, batch = 8;
     static const cli_opt opts[] = {{"help", 0}, {"ckpt", 1}, {"val-data", 1}, {"dump-logits", 1}, {"recipe", 1},
-                                   {"tokens", 1}, {"seq", 1}, {"batch", 1}};
+                                   {"tokens", 1}, {"seq", 1}, {"batch", 1}, {"device", 1}};
     cli_parser cp;
     cli_parser_init(&cp, "eval", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     for (;;) {
@@ -48,6 +48,7 @@ int fqt_cmd_eval(int argc, char **argv) {
         case 5: if (cli_parse_i64(v, &tokens) || tokens <= 0) return cli_usage_error("eval", "bad --tokens '%s'", v); break;
         case 6: if (cli_parse_i64(v, &seq) || seq <= 0) return cli_usage_error("eval", "bad --seq '%s'", v); break;
         case 7: if (cli_parse_i64(v, &batch) || batch <= 0) return cli_usage_error("eval", "bad --batch '%s'", v); break;
+        case 8: device = v; break;
         }
     }
     if (!nck) return cli_usage_error("eval", "--ckpt is required");
@@ -56,8 +57,10 @@ int fqt_cmd_eval(int argc, char **argv) {
     fqt_recipe r[2];
     fqt_tokens data = {0};
     int rc = 1, loaded = 0;
+    const fqt_backend *be = fqt_backend_get(device);
+    if (!be) return cli_usage_error("eval", "%s", fqt_last_error());
     for (; loaded < nck; loaded++) {
-        if (fqt_checkpoint_open(ck[loaded], &m[loaded], &tc[loaded])) {
+        if (fqt_checkpoint_open_on(ck[loaded], &m[loaded], &tc[loaded], be)) {
             char what[300];
             snprintf(what, sizeof what, "loading %s", ck[loaded]);
             rc = cli_fail("eval", what);

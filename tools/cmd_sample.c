@@ -9,20 +9,22 @@
 
 static int usage(void) {
     printf("usage: fqt sample --ckpt DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
-           "                  [--top-k K] [--seed N] [--vocab FILE] [--recipe R]\n\n"
+           "                  [--top-k K] [--seed N] [--vocab FILE] [--recipe R] [--device D]\n\n"
            "Generates text from a checkpoint (a run directory or its ckpt/). The tokenizer and\n"
            "the forward-pass recipe default to the ones the run was trained with. Defaults:\n"
-           "--max-tokens 100 --temperature 0.8 --top-k 40 --seed 1.\n");
+           "--max-tokens 100 --temperature 0.8 --top-k 40 --seed 1 --device auto (the GPU when\n"
+           "one is present; cpu or cuda to choose).\n");
     return 0;
 }
 
 int fqt_cmd_sample(int argc, char **argv) {
-    const char *ckpt = NULL, *prompt = NULL, *vocab = NULL, *recipe_s = NULL;
+    const char *ckpt = NULL, *prompt = NULL, *vocab = NULL, *recipe_s = NULL, *device = "auto";
     int64_t max_tokens = 100, top_k = 40;
     uint64_t seed = 1;
     double temp = 0.8;
     static const cli_opt opts[] = {{"help", 0}, {"ckpt", 1}, {"prompt", 1}, {"vocab", 1}, {"recipe", 1},
-                                   {"max-tokens", 1}, {"top-k", 1}, {"seed", 1}, {"temperature", 1}};
+                                   {"max-tokens", 1}, {"top-k", 1}, {"seed", 1}, {"temperature", 1},
+                                   {"device", 1}};
     cli_parser p;
     cli_parser_init(&p, "sample", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     for (;;) {
@@ -41,12 +43,15 @@ int fqt_cmd_sample(int argc, char **argv) {
         case 6: if (cli_parse_i64(v, &top_k)) return cli_usage_error("sample", "bad --top-k '%s'", v); break;
         case 7: if (cli_parse_u64(v, &seed)) return cli_usage_error("sample", "bad --seed '%s'", v); break;
         case 8: if (cli_parse_f64(v, &temp) || temp < 0) return cli_usage_error("sample", "bad --temperature '%s'", v); break;
+        case 9: device = v; break;
         }
     }
     if (!ckpt || !prompt) return cli_usage_error("sample", "--ckpt and --prompt are required");
     fqt_model m;
     fqt_train_config tc;
-    if (fqt_checkpoint_open(ckpt, &m, &tc)) return cli_fail("sample", "loading the checkpoint");
+    const fqt_backend *be = fqt_backend_get(device);
+    if (!be) return cli_usage_error("sample", "%s", fqt_last_error());
+    if (fqt_checkpoint_open_on(ckpt, &m, &tc, be)) return cli_fail("sample", "loading the checkpoint");
     int rc = 1;
     fqt_bpe *bpe = NULL;
     fqt_recipe r;

@@ -147,6 +147,9 @@ fqt_status fqt_checkpoint_save_tokenizer(const fqt_model *m, const char *dir, co
  * from config.json, load and validate the weights, and read train.json into tc when
  * present (defaults otherwise; tc->recipe then "bf16"). */
 fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config *tc);
+/* The same with the model on backend be (fqt_backend_get: "auto", "cpu", "cuda"). */
+fqt_status fqt_checkpoint_open_on(const char *path, fqt_model *m, fqt_train_config *tc,
+                                  const fqt_backend *be);
 
 /* A checkpoint directory given a run directory or a checkpoint directory. For a run
  * directory: the newest complete one of RUN/ckpt, RUN/ckpt.new and RUN/ckpt.old (a crash

@@ -333,27 +333,38 @@ fqt_status fqt_checkpoint_load_model(fqt_model *m, const char *dir) {
 }
 
 fqt_status fqt_checkpoint_open(const char *path, fqt_model *m, fqt_train_config *tc) {
+    return fqt_checkpoint_open_on(path, m, tc, &fqt_backend_cpu);
+}
+
+fqt_status fqt_checkpoint_open_on(const char *path, fqt_model *m, fqt_train_config *tc,
+                                  const fqt_backend *be) {
     char dir[4200];
     fqt_model_config cfg;
     fqt_status st;
     memset(m, 0, sizeof *m);
     if ((st = fqt_checkpoint_resolve(path, dir, sizeof dir)) || (st = fqt_checkpoint_read_config(dir, &cfg)) ||
-        (st = fqt_model_create(m, &cfg)))
+        (st = fqt_model_create_on(m, &cfg, be)))
         return st;
     if ((st = fqt_checkpoint_load_model(m, dir))) {
         fqt_model_free(m);
         return st;
     }
     /* Inference on NaN/Inf weights gives no answer worth printing: refuse the checkpoint. */
-    for (int i = 0; i < m->n_tensors; i++) {
+    const float *w = fqt_backend_host_get(m->be, m->params, m->n_params, true);
+    for (int i = 0; i < m->n_tensors && !st; i++) {
         const fqt_param_info *p = &m->tensors[i];
         for (int64_t j = 0; j < p->numel; j++)
-            if (!isfinite(m->params[p->offset + j])) {
+            if (!isfinite(w[p->offset + j])) {
                 fqt_set_error("%s/model.safetensors: tensor %s holds %g at element %lld (a diverged or "
-                              "damaged checkpoint)", dir, p->name, (double)m->params[p->offset + j], (long long)j);
-                fqt_model_free(m);
-                return FQT_ERR_NONFINITE;
+                              "damaged checkpoint)", dir, p->name, (double)w[p->offset + j], (long long)j);
+                st = FQT_ERR_NONFINITE;
+                break;
             }
+    }
+    fqt_backend_host_put(m->be, (float *)w, m->params, m->n_params, false);
+    if (st) {
+        fqt_model_free(m);
+        return st;
     }
     char tpath[4300];
     snprintf(tpath, sizeof tpath, "%s/train.json", dir);
