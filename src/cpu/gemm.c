@@ -28,6 +28,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FQT_GEMM_X86 1
 #include <immintrin.h>
+#include "formats/transpose_x86.h"
 #else
 #define FQT_GEMM_X86 0
 #endif
@@ -135,27 +136,9 @@ __attribute__((target("avx2"))) static void pack_panel_avx2(const float *const *
         const float *const *r = rp + i0;
         int64_t k = 0;
         for (; k + 8 <= kc; k += 8) {
-            __m256 a0 = _mm256_loadu_ps(r[0] + k), a1 = _mm256_loadu_ps(r[1] + k);
-            __m256 a2 = _mm256_loadu_ps(r[2] + k), a3 = _mm256_loadu_ps(r[3] + k);
-            __m256 a4 = _mm256_loadu_ps(r[4] + k), a5 = _mm256_loadu_ps(r[5] + k);
-            __m256 a6 = _mm256_loadu_ps(r[6] + k), a7 = _mm256_loadu_ps(r[7] + k);
-            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
-            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
-            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
-            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            float *o = op + k * P + i0;
-            _mm256_storeu_ps(o + 0 * P, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(o + 1 * P, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(o + 2 * P, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(o + 3 * P, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(o + 4 * P, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(o + 5 * P, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(o + 6 * P, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(o + 7 * P, _mm256_permute2f128_ps(u3, u7, 0x31));
+            const float *const rk[8] = {r[0] + k, r[1] + k, r[2] + k, r[3] + k,
+                                        r[4] + k, r[5] + k, r[6] + k, r[7] + k};
+            fqt_transpose8x8_avx(rk, op + k * P + i0, P);
         }
         for (; k < kc; k++)
             for (int i = 0; i < 8; i++) op[k * P + i0 + i] = r[i][k];

@@ -15,6 +15,8 @@
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
+#include "transpose_x86.h"
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
@@ -182,27 +184,9 @@ F2 void transpose_tile_avx2(const float *src, int64_t lds, float *dst, int64_t l
         int64_t c0 = 0;
         for (; c0 + 8 <= nc; c0 += 8) {
             const float *s0 = src + r0 * lds + c0;
-            __m256 a0 = _mm256_loadu_ps(s0), a1 = _mm256_loadu_ps(s0 + lds);
-            __m256 a2 = _mm256_loadu_ps(s0 + 2 * lds), a3 = _mm256_loadu_ps(s0 + 3 * lds);
-            __m256 a4 = _mm256_loadu_ps(s0 + 4 * lds), a5 = _mm256_loadu_ps(s0 + 5 * lds);
-            __m256 a6 = _mm256_loadu_ps(s0 + 6 * lds), a7 = _mm256_loadu_ps(s0 + 7 * lds);
-            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
-            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
-            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
-            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            float *d0 = dst + c0 * ldd + r0;
-            _mm256_storeu_ps(d0, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(d0 + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(d0 + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(d0 + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(d0 + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(d0 + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(d0 + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(d0 + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+            const float *const rows[8] = {s0,           s0 + lds,     s0 + 2 * lds, s0 + 3 * lds,
+                                          s0 + 4 * lds, s0 + 5 * lds, s0 + 6 * lds, s0 + 7 * lds};
+            fqt_transpose8x8_avx(rows, dst + c0 * ldd + r0, ldd);
         }
         for (int64_t c = c0; c < nc; c++)
             for (int64_t r = r0; r < r0 + 8; r++) dst[c * ldd + r] = src[r * lds + c];
