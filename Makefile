@@ -14,7 +14,8 @@
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
 # kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (yes/no: compile
 # src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when nvcc is
-# on the PATH or in $(CUDA_HOME)), CUDA_DEBUG=1 (synchronize and check after every kernel
+# on the PATH or in $(CUDA_HOME) and the three libraries are found: with nvcc but without the
+# libraries, `make test` still compiles the .cu files and builds CPU-only), CUDA_DEBUG=1 (synchronize and check after every kernel
 # launch; also at run time with FQT_CUDA_SYNC=1), USE_BLAS ?= auto (openblas/no: OpenBLAS is
 # linked into the benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with),
 # USE_MPI ?= auto (yes/no: data-parallel training over MPI, found through pkg-config ompi or
@@ -67,14 +68,33 @@ ifeq ($(USE_BLAS),auto)
 endif
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
+ifneq ($(NVCC),)
+  CUDA_HOME := $(abspath $(dir $(realpath $(NVCC)))..)
+endif
+# The CUDA libraries: each one looked for in the toolkit's own folders, then where ldconfig
+# knows it, then in pip's nvidia/*/lib layout; libX.so if present, else the versioned
+# libX.so.N (a toolkit without the development symlinks). Each found one links as
+# -L<dir> -Wl,-rpath,<dir> -l<X> (or -l:libX.so.N).
+CUDA_LIB_DIRS := $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib $(wildcard $(CUDA_HOME)/targets/*/lib) \
+  $(sort $(shell ldconfig -p 2>/dev/null | sed -n 's@.*lib\(cudart\|cublas\|cublasLt\|nccl\)\.so.* => \(.*\)/[^/]*$$@\2@p')) \
+  /usr/lib/x86_64-linux-gnu /usr/lib64 $(wildcard /usr/local/lib/python3*/*-packages/nvidia/*/lib)
+cuda_lib_file = $(firstword $(foreach d,$(CUDA_LIB_DIRS),$(wildcard $(d)/lib$(1).so) $(sort $(wildcard $(d)/lib$(1).so.[0-9]*))))
+cuda_lib_flags = $(foreach f,$(call cuda_lib_file,$(1)),-L$(dir $(f)) -Wl,-rpath,$(dir $(f)) $(if $(filter %.so,$(f)),-l$(1),-l:$(notdir $(f))))
+CUDA_LIBS_MISSING := $(strip $(foreach l,cudart cublas cublasLt,$(if $(call cuda_lib_file,$(l)),,lib$(l))))
+# CUDA_CHECK: nvcc is here but a library is not, so the .cu files are compiled (to keep them
+# building) but not linked; the build is CPU-only.
+CUDA_CHECK := no
 ifeq ($(USE_CUDA),auto)
-  USE_CUDA := $(if $(NVCC),yes,no)
+  USE_CUDA := $(if $(NVCC),$(if $(CUDA_LIBS_MISSING),no,yes),no)
+  CUDA_CHECK := $(if $(NVCC),$(if $(CUDA_LIBS_MISSING),yes,no),no)
 endif
 ifeq ($(USE_CUDA),yes)
   ifeq ($(NVCC),)
     $(error USE_CUDA=yes but nvcc was not found (install the CUDA toolkit or set NVCC=/path/to/nvcc))
   endif
-  CUDA_HOME := $(abspath $(dir $(NVCC))..)
+  ifneq ($(CUDA_LIBS_MISSING),)
+    $(error USE_CUDA=yes but $(CUDA_LIBS_MISSING) not found in $(CUDA_LIB_DIRS))
+  endif
 endif
 
 # MPI: compile and link flags from pkg-config (Open MPI's ompi.pc, or mpich.pc), else from
@@ -90,9 +110,9 @@ ifneq ($(USE_MPI),no)
 endif
 # NCCL needs MPI (bootstrap), nvcc and nccl.h.
 ifneq ($(USE_NCCL),no)
-  NCCL_FOUND := $(if $(and $(filter yes,$(USE_MPI)),$(shell command -v $(NVCC) 2>/dev/null),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)),yes,no)
+  NCCL_FOUND := $(if $(and $(filter yes,$(USE_MPI)),$(filter yes,$(USE_CUDA)),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),$(call cuda_lib_file,nccl)),yes,no)
   ifeq ($(USE_NCCL)$(NCCL_FOUND),yesno)
-    $(error USE_NCCL=yes needs MPI, nvcc and nccl.h (CUDA_HOME=$(CUDA_HOME)))
+    $(error USE_NCCL=yes needs MPI, the CUDA build, nccl.h and libnccl (CUDA_HOME=$(CUDA_HOME)))
   endif
   USE_NCCL := $(NCCL_FOUND)
 endif
@@ -116,7 +136,7 @@ ifeq ($(USE_MPI),yes)
 endif
 ifeq ($(USE_NCCL),yes)
   CFLAGS_BASE += -DFQT_HAVE_NCCL
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart -lstdc++
+  LDLIBS += $(call cuda_lib_flags,nccl)
 endif
 ifeq ($(CONFIG),asan)
   CFLAGS_BASE += -fsanitize=address -fno-omit-frame-pointer -DFQT_SANITIZE=1
@@ -146,9 +166,11 @@ ifeq ($(CUDA_DEBUG),1)
   NVCCFLAGS += -DFQT_CUDA_DEBUG=1
 endif
 CUDA_SRC := $(if $(filter yes,$(USE_CUDA)),$(sort $(wildcard src/cuda/*.cu)))
+CUDA_CHECK_OBJ := $(if $(filter yes,$(CUDA_CHECK)),$(patsubst %.cu,$(BUILD)/%.o,$(sort $(wildcard src/cuda/*.cu)) \
+  $(if $(and $(filter yes,$(USE_MPI)),$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)),src/dist/nccl.cu)))
 ifeq ($(USE_CUDA),yes)
   CFLAGS += -DFQT_HAVE_CUDA=1
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  LDLIBS += $(foreach l,cublasLt cublas cudart,$(call cuda_lib_flags,$(l))) -lstdc++
 endif
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
@@ -180,6 +202,12 @@ all: info fqt
 
 info:
 	@echo "fqt: config=$(CONFIG) cc=$(CC) omp=$(USE_OMP) native=$(NATIVE) blas=$(USE_BLAS) cuda=$(USE_CUDA) mpi=$(USE_MPI) nccl=$(USE_NCCL) build=$(BUILD)"
+ifeq ($(USE_CUDA),yes)
+	@echo "fqt: cuda: nvcc $(NVCC); $(foreach l,cudart cublas cublasLt,$(call cuda_lib_file,$(l)))"
+endif
+ifeq ($(CUDA_CHECK),yes)
+	@echo "fqt: cuda: nvcc $(NVCC) found but not $(CUDA_LIBS_MISSING) (looked in $(CUDA_LIB_DIRS)): the .cu files are compiled, not linked; CPU-only build"
+endif
 
 # The CLI lives in the project root for the release build.
 fqt: $(FQT_BIN)
@@ -236,7 +264,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LDLIBS) -o $@
 
-test: info $(TEST_BIN) fqt
+test: info $(TEST_BIN) fqt $(CUDA_CHECK_OBJ)
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
 
 # The CUDA suite (on a machine with a GPU): tests/cuda/ against the CPU reference, then the
@@ -286,4 +314,4 @@ clean:
 FORCE:
 .SECONDARY:
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d) $(CUDA_BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CUDA_CHECK_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(CUDA_TEST_BIN:=.d) $(CUDA_BENCH_BIN:=.d)
