@@ -16,7 +16,8 @@
 # src/cuda/*.cu with nvcc into libfqt.a and link cudart, cuBLASLt, cuBLAS; auto = when nvcc is
 # on the PATH or in $(CUDA_HOME) and the three libraries are found: with nvcc but without the
 # libraries, `make test` still compiles the .cu files and builds CPU-only), CUDA_DEBUG=1 (synchronize and check after every kernel
-# launch; also at run time with FQT_CUDA_SYNC=1), USE_BLAS ?= auto (openblas/no: OpenBLAS is
+# launch; also at run time with FQT_CUDA_SYNC=1), CUDA_ARCHS ?= 90a 100a (the machine code
+# nvcc writes: Hopper and Blackwell), USE_BLAS ?= auto (openblas/no: OpenBLAS is
 # linked into the benchmarks only, as the baseline bench_gemm compares fqt_sgemm_nt with),
 # USE_MPI ?= auto (yes/no: data-parallel training over MPI, found through pkg-config ompi or
 # mpicc --showme), USE_NCCL ?= auto (yes/no: the NCCL collectives of src/dist/nccl.cu; needs
@@ -157,8 +158,9 @@ endif
 # nvcc: Hopper (sm_90a: wgmma) and Blackwell (sm_100a) machine code, no fast-math, no FMA
 # contraction (-fmad=false: the quantizers and AdamW must round like the CPU), IEEE division
 # and square root (nvcc's defaults without --use_fast_math), spills reported.
+CUDA_ARCHS ?= 90a 100a
 NVCCFLAGS := -std=c++17 -O2 -g -lineinfo -fmad=false -prec-div=true -prec-sqrt=true -ftz=false \
-  -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_100a,code=sm_100a \
+  $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
   -Xptxas=--warn-on-spills -Werror all-warnings \
   -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fno-fast-math -Iinclude -Isrc \
   $(if $(filter yes,$(USE_OMP)),-Xcompiler -fopenmp) $(EXTRA_NVCCFLAGS)

@@ -110,6 +110,12 @@ static void attn_bwd(T *dq, T *dk, T *dv, const T *dout, const float *stats, con
     float *dP = S + NH * TT;
     T *P = (T *)fqt_cuda_scratch(FQT_SCR_ATT_P, (size_t)(NH * TT) * sizeof(T));
     T *dS = (T *)fqt_cuda_scratch(FQT_SCR_ATT_DS, (size_t)(NH * TT) * sizeof(T));
+    /* dK and dV sum G query heads: with bf16 storage the sum is kept in float32 and rounded
+     * once, not after every head (a partial sum rounded to bf16 loses 2^-9 of itself, which
+     * is far more than the result where the heads cancel). */
+    const bool acc32 = sizeof(T) != sizeof(float) && G > 1;
+    float *dk32 = acc32 ? (float *)fqt_cuda_scratch(FQT_SCR_ATT_DKV, (size_t)(2 * Tn * ks) * sizeof(float)) : NULL;
+    float *dv32 = acc32 ? dk32 + Tn * ks : NULL;
     for (int64_t b = 0; b < B; b++) {
         const T *qb = q + b * Tn * qs, *kb = k + b * Tn * ks, *vb = v + b * Tn * ks;
         const T *gb = dout + b * Tn * qs;
@@ -126,9 +132,15 @@ static void attn_bwd(T *dq, T *dk, T *dv, const T *dout, const float *stats, con
             fqt_cuda_gemm_rm(false, false, Tn, HS, Tn, 1.0f, dS + hh * TT, at, Tn, G * TT, kb, at, ks,
                              HS, 0.0f, dq + b * Tn * qs + hh * HS, at, qs, G * HS, (int)NKV);
             fqt_cuda_gemm_rm(true, false, Tn, HS, Tn, 1.0f, dS + hh * TT, at, Tn, G * TT, qb + hh * HS,
-                             at, qs, G * HS, beta, dk + b * Tn * ks, at, ks, HS, (int)NKV);
+                             at, qs, G * HS, beta, acc32 ? (void *)dk32 : (void *)(dk + b * Tn * ks),
+                             acc32 ? CUDA_R_32F : at, ks, HS, (int)NKV);
             fqt_cuda_gemm_rm(true, false, Tn, HS, Tn, 1.0f, P + hh * TT, at, Tn, G * TT, gb + hh * HS,
-                             at, qs, G * HS, beta, dv + b * Tn * ks, at, ks, HS, (int)NKV);
+                             at, qs, G * HS, beta, acc32 ? (void *)dv32 : (void *)(dv + b * Tn * ks),
+                             acc32 ? CUDA_R_32F : at, ks, HS, (int)NKV);
+        }
+        if (acc32) {
+            fqt_cuda_convert(dk + b * Tn * ks, fqt_cuda.act, dk32, FQT_DT_F32, Tn * ks);
+            fqt_cuda_convert(dv + b * Tn * ks, fqt_cuda.act, dv32, FQT_DT_F32, Tn * ks);
         }
     }
 }

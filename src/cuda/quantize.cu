@@ -4,8 +4,9 @@
  * One source: the element codecs, the block-scale rule and the Philox bits all come from
  * formats/codec.h, compiled here for the device. Stages (all on the default stream):
  *   1. tensor amax (NVFP4 §5.3): per-block maxima of |x| over the finite inputs, then one
- *      block combines them; max is exact in any order. s_enc, s_dec as fqt_tensor_s_enc_i;
- *      s_dec goes to the tensor's trailing float (fqt_backend_qtensor_scale_slot).
+ *      block combines them; max is exact in any order. s_enc, s_dec, the pre factor and the
+ *      stored s_dec_out as fqt_tscale_i (tiny tensors included); s_dec_out goes to the
+ *      tensor's trailing float (fqt_backend_qtensor_scale_slot).
  *   2. one thread per quantization block (1-D or 2-D tile): amax, the §5.1 non-finite rule,
  *      the scale code (fqt_block_scale_i) and its mapping, kept in scratch.
  *   3. one thread per output byte (4-bit: two codes) or element: the codes. SR bits are keyed
@@ -15,7 +16,8 @@
  * in block order: integer counts are exact, the double sums agree with the CPU to rounding.
  * The fused kernel below does stages 2 and 3 in one pass for 1-D blocks (the presets other
  * than fp8-w); FQT_CUDA_QUANT_GENERIC=1 forces the staged kernels (tests run both).
- * Not yet: vectorised loads and stores, shared-memory transposes for AXIS_COLS, the one-read
+ * The 4-bit E2M1 presets have vector kernels (16-byte loads along rows, a shared-memory
+ * transpose along columns), fp8's 1x128 blocks a warp per block. Not yet: the one-read
  * two-copy quantizer for tensors needed in both orientations. */
 #include "cuda/common.cuh"
 
@@ -114,21 +116,22 @@ template <typename TS> __global__ void qz_amax_kernel(const TS *src, int64_t n, 
     if (threadIdx.x == 0) part[blockIdx.x] = m;
 }
 
-/* tsc[0] = s_enc, tsc[1] = s_dec, *slot = s_dec (1, 1, 1 without a tensor scale), by the
- * §5.3 rule of codec.h (fqt_tscale_i) for the element's largest magnitude elem_max. Tensors
- * with amax below 2^-64, which the CPU quantizes as x * 2^64 (pre != 1), are not handled
- * here: the GPU keeps the plain formula for them (docs/FORMATS.md §5.3 says so). */
+/* tsc[0] = s_enc, tsc[1] = s_dec, tsc[2] = pre, tsc[3] = *slot = s_dec_out (all 1 without a
+ * tensor scale), by the §5.3 rule of codec.h (fqt_tscale_i) for the element's largest
+ * magnitude elem_max: the kernels below quantize x * pre (exact), as the CPU does, so tensors
+ * with amax below 2^-64 get the CPU's bits too. */
 __global__ void qz_tscale_kernel(const float *part, int nparts, float elem_max, float *tsc, float *slot) {
     __shared__ float sh[QZ_THREADS];
     float m = 0.0f;
     for (int i = threadIdx.x; i < nparts; i += QZ_THREADS) m = fmaxf(m, part[i]);
     m = block_max<QZ_THREADS>(m, sh);
     if (threadIdx.x == 0) {
-        const float s_enc = nparts ? fqt_tensor_s_enc_i(m, elem_max) : 1.0f;
-        const float s_dec = nparts ? 1.0f / s_enc : 1.0f;
-        tsc[0] = s_enc;
-        tsc[1] = s_dec;
-        *slot = s_dec;
+        const fqt_tscale t = nparts ? fqt_tscale_i(m, elem_max) : fqt_tscale{1.0f, 1.0f, 1.0f, 1.0f};
+        tsc[0] = t.s_enc;
+        tsc[1] = t.s_dec;
+        tsc[2] = t.pre;
+        tsc[3] = t.s_dec_out;
+        *slot = t.s_dec_out;
     }
 }
 
@@ -138,7 +141,7 @@ __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_
                                 const float *tsc, qz_part *part) {
     qz_acc acc;
     if (STATS) acc.init();
-    const float s_enc = tsc[0], s_dec = tsc[1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2], s_dec_out = tsc[3];
     const int64_t nblk = p.scale_rows * p.scale_cols;
     const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
     for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
@@ -149,7 +152,7 @@ __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_
         int64_t bad = 0;
         for (int64_t r = r0; r < r1; r++)
             for (int64_t c = c0; c < c1; c++) {
-                const float a = fabsf(qz_load(p, src, r, c));
+                const float a = fabsf(qz_load(p, src, r, c) * pre);
                 if (!(a <= FLT_MAX)) bad++;
                 else if (a > amax) amax = a;
             }
@@ -179,7 +182,7 @@ __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_
             mp.deq = m.deq;
             mp.flags = m.zero ? 2 : 0;
             if (STATS) {
-                const float s = m.zero ? 0.0f : m.deq * s_dec;
+                const float s = m.zero ? 0.0f : m.deq * s_dec_out;
                 if (!(s > 0.0f)) {
                     acc.nzero += s == 0.0f;
                 } else {
@@ -196,7 +199,8 @@ __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_
 /* ---- stage 3: codes ------------------------------------------------------------------ */
 template <typename TS, bool STATS>
 __device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src, const qz_map *maps,
-                                               float s_dec, int64_t r, int64_t c, qz_acc &acc) {
+                                               float pre, float s_dec_out, int64_t r, int64_t c,
+                                               qz_acc &acc) {
     const float v = qz_load(p, src, r, c);
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const uint64_t index = (uint64_t)(r * p.cols + c);
@@ -221,12 +225,12 @@ __device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src
     }
     const qz_map m = maps[(r / p.block_rows) * p.scale_cols + c / p.block];
     if (m.flags & 1) return 0u;
-    const float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
+    const float scaled = m.div != 0.0f ? v * pre / m.div : v * pre * m.mul;
     const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, index) : 0u;
     const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
     if (STATS) {
         float deq = fqt_elem_decode_i((fqt_elem)p.elem, code) * m.deq;
-        if (p.tensor_scale) deq *= s_dec;
+        if (p.tensor_scale) deq *= s_dec_out;
         const double err = (double)deq - (double)v;
         acc.sse += err * err;
         acc.ss += (double)v * (double)v;
@@ -242,20 +246,20 @@ __global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, cons
                                 const float *tsc, qz_part *part) {
     qz_acc acc;
     if (STATS) acc.init();
-    const float s_dec = tsc[1];
+    const float pre = tsc[2], s_dec_out = tsc[3];
     if (p.bits == 4) {
         const int64_t n = p.rows * p.row_bytes;
         for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
             const int64_t r = i / p.row_bytes, c = 2 * (i % p.row_bytes);
-            uint32_t b = qz_element<TS, STATS>(p, src, maps, s_dec, r, c, acc) & 0xFu;
-            if (c + 1 < p.cols) b |= (qz_element<TS, STATS>(p, src, maps, s_dec, r, c + 1, acc) & 0xFu) << 4;
+            uint32_t b = qz_element<TS, STATS>(p, src, maps, pre, s_dec_out, r, c, acc) & 0xFu;
+            if (c + 1 < p.cols) b |= (qz_element<TS, STATS>(p, src, maps, pre, s_dec_out, r, c + 1, acc) & 0xFu) << 4;
             codes[i] = (uint8_t)b;
         }
     } else {
         const int64_t n = p.rows * p.cols;
         for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
             const int64_t r = i / p.cols, c = i % p.cols;
-            const uint32_t code = qz_element<TS, STATS>(p, src, maps, s_dec, r, c, acc);
+            const uint32_t code = qz_element<TS, STATS>(p, src, maps, pre, s_dec_out, r, c, acc);
             if (p.bits == 8) codes[i] = (uint8_t)code;
             else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
             else ((uint32_t *)codes)[i] = code;
@@ -274,7 +278,7 @@ __global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, cons
  * quantized tensor (AXIS_COLS: each of the block's loads is contiguous across the warp). */
 template <typename TS>
 __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
-    const float s_enc = tsc[0], s_dec = tsc[1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.rows * p.scale_cols;
     const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
     const fqt_rounding rd = (fqt_rounding)p.rounding;
@@ -290,7 +294,7 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         float amax = 0.0f;
         int bad = 0;
         for (int64_t c = 0; c < c1 - c0; c++) {
-            const float a = fabsf(ldf(base, c * step));
+            const float a = fabsf(ldf(base, c * step) * pre);
             if (!(a <= FLT_MAX)) bad = 1;
             else if (a > amax) amax = a;
         }
@@ -312,7 +316,7 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         uint32_t w[4] = {0, 0, 0, 0};
         uint32_t pending = 0;
         for (int64_t c = c0; c < c1; c++) {
-            const float v = ldf(base, (c - c0) * step);
+            const float v = ldf(base, (c - c0) * step) * pre;
             const float scaled = m.div != 0.0f ? v / m.div : v * m.mul;
             uint32_t rnd = 0;
             if (rd == FQT_ROUND_SR) {
@@ -338,7 +342,7 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * one read of the source. Same arithmetic as qz_fused_kernel. */
 template <typename TS, int BLK>
 __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
-    const float s_enc = tsc[0], s_dec = tsc[1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.rows * p.scale_cols;
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
@@ -352,7 +356,7 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
             TS t[PER16];
             memcpy(t, &u, 16);
 #pragma unroll
-            for (int e = 0; e < PER16; e++) v[k * PER16 + e] = ldf(t, e);
+            for (int e = 0; e < PER16; e++) v[k * PER16 + e] = ldf(t, e) * pre;
         }
         float amax = 0.0f;
         bool bad = false;
@@ -403,14 +407,14 @@ template <typename TS, int BLK>
 __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
     __shared__ float tile[QZ_TILE][QZ_TILE + 1];
     constexpr int NB = QZ_TILE / BLK; /* blocks per tile column */
-    const float s_enc = tsc[0], s_dec = tsc[1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int64_t srows = p.cols, scols = p.rows; /* source [srows, scols] */
     const int64_t r0 = (int64_t)blockIdx.y * QZ_TILE, j0 = (int64_t)blockIdx.x * QZ_TILE;
     for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
         const int rr = e / QZ_TILE, jj = e % QZ_TILE;
         const int64_t r = r0 + rr, j = j0 + jj;
-        tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) : 0.0f;
+        tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) * pre : 0.0f;
     }
     __syncthreads();
     const int b = threadIdx.x % NB, jj = threadIdx.x / NB;
@@ -457,7 +461,7 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * order); one Philox call per lane gives its four SR words; each lane stores 4 codes. */
 template <typename TS>
 __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
-    const float s_enc = tsc[0], s_dec = tsc[1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int lane = threadIdx.x & 31;
     const int64_t nblk = p.rows * p.scale_cols;
@@ -467,7 +471,7 @@ __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         const TS *in = src + r * p.src_cols + c;
         float v[4];
 #pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = ldf(in, e);
+        for (int e = 0; e < 4; e++) v[e] = ldf(in, e) * pre;
         float amax = 0.0f;
         int bad = 0;
 #pragma unroll
@@ -571,8 +575,8 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     p.scale_cols = q->scale_cols;
     p.src_cols = C;
 
-    float *tsc = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 2 * sizeof(float) + QZ_MAX_GRID * sizeof(float));
-    float *apart = tsc + 2;
+    float *tsc = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 4 * sizeof(float) + QZ_MAX_GRID * sizeof(float));
+    float *apart = tsc + 4;
     float *slot = fqt_backend_qtensor_scale_slot(q);
     const int64_t n = R * C;
     int nparts = 0;
