@@ -2,6 +2,7 @@
  * no arguments it prepares the default corpus when missing and trains the tiny model with
  * the paper's nvfp4 recipe. */
 #include "cli.h"
+#include "fqt/backend.h"
 #include "fqt/corpus.h"
 #include "fqt/dist.h"
 #include "fqt/train.h"
@@ -184,6 +185,12 @@ static int train_main(int argc, char **argv) {
             fprintf(stderr, "fqt train: warning: %.*s\n", (int)(nl - line), line);
         }
         fqt_buf_free(&wb);
+    }
+    /* The device too: a build without CUDA, or no GPU, says so before any data is prepared. */
+    if (!fqt_backend_get(c.device)) {
+        fprintf(stderr, "fqt train: %s\n", fqt_last_error());
+        rc = 1;
+        goto done;
     }
     /* The default corpus is prepared on first use (and given its manifest.json when an
      * older fqt prepared it), by rank 0 while the others wait. */

@@ -23,8 +23,9 @@ const fqt_backend *fqt_backend_get(const char *name) {
         return NULL; /* fqt_backend_cuda_open said why (no GPU found, driver too old, ...) */
 #else
         if (!strcmp(name, "auto")) return &fqt_backend_cpu;
-        fqt_set_error("--device cuda: this fqt was built without CUDA (nvcc was not found at "
-                      "build time; install the CUDA toolkit and rebuild with make USE_CUDA=yes)");
+        fqt_set_error("--device cuda: this fqt was built without CUDA (`make info` says why: "
+                      "nvcc or the cudart/cuBLAS/cuBLASLt libraries were not found; install the "
+                      "CUDA toolkit and rebuild with make USE_CUDA=yes)");
         return NULL;
 #endif
     }
