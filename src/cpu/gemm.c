@@ -53,8 +53,9 @@ typedef struct {
     int64_t ld;
     const fqt_qtensor *q;
     int bits;
-    float lut[256];  /* 4- and 8-bit element code -> value */
-    float slut[256]; /* 1-byte scale code -> value */
+    fqt_gemm_impl isa; /* the dequantization's vector ISA: that of the kernel (REF: scalar) */
+    _Alignas(64) float lut[256]; /* 4- and 8-bit element code -> value */
+    float slut[256];             /* 1-byte scale code -> value */
 } operand;
 
 static void operand_f32(operand *o, const float *x, int64_t ld) {
@@ -68,12 +69,112 @@ static void operand_q(operand *o, const fqt_qtensor *q) {
     o->f = NULL;
     o->q = q;
     o->bits = fqt_elem_bits(f->elem);
+    o->isa = fqt_gemm_get_impl();
     if (o->bits <= 8)
         for (uint32_t c = 0; c < (1u << o->bits); c++) o->lut[c] = fqt_elem_decode_i(f->elem, c);
     for (uint32_t c = 0; c < 256; c++)
         o->slut[c] = f->scale == FQT_SCALE_E8M0    ? fqt_e8m0_dec_i((uint8_t)c)
                      : f->scale == FQT_SCALE_UE4M3 ? fqt_ue4m3_dec_i((uint8_t)c)
                                                    : 1.0f;
+}
+
+/* ---- vector dequantization: out[i] = lut[code i] * s, then * ts when ts_on; the same two
+ * roundings as the scalar loop of operand_row. 4-bit codes start on a byte (two per byte,
+ * low nibble first); n is a multiple of 16 (AVX-512) or 8 (AVX2). ---------------------- */
+#if FQT_GEMM_X86
+__attribute__((target("avx512f"))) static void deq4_avx512(const uint8_t *codes, int64_t n,
+                                                            const float *lut, float s, int ts_on,
+                                                            float ts, float *out) {
+    const __m512 L = _mm512_loadu_ps(lut), S = _mm512_set1_ps(s), TS = _mm512_set1_ps(ts);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(codes + i / 2));
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+        __m512 v = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), L), S);
+        if (ts_on) v = _mm512_mul_ps(v, TS);
+        _mm512_storeu_ps(out + i, v);
+    }
+}
+
+__attribute__((target("avx512f"))) static void deq8_avx512(const uint8_t *codes, int64_t n,
+                                                            const float *lut, float s, int ts_on,
+                                                            float ts, float *out) {
+    const __m512 S = _mm512_set1_ps(s), TS = _mm512_set1_ps(ts);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(codes + i)));
+        __m512 v = _mm512_mul_ps(_mm512_i32gather_ps(idx, lut, 4), S);
+        if (ts_on) v = _mm512_mul_ps(v, TS);
+        _mm512_storeu_ps(out + i, v);
+    }
+}
+
+__attribute__((target("avx2"))) static void deq4_avx2(const uint8_t *codes, int64_t n,
+                                                       const float *lut, float s, int ts_on,
+                                                       float ts, float *out) {
+    /* 16-entry table as two 8-entry permutes, picked by the code's bit 3 */
+    const __m256 L0 = _mm256_loadu_ps(lut), L1 = _mm256_loadu_ps(lut + 8);
+    const __m256 S = _mm256_set1_ps(s), TS = _mm256_set1_ps(ts);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n; i += 8) {
+        uint32_t w;
+        memcpy(&w, codes + i / 2, 4);
+        const __m128i b = _mm_cvtsi32_si128((int)w);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+        const __m256i idx = _mm256_cvtepu8_epi32(nib);
+        const __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));
+        __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(L0, idx), _mm256_permutevar8x32_ps(L1, idx), hi);
+        v = _mm256_mul_ps(v, S);
+        if (ts_on) v = _mm256_mul_ps(v, TS);
+        _mm256_storeu_ps(out + i, v);
+    }
+}
+
+__attribute__((target("avx2"))) static void deq8_avx2(const uint8_t *codes, int64_t n,
+                                                       const float *lut, float s, int ts_on,
+                                                       float ts, float *out) {
+    const __m256 S = _mm256_set1_ps(s), TS = _mm256_set1_ps(ts);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(codes + i)));
+        __m256 v = _mm256_mul_ps(_mm256_i32gather_ps(lut, idx, 4), S);
+        if (ts_on) v = _mm256_mul_ps(v, TS);
+        _mm256_storeu_ps(out + i, v);
+    }
+}
+
+/* BF16 codes (2 bytes each) to float32: the code in the upper half of the word, exactly. */
+__attribute__((target("avx2"))) static void deqbf16_avx2(const uint8_t *codes, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(codes + 2 * i)));
+        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+}
+#endif
+
+/* The vector part of one block segment [c0, c1) of a row: how many leading elements it
+ * dequantized into out + c0 (0: none; the caller does the rest in scalar code). */
+static int64_t deq_vec(const operand *o, const uint8_t *row, int64_t c0, int64_t c1, float s,
+                       float *out) {
+#if FQT_GEMM_X86
+    const int ts_on = o->q->fmt.tensor_scale;
+    const float ts = o->q->tensor_scale;
+    if (o->bits == 4 && (c0 & 1)) return 0;
+    if (o->isa == FQT_GEMM_AVX512) {
+        const int64_t n = (c1 - c0) & ~(int64_t)15;
+        if (n && o->bits == 4) deq4_avx512(row + c0 / 2, n, o->lut, s, ts_on, ts, out + c0);
+        else if (n && o->bits == 8) deq8_avx512(row + c0, n, o->lut, s, ts_on, ts, out + c0);
+        else return 0;
+        return n;
+    }
+    if (o->isa == FQT_GEMM_AVX2) {
+        const int64_t n = (c1 - c0) & ~(int64_t)7;
+        if (n && o->bits == 4) deq4_avx2(row + c0 / 2, n, o->lut, s, ts_on, ts, out + c0);
+        else if (n && o->bits == 8) deq8_avx2(row + c0, n, o->lut, s, ts_on, ts, out + c0);
+        else return 0;
+        return n;
+    }
+#endif
+    (void)o; (void)row; (void)c0; (void)c1; (void)s; (void)out;
+    return 0;
 }
 
 /* Elements [k0, k0+kc) of row r: a pointer into the FP32 source, or buf filled with the
@@ -87,13 +188,22 @@ static const float *operand_row(const operand *o, int64_t r, int64_t k0, int64_t
     if (f->scale == FQT_SCALE_NONE) {
         switch (o->bits) {
         case 32: memcpy(buf, row + 4 * k0, (size_t)kc * sizeof(float)); break;
-        case 16:
-            for (int64_t c = k0; c < k1; c++) {
+        case 16: {
+            int64_t c = k0;
+#if FQT_GEMM_X86
+            if (f->elem == FQT_ELEM_BF16 && o->isa != FQT_GEMM_REF) {
+                const int64_t n = kc & ~(int64_t)7;
+                deqbf16_avx2(row + 2 * k0, n, buf);
+                c += n;
+            }
+#endif
+            for (; c < k1; c++) {
                 uint16_t v;
                 memcpy(&v, row + 2 * c, 2);
                 buf[c - k0] = fqt_elem_decode_i(f->elem, v);
             }
             break;
+        }
         case 8: for (int64_t c = k0; c < k1; c++) buf[c - k0] = o->lut[row[c]]; break;
         default:
             for (int64_t c = k0; c < k1; c++) buf[c - k0] = o->lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF];
@@ -108,12 +218,13 @@ static const float *operand_row(const operand *o, int64_t r, int64_t k0, int64_t
         if (f->scale == FQT_SCALE_FP32) memcpy(&s, q->scales + 4 * (srow + j), 4);
         else s = o->slut[q->scales[srow + j]];
         float *out = buf - k0;
+        const int64_t cv = c0 + deq_vec(o, row, c0, c1, s, out);
         if (o->bits == 4)
-            for (int64_t c = c0; c < c1; c++) out[c] = o->lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF] * s;
+            for (int64_t c = cv; c < c1; c++) out[c] = o->lut[(row[c >> 1] >> ((c & 1) * 4)) & 0xF] * s;
         else
-            for (int64_t c = c0; c < c1; c++) out[c] = o->lut[row[c]] * s;
+            for (int64_t c = cv; c < c1; c++) out[c] = o->lut[row[c]] * s;
         if (f->tensor_scale)
-            for (int64_t c = c0; c < c1; c++) out[c] *= q->tensor_scale;
+            for (int64_t c = cv; c < c1; c++) out[c] *= q->tensor_scale;
         c0 = c1;
     }
     return buf;
