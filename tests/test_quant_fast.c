@@ -44,6 +44,7 @@ static void check_quantizer(int64_t R, int64_t C, int with_nonfinite) {
     const char *fmts[] = {"nvfp4", "mxfp4", "nvfp4-2d", "e2m1:b32:e8m0:ceil", "e2m1:b16:ue4m3",
                           "e2m1:b15:ue4m3:tensor", "e2m1:b8x4:e8m0", "bf16", "fp32"};
     const int nf = (int)(sizeof fmts / sizeof fmts[0]);
+    uint32_t ts_scalar[16][2][2]; /* the scalar ISA's tensor scale (its amax is a plain loop) */
     for (int isa = FQT_ISA_SCALAR; isa < FQT_ISA_COUNT; isa++) {
         if (!fqt_quant_isa_supported((fqt_isa)isa)) continue;
         for (int f = 0; f < nf; f++)
@@ -70,6 +71,9 @@ static void check_quantizer(int64_t R, int64_t C, int with_nonfinite) {
                     CHECK_MSG(!a.scales || memcmp(a.scales, b.scales, (size_t)(a.scale_rows * a.scale_cols) * sbytes) == 0,
                               "%s %s rounding %d axis %d: scales differ", in, fmts[f], rnd, ax);
                     CHECK_BITS(a.tensor_scale, b.tensor_scale);
+                    if (isa == FQT_ISA_SCALAR) ts_scalar[f][rnd][ax] = check_bits_(a.tensor_scale);
+                    else CHECK_MSG(check_bits_(a.tensor_scale) == ts_scalar[f][rnd][ax],
+                                   "%s %s: tensor scale differs from the scalar ISA's", in, fmts[f]);
                     CHECK(st.n == R * C);
                     fqt_qtensor_free(&a);
                     fqt_qtensor_free(&b);

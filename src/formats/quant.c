@@ -460,12 +460,24 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
 
     fqt_tscale ts = {1.0f, 1.0f, 1.0f, 1.0f};
     if (q->fmt.tensor_scale) {
+        /* max is exact in any order: chunks of 4096 in the vector table's amax, or scalar */
         float amax = 0.0f;
-        const int64_t n = rows * cols;
+        const int64_t n = rows * cols, nchunk = (n + 4095) / 4096;
+        const fqt_quant_vec *va = quant_vec();
 #pragma omp parallel for reduction(max : amax) schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            float a = fabsf(x[i]);
-            if (a <= FLT_MAX && a > amax) amax = a;
+        for (int64_t ch = 0; ch < nchunk; ch++) {
+            const int64_t i0 = ch * 4096, i1 = i0 + 4096 < n ? i0 + 4096 : n;
+            float m = 0.0f;
+            if (va) {
+                int64_t bad;
+                m = va->amax(x + i0, i1 - i0, &bad);
+            } else {
+                for (int64_t i = i0; i < i1; i++) {
+                    float a = fabsf(x[i]);
+                    if (a <= FLT_MAX && a > m) m = a;
+                }
+            }
+            if (m > amax) amax = m;
         }
         ts = fqt_tscale_i(amax, fqt_elem_max(q->fmt.elem));
         if (ts.pre != 1.0f) {
