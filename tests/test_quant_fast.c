@@ -149,6 +149,48 @@ static void check_kernels(const fqt_quant_vec *v, const char *name) {
             CHECK_MSG(memcmp(got, want, sizeof(uint32_t) * (size_t)(4 * nb + 1)) == 0,
                       "%s philox start %llx n %d", name, (unsigned long long)starts[s], nb);
         }
+    /* UE4M3 block scales against fqt_block_scale_i: every E4M3 grid point, the midpoints
+     * between neighbours (ties) and one float either side of them, zero, float subnormals,
+     * FLT_MAX, random magnitudes; tensor scales that make t subnormal, saturate at 448 and
+     * overflow to +Inf; every length up to 40 (the tails). */
+    enum { NA = 2048 };
+    static float am[NA];
+    int na = 0;
+    for (uint32_t c = 0; c < 0x7F && na + 4 < NA; c++) {
+        const float lo = fqt_ue4m3_dec_i((uint8_t)c), hi = fqt_ue4m3_dec_i((uint8_t)(c + 1));
+        const float mid = c + 1 < 0x7F ? 0.5f * (lo + hi) : 480.0f;
+        am[na++] = lo * 6.0f;
+        am[na++] = mid * 6.0f;
+        am[na++] = nextafterf(mid * 6.0f, 0.0f);
+        am[na++] = nextafterf(mid * 6.0f, INFINITY);
+    }
+    const float specials[] = {0.0f, 0x1p-149f, 0x1p-130f, 1e-30f, 3.4028235e38f, 1e38f, 2688.0f, 6.0f};
+    for (int i = 0; i < 8; i++) am[na++] = specials[i];
+    while (na < NA) am[na++] = (float)(urand() * 10.0) * ldexpf(1.0f, (int)(urand() * 60) - 40);
+    const float tscales[][2] = {{1.0f, 1.0f}, {2688.0f / 7.5f, 7.5f / 2688.0f}, {0x1p100f, 0x1p-100f},
+                                {1e-20f, 1e20f}, {3.4028235e38f, 1.0f / 3.4028235e38f}};
+    for (int t = 0; t < 5; t++)
+        for (int n = 0; n <= NA; n = n < 40 ? n + 1 : n * 2 > NA ? NA + 1 : n * 2) {
+            const int len = n > NA ? NA : n;
+            static uint8_t code[NA + 1];
+            static float mul[NA + 1];
+            code[len] = 0xA5;
+            mul[len] = -1.0f;
+            v->ue4m3_scales(am, len, 6.0f, tscales[t][0], tscales[t][1], code, mul);
+            int bad = code[len] != 0xA5 || mul[len] != -1.0f;
+            for (int j = 0; j < len && !bad; j++) {
+                uint8_t want;
+                fqt_block_map m = fqt_block_scale_i(FQT_SCALE_UE4M3, false, 6.0f, 2, am[j], tscales[t][0],
+                                                    tscales[t][1], &want);
+                if (code[j] != want || check_bits_(mul[j]) != check_bits_(m.mul)) {
+                    bad = 1;
+                    printf("  %s ue4m3 amax %a s_enc %a: code %02x/%02x mul %a/%a\n", name, am[j],
+                           tscales[t][0], code[j], want, mul[j], m.mul);
+                }
+            }
+            CHECK_MSG(!bad, "%s ue4m3 scales, tensor scale %d, n %d", name, t, len);
+            if (n > NA) break;
+        }
 }
 
 int main(void) {

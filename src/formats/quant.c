@@ -241,7 +241,9 @@ static const fqt_quant_vec *quant_vec(void) {
 typedef struct {
     uint32_t *rnd; /* cols + 8 words */
     float *mul;    /* scale_cols */
+    float *amax;   /* scale_cols: the block amax (0 for a non-finite block) */
     uint8_t *ok;   /* scale_cols: block is finite and still to be encoded */
+    uint8_t *code; /* scale_cols: the scale codes of the vector scale kernel */
 } vec_scratch;
 
 /* The vector path for E2M1 elements with E8M0/UE4M3 scales and no statistics: the same
@@ -266,6 +268,7 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
         }
         uint8_t *sp = q->scales + g * q->scale_cols + j;
         w->ok[j] = 0;
+        w->amax[j] = 0.0f;
         if (bad) {
             *sp = f->scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* §5.1 */
             for (int64_t r = r0; r < r1; r++)
@@ -273,9 +276,18 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
             nonfinite += bad;
             continue;
         }
-        fqt_block_map m = block_scale(f, amax, s_enc, s_dec, sp);
-        w->mul[j] = m.mul;
         w->ok[j] = 1;
+        w->amax[j] = amax;
+    }
+    /* The scales: UE4M3 for all blocks at once in the vector kernel, else block by block. */
+    uint8_t *sg = q->scales + g * q->scale_cols;
+    if (f->scale == FQT_SCALE_UE4M3) {
+        v->ue4m3_scales(w->amax, q->scale_cols, fqt_elem_max(f->elem), s_enc, s_dec, w->code, w->mul);
+        for (int64_t j = 0; j < q->scale_cols; j++)
+            if (w->ok[j]) sg[j] = w->code[j];
+    } else {
+        for (int64_t j = 0; j < q->scale_cols; j++)
+            if (w->ok[j]) w->mul[j] = block_scale(f, w->amax[j], s_enc, s_dec, sg + j).mul;
     }
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * cols;
@@ -507,15 +519,18 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
 #pragma omp parallel reduction(+ : nonfinite)
     {
         sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
-        vec_scratch w = {NULL, NULL, NULL};
+        vec_scratch w = {NULL, NULL, NULL, NULL, NULL};
         if (v) {
-            /* One per-thread scratch buffer: the random words, then the block multipliers,
-             * then the block flags. */
+            /* One per-thread scratch buffer: the random words, the block multipliers, the
+             * block amaxes, then the block flags and scale codes. */
             const size_t nr = (size_t)(cols + 8) * sizeof(uint32_t), nm = (size_t)q->scale_cols * sizeof(float) + 4;
-            char *b = fqt_scratch(FQT_SCRATCH_QUANT_VEC, nr + nm + (size_t)q->scale_cols + 1);
+            const size_t nb = (size_t)q->scale_cols + 1;
+            char *b = fqt_scratch(FQT_SCRATCH_QUANT_VEC, nr + 2 * nm + 2 * nb);
             w.rnd = (uint32_t *)(void *)b;
             w.mul = (float *)(void *)(b + nr);
-            w.ok = (void *)(b + nr + nm);
+            w.amax = (float *)(void *)(b + nr + nm);
+            w.ok = (void *)(b + nr + 2 * nm);
+            w.code = w.ok + nb;
         }
 #pragma omp for schedule(static)
         for (int64_t g = 0; g < groups; g++) {

@@ -19,6 +19,10 @@ typedef struct {
     /* dst[c * ldd + r] = src[r * lds + c] for r < nr, c < nc (one tile of a transpose). */
     void (*transpose_tile)(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t nr,
                            int64_t nc);
+    /* UE4M3 block scales (§5.3) of n blocks from their amax (finite, >= 0): code[j] and
+     * mul[j] as fqt_block_scale_i's scale code and m.mul. */
+    void (*ue4m3_scales)(const float *amax, int64_t n, float emax_val, float s_enc, float s_dec,
+                         uint8_t *code, float *mul);
 } fqt_quant_vec;
 
 /* NULL where the build has no x86 vector code. */

@@ -195,8 +195,57 @@ F2 void transpose_tile_avx2(const float *src, int64_t lds, float *dst, int64_t l
         for (int64_t r = r0; r < nr; r++) dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* §5.3 block scales, 8 blocks: sb = fqt_ue4m3_rne_i((amax / emax_val) * s_enc) and the
+ * multiplier 1 / (sbf * s_dec) (0 where sbf == 0), as fqt_block_scale_i. amax >= 0 finite,
+ * s_enc > 0, so t >= 0 is never NaN (it can be +Inf, which encodes as 0x7F). The E4M3 RNE
+ * of a normal t rounds its float bits at bit 20 (carries into the exponent are right);
+ * below 2^-6 the code counts units of 2^-9, rounded half to even by cvtps. */
+T2 void ue4m3_lanes_avx2(__m256 amax, __m256 emax_v, __m256 s_enc, __m256 s_dec, __m256i *code, __m256 *mul) {
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256 t = _mm256_mul_ps(_mm256_div_ps(amax, emax_v), s_enc);
+    const __m256i u = _mm256_castps_si256(t);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 20), one);
+    const __m256i rn = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)), 20);
+    const __m256i cn = _mm256_sub_epi32(rn, _mm256_set1_epi32(120 << 3));
+    const __m256i cs = _mm256_cvtps_epi32(_mm256_mul_ps(t, _mm256_set1_ps(512.0f)));
+    const __m256 sub = _mm256_cmp_ps(t, _mm256_set1_ps(0x1p-6f), _CMP_LT_OQ);
+    __m256i c = _mm256_min_epi32(_mm256_blendv_epi8(cn, cs, _mm256_castps_si256(sub)), _mm256_set1_epi32(0x7E));
+    const __m256 inf = _mm256_cmp_ps(t, _mm256_set1_ps(3.4028235e38f), _CMP_GT_OQ);
+    c = _mm256_blendv_epi8(c, _mm256_set1_epi32(0x7F), _mm256_castps_si256(inf));
+    /* decode: E = c >> 3, m = c & 7; E == 0: m * 2^-9; 0x7F: NaN */
+    const __m256i e = _mm256_srli_epi32(c, 3), m = _mm256_and_si256(c, _mm256_set1_epi32(7));
+    const __m256 vn = _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(120)), 23),
+                                                          _mm256_slli_epi32(m, 20)));
+    const __m256 vs = _mm256_mul_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(0x1p-9f));
+    __m256 sbf = _mm256_blendv_ps(vn, vs, _mm256_castsi256_ps(_mm256_cmpeq_epi32(e, _mm256_setzero_si256())));
+    sbf = _mm256_blendv_ps(sbf, _mm256_set1_ps(NAN), _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0x7F))));
+    const __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(sbf, s_dec));
+    *mul = _mm256_andnot_ps(_mm256_cmp_ps(sbf, _mm256_setzero_ps(), _CMP_EQ_OQ), r);
+    *code = c;
+}
+
+F2 void ue4m3_scales_avx2(const float *amax, int64_t n, float emax_val, float s_enc, float s_dec,
+                          uint8_t *code, float *mul) {
+    const __m256 ev = _mm256_set1_ps(emax_val), se = _mm256_set1_ps(s_enc), sd = _mm256_set1_ps(s_dec);
+    for (int64_t i = 0; i < n; i += 8) {
+        float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mv[8];
+        int32_t cv[8];
+        const int64_t k = n - i < 8 ? n - i : 8;
+        memcpy(a, amax + i, (size_t)k * sizeof(float));
+        __m256i c;
+        __m256 ml;
+        ue4m3_lanes_avx2(_mm256_loadu_ps(a), ev, se, sd, &c, &ml);
+        _mm256_storeu_si256((__m256i *)(void *)cv, c);
+        _mm256_storeu_ps(mv, ml);
+        for (int64_t j = 0; j < k; j++) {
+            code[i + j] = (uint8_t)cv[j];
+            mul[i + j] = mv[j];
+        }
+    }
+}
+
 static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
-                                       transpose_tile_avx2};
+                                       transpose_tile_avx2, ue4m3_scales_avx2};
 
 /* ============================== AVX-512F (16 lanes) =================================== */
 #define T5 __attribute__((target("avx512f"), always_inline)) static inline
@@ -323,8 +372,38 @@ F5 void philox_avx512(uint64_t seed, uint64_t stream, uint64_t first4, int64_t n
     for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
 }
 
+/* ue4m3_lanes_avx2 in 16 lanes, with masked loads and stores for the tail. */
+F5 void ue4m3_scales_avx512(const float *amax, int64_t n, float emax_val, float s_enc, float s_dec,
+                            uint8_t *code, float *mul) {
+    const __m512 ev = _mm512_set1_ps(emax_val), se = _mm512_set1_ps(s_enc), sd = _mm512_set1_ps(s_dec);
+    const __m512i one = _mm512_set1_epi32(1);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 ld = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 t = _mm512_mul_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(ld, amax + i), ev), se);
+        const __m512i u = _mm512_castps_si512(t);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 20), one);
+        const __m512i rn = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFFF), lsb)), 20);
+        const __m512i cn = _mm512_sub_epi32(rn, _mm512_set1_epi32(120 << 3));
+        const __m512i cs = _mm512_cvtps_epi32(_mm512_mul_ps(t, _mm512_set1_ps(512.0f)));
+        const __mmask16 sub = _mm512_cmp_ps_mask(t, _mm512_set1_ps(0x1p-6f), _CMP_LT_OQ);
+        __m512i c = _mm512_min_epi32(_mm512_mask_blend_epi32(sub, cn, cs), _mm512_set1_epi32(0x7E));
+        const __mmask16 inf = _mm512_cmp_ps_mask(t, _mm512_set1_ps(3.4028235e38f), _CMP_GT_OQ);
+        c = _mm512_mask_blend_epi32(inf, c, _mm512_set1_epi32(0x7F));
+        const __m512i e = _mm512_srli_epi32(c, 3), m = _mm512_and_si512(c, _mm512_set1_epi32(7));
+        const __m512 vn = _mm512_castsi512_ps(_mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(120)), 23),
+                                                              _mm512_slli_epi32(m, 20)));
+        const __m512 vs = _mm512_mul_ps(_mm512_cvtepi32_ps(m), _mm512_set1_ps(0x1p-9f));
+        __m512 sbf = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), vn, vs);
+        sbf = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0x7F)), sbf, _mm512_set1_ps(NAN));
+        const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(sbf, sd));
+        const __mmask16 nz = _mm512_cmp_ps_mask(sbf, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_mask_storeu_ps(mul + i, ld, _mm512_maskz_mov_ps(nz, r));
+        _mm512_mask_cvtepi32_storeu_epi8(code + i, ld, c);
+    }
+}
+
 static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
-                                         transpose_tile_avx2};
+                                         transpose_tile_avx2, ue4m3_scales_avx512};
 
 const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
 const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
