@@ -315,6 +315,26 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
     return nonfinite;
 }
 
+/* The vector path for BF16 (unscaled, no statistics): the codes of quantize_group's BF16
+ * loop, SR bits a row at a time as in quantize_group_vec. Returns the non-finite count. */
+static int64_t quantize_group_bf16_vec(fqt_qtensor *q, const float *x, int64_t r0, int64_t r1,
+                                       fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                                       const fqt_quant_vec *v, vec_scratch *w) {
+    const int64_t cols = q->cols;
+    int64_t nonfinite = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint32_t *rr = NULL;
+        if (rounding == FQT_ROUND_SR && cols > 0) {
+            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
+            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
+            v->philox(seed, stream, first4, nblk, w->rnd);
+            rr = w->rnd + (base & 3);
+        }
+        nonfinite += v->bf16(x + r * cols, cols, rr, (uint16_t *)(void *)(q->codes + r * q->row_bytes));
+    }
+    return nonfinite;
+}
+
 /* dst[c*R + r] = src[r*C + c], in cache tiles (vector tiles when the CPU has them). */
 static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
     const int64_t TB = 32;
@@ -516,11 +536,12 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
                                      (f->scale == FQT_SCALE_E8M0 || f->scale == FQT_SCALE_UE4M3)
                                  ? quant_vec()
                                  : NULL;
+    const fqt_quant_vec *vb = !stats && f->elem == FQT_ELEM_BF16 && f->scale == FQT_SCALE_NONE ? quant_vec() : NULL;
 #pragma omp parallel reduction(+ : nonfinite)
     {
         sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
         vec_scratch w = {NULL, NULL, NULL, NULL, NULL};
-        if (v) {
+        if (v || vb) {
             /* One per-thread scratch buffer: the random words, the block multipliers, the
              * block amaxes, then the block flags and scale codes. */
             const size_t nr = (size_t)(cols + 8) * sizeof(uint32_t), nm = (size_t)q->scale_cols * sizeof(float) + 4;
@@ -537,7 +558,9 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
             int64_t r0 = g * br, r1 = r0 + br < rows ? r0 + br : rows;
             /* The vector paths gather no statistics, so the pre factor (§5.3) only matters
              * to the scalar path's statistics; both see the same (pre-scaled) x. */
-            if (v)
+            if (vb)
+                nonfinite += quantize_group_bf16_vec(q, x, r0, r1, rounding, seed, stream, vb, &w);
+            else if (v)
                 nonfinite += quantize_group_vec(q, x, r0, r1, rounding, seed, stream, s_enc,
                                                 s_dec, v, &w);
             else

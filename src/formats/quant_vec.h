@@ -23,6 +23,9 @@ typedef struct {
      * mul[j] as fqt_block_scale_i's scale code and m.mul. */
     void (*ue4m3_scales)(const float *amax, int64_t n, float emax_val, float s_enc, float s_dec,
                          uint8_t *code, float *mul);
+    /* out[i] = fqt_bf16_rne_i(x[i]), or fqt_bf16_sr_i(x[i], rnd[i]) when rnd is not NULL, for
+     * i in [0, n); returns how many x[i] are NaN or Inf. */
+    int64_t (*bf16)(const float *x, int64_t n, const uint32_t *rnd, uint16_t *out);
 } fqt_quant_vec;
 
 /* NULL where the build has no x86 vector code. */

@@ -244,8 +244,39 @@ F2 void ue4m3_scales_avx2(const float *amax, int64_t n, float emax_val, float s_
     }
 }
 
+/* §2.6 BF16, 8 lanes: RNE as fqt_bf16_rne_i (NaN: quiet bit set), SR (rnd != NULL) as
+ * fqt_bf16_sr_i (Inf and NaN take the RNE result). Returns the number of non-finite x. */
+T2 __m256i bf16_lanes_avx2(__m256i u, const uint32_t *rnd) {
+    const __m256i absu = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i nan = _mm256_cmpgt_epi32(absu, _mm256_set1_epi32(0x7F800000));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40)), nan);
+    if (!rnd) return r;
+    const __m256i infnan = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7F800000)), _mm256_set1_epi32(0x7F800000));
+    const __m256i w = _mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)rnd), 16);
+    return _mm256_blendv_epi8(_mm256_srli_epi32(_mm256_add_epi32(u, w), 16), r, infnan);
+}
+
+F2 int64_t bf16_avx2(const float *x, int64_t n, const uint32_t *rnd, uint16_t *out) {
+    int64_t bad = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(x + i));
+        const __m256i r = bf16_lanes_avx2(u, rnd ? rnd + i : NULL);
+        const __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(void *)(out + i), p);
+        const __m256i ex = _mm256_and_si256(u, _mm256_set1_epi32(0x7F800000));
+        bad += __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(ex, _mm256_set1_epi32(0x7F800000)))));
+    }
+    for (; i < n; i++) {
+        out[i] = rnd ? fqt_bf16_sr_i(x[i], rnd[i]) : fqt_bf16_rne_i(x[i]);
+        bad += !isfinite(x[i]);
+    }
+    return bad;
+}
+
 static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
-                                       transpose_tile_avx2, ue4m3_scales_avx2};
+                                       transpose_tile_avx2, ue4m3_scales_avx2, bf16_avx2};
 
 /* ============================== AVX-512F (16 lanes) =================================== */
 #define T5 __attribute__((target("avx512f"), always_inline)) static inline
@@ -402,8 +433,30 @@ F5 void ue4m3_scales_avx512(const float *amax, int64_t n, float emax_val, float 
     }
 }
 
+/* bf16_avx2 in 16 lanes, masked tail. */
+F5 int64_t bf16_avx512(const float *x, int64_t n, const uint32_t *rnd, uint16_t *out) {
+    const __m512i expm = _mm512_set1_epi32(0x7F800000);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 ld = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512i u = _mm512_maskz_loadu_epi32(ld, x + i);
+        const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), expm);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), 16);
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        const __mmask16 infnan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, expm), expm);
+        if (rnd) {
+            const __m512i w = _mm512_srli_epi32(_mm512_maskz_loadu_epi32(ld, rnd + i), 16);
+            r = _mm512_mask_blend_epi32(infnan, _mm512_srli_epi32(_mm512_add_epi32(u, w), 16), r);
+        }
+        _mm512_mask_cvtepi32_storeu_epi16(out + i, ld, r);
+        bad += __builtin_popcount((unsigned)(infnan & ld));
+    }
+    return bad;
+}
+
 static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
-                                         transpose_tile_avx2, ue4m3_scales_avx512};
+                                         transpose_tile_avx2, ue4m3_scales_avx512, bf16_avx512};
 
 const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
 const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
