@@ -486,18 +486,27 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int MR = kd->mr, NR = kd->nr;
     const int compute = K > 0 && alpha != 0.0f;
     const int64_t npanels = (N + NR - 1) / NR;
-    const int64_t mblocks = (M + MC - 1) / MC;
     int nthreads = 1;
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
+    const int own_k = compute && (M + MC - 1) / MC <= 4 && K > KC;
+    /* Rows per work item: MC, or for the few-row-block shapes (own_k, below) with several
+     * threads the rows split evenly over the threads (a multiple of MR), so that the items
+     * need no column split, which would pack each A row block again for every column group.
+     * The tiling never changes the arithmetic (gemm.h: only KC does). */
+    int64_t mcb = MC;
+    if (own_k && nthreads > 1) {
+        const int64_t per = ((M + nthreads - 1) / nthreads + MR - 1) / MR * MR;
+        if (per < MC) mcb = per;
+    }
+    const int64_t mblocks = (M + mcb - 1) / mcb;
     /* Work items are (row block, group of column panels); split the columns only as far
      * as needed to give every thread a few items, since each item packs its rows of A. */
-    int64_t ngroups = (4 * nthreads + mblocks - 1) / mblocks;
+    int64_t ngroups = own_k && mblocks >= nthreads ? 1 : (4 * nthreads + mblocks - 1) / mblocks;
     if (ngroups > npanels) ngroups = npanels;
     const int64_t gp = (npanels + ngroups - 1) / ngroups;
     ngroups = (npanels + gp - 1) / gp;
-    const int own_k = compute && mblocks <= 4 && K > KC;
     float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
 #pragma omp parallel
@@ -515,12 +524,12 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
         if (own_k) {
             /* Few row blocks and several k blocks (the wgrad shapes): each work item runs
              * all of K for its tile with its own packed B, so there is no barrier per k
-             * block; the B packing is repeated mblocks (<= 4) times. */
+             * block; the B packing is repeated once per row block (mblocks <= 4). */
             float *Bq = fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(gp * NR * KC) * sizeof(float));
 #pragma omp for schedule(dynamic, 1)
             for (int64_t w = 0; w < mblocks * ngroups; w++) {
                 const int64_t mb = w / ngroups, g = w % ngroups;
-                const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
+                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
                 const int64_t p0 = g * gp, p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
                 for (int64_t k0 = 0; k0 < K; k0 += KC) {
                     const int64_t kc = K - k0 < KC ? K - k0 : KC;
@@ -550,7 +559,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
 #pragma omp for schedule(dynamic, 1)
             for (int64_t w = 0; w < mblocks * ngroups; w++) {
                 const int64_t mb = w / ngroups, g = w % ngroups;
-                const int64_t m0 = mb * MC, mc = M - m0 < MC ? M - m0 : MC;
+                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
                 pack(A, m0, mc, k0, kc, MR, vec, Ap);
                 const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
                 for (int64_t p = g * gp; p < p1; p++) {
