@@ -149,6 +149,36 @@ static void check_kernels(const fqt_quant_vec *v, const char *name) {
             CHECK_MSG(memcmp(got, want, sizeof(uint32_t) * (size_t)(4 * nb + 1)) == 0,
                       "%s philox start %llx n %d", name, (unsigned long long)starts[s], nb);
         }
+    /* Block amax of a row: block sizes with and without a fast path, partial last blocks,
+     * NaN/Inf in some blocks. */
+    {
+        float row[200];
+        float am2[40];
+        uint8_t bad2[40];
+        const int64_t blks[] = {16, 32, 15, 7, 1};
+        for (int bi = 0; bi < 5; bi++)
+            for (int n = 0; n <= 200; n += n < 40 ? 1 : 23) {
+                if ((n + blks[bi] - 1) / blks[bi] > 40) continue;
+                for (int i = 0; i < n; i++) row[i] = sample(i * 7 + n, 0);
+                int64_t want_nf = 0;
+                for (int i = 0; i < n; i += 13)
+                    if ((i / 13) % 3 == 1) row[i] = (i & 1) ? NAN : -INFINITY;
+                int ok = 1;
+                const int64_t got_nf = v->block_amax(row, n, blks[bi], am2, bad2);
+                for (int64_t j = 0, c0 = 0; c0 < n; j++, c0 += blks[bi]) {
+                    float ref = 0.0f;
+                    int64_t rb = 0;
+                    for (int64_t c = c0; c < n && c < c0 + blks[bi]; c++) {
+                        float a = fabsf(row[c]);
+                        if (!(a <= FLT_MAX)) rb++;
+                        else if (a > ref) ref = a;
+                    }
+                    want_nf += rb;
+                    ok &= check_bits_(am2[j]) == check_bits_(ref) && bad2[j] == (rb != 0);
+                }
+                CHECK_MSG(ok && got_nf == want_nf, "%s block_amax blk %lld n %d", name, (long long)blks[bi], n);
+            }
+    }
     /* UE4M3 block scales against fqt_block_scale_i: every E4M3 grid point, the midpoints
      * between neighbours (ties) and one float either side of them, zero, float subnormals,
      * FLT_MAX, random magnitudes; tensor scales that make t subnormal, saturate at 448 and

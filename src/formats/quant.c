@@ -256,7 +256,19 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
     const fqt_format *f = &q->fmt;
     const int64_t cols = q->cols, g = r0 / f->block_rows;
     int64_t nonfinite = 0;
-    for (int64_t j = 0; j < q->scale_cols; j++) {
+    if (r1 - r0 == 1) {
+        /* 1-D blocks: every block amax of the row in one call (w->ok holds the bad flags) */
+        nonfinite = v->block_amax(x + r0 * cols, cols, f->block, w->amax, w->ok);
+        for (int64_t j = 0; j < q->scale_cols; j++) {
+            if (!w->ok[j]) { w->ok[j] = 1; continue; }
+            const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+            q->scales[g * q->scale_cols + j] = f->scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* §5.1 */
+            for (int64_t c = c0; c < c1; c++) put_code(q->codes + r0 * q->row_bytes, 4, c, 0);
+            w->ok[j] = 0;
+            w->amax[j] = 0.0f;
+        }
+    }
+    for (int64_t j = 0; r1 - r0 > 1 && j < q->scale_cols; j++) {
         int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
         float amax = 0.0f;
         int64_t bad = 0;

@@ -26,6 +26,9 @@ typedef struct {
     /* out[i] = fqt_bf16_rne_i(x[i]), or fqt_bf16_sr_i(x[i], rnd[i]) when rnd is not NULL, for
      * i in [0, n); returns how many x[i] are NaN or Inf. */
     int64_t (*bf16)(const float *x, int64_t n, const uint32_t *rnd, uint16_t *out);
+    /* amax (as the amax entry) of each block [j*blk, min((j+1)*blk, n)) of x, bad[j] = 1 where
+     * the block holds NaN/Inf; returns the total number of NaN/Inf. */
+    int64_t (*block_amax)(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad);
 } fqt_quant_vec;
 
 /* NULL where the build has no x86 vector code. */

@@ -275,8 +275,21 @@ F2 int64_t bf16_avx2(const float *x, int64_t n, const uint32_t *rnd, uint16_t *o
     return bad;
 }
 
+/* Per-block amax_avx2 of one row cut into blocks of blk (the last one partial). */
+F2 int64_t block_amax_avx2(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad) {
+    int64_t nonfinite = 0;
+    for (int64_t j = 0, c0 = 0; c0 < n; j++, c0 += blk) {
+        int64_t b;
+        amax[j] = amax_avx2(x + c0, n - c0 < blk ? n - c0 : blk, &b);
+        bad[j] = b != 0;
+        nonfinite += b;
+    }
+    return nonfinite;
+}
+
 static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
-                                       transpose_tile_avx2, ue4m3_scales_avx2, bf16_avx2};
+                                       transpose_tile_avx2, ue4m3_scales_avx2, bf16_avx2,
+                                       block_amax_avx2};
 
 /* ============================== AVX-512F (16 lanes) =================================== */
 #define T5 __attribute__((target("avx512f"), always_inline)) static inline
@@ -455,8 +468,38 @@ F5 int64_t bf16_avx512(const float *x, int64_t n, const uint32_t *rnd, uint16_t 
     return bad;
 }
 
+/* Per-block amax of one row: blocks of 16 (and 32, as two halves) one vector each, reduced
+ * in registers; other sizes through amax_avx512. Max is exact in any order. */
+F5 int64_t block_amax_avx512(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad) {
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+    const __m512 fmax = _mm512_set1_ps(3.4028235e38f);
+    int64_t nonfinite = 0, j = 0, c0 = 0;
+    if (blk == 16 || blk == 32)
+        for (; c0 + blk <= n; j++, c0 += blk) {
+            __m512 m = _mm512_setzero_ps();
+            int nb = 0;
+            for (int64_t h = 0; h < blk; h += 16) {
+                const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + c0 + h)), absmask));
+                const __mmask16 fin = _mm512_cmp_ps_mask(a, fmax, _CMP_LE_OQ);
+                nb += 16 - __builtin_popcount((unsigned)fin);
+                m = _mm512_mask_max_ps(m, fin, m, a);
+            }
+            amax[j] = _mm512_reduce_max_ps(m);
+            bad[j] = nb != 0;
+            nonfinite += nb;
+        }
+    for (; c0 < n; j++, c0 += blk) {
+        int64_t b;
+        amax[j] = amax_avx512(x + c0, n - c0 < blk ? n - c0 : blk, &b);
+        bad[j] = b != 0;
+        nonfinite += b;
+    }
+    return nonfinite;
+}
+
 static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
-                                         transpose_tile_avx2, ue4m3_scales_avx512, bf16_avx512};
+                                         transpose_tile_avx2, ue4m3_scales_avx512, bf16_avx512,
+                                         block_amax_avx512};
 
 const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
 const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
