@@ -42,7 +42,8 @@ static void check_quantizer(int64_t R, int64_t C, int with_nonfinite) {
     float *x = malloc(sizeof(float) * (size_t)(R * C + 1));
     for (int64_t i = 0; i < R * C; i++) x[i] = sample(i, with_nonfinite);
     const char *fmts[] = {"nvfp4", "mxfp4", "nvfp4-2d", "e2m1:b32:e8m0:ceil", "e2m1:b16:ue4m3",
-                          "e2m1:b15:ue4m3:tensor", "e2m1:b8x4:e8m0", "bf16", "fp32"};
+                          "e2m1:b15:ue4m3:tensor", "e2m1:b8x4:e8m0", "bf16", "fp32", "fp8", "mxfp8",
+                          "fp8-w", "e4m3:b7:fp32", "e4m3:b32:e8m0:ceil"};
     const int nf = (int)(sizeof fmts / sizeof fmts[0]);
     uint32_t ts_scalar[16][2][2]; /* the scalar ISA's tensor scale (its amax is a plain loop) */
     for (int isa = FQT_ISA_SCALAR; isa < FQT_ISA_COUNT; isa++) {
@@ -177,6 +178,45 @@ static void check_kernels(const fqt_quant_vec *v, const char *name) {
                     ok &= check_bits_(am2[j]) == check_bits_(ref) && bad2[j] == (rb != 0);
                 }
                 CHECK_MSG(ok && got_nf == want_nf, "%s block_amax blk %lld n %d", name, (long long)blks[bi], n);
+            }
+    }
+    /* E4M3 elements against fqt_e4m3_rne_i / fqt_e4m3_sr_i: every code value, the midpoints
+     * (ties) and their neighbours, 448 and above, float subnormals, NaN, +-Inf, both signs,
+     * through mul and through div, every length up to 40 and a long one (the tails). */
+    {
+        enum { NE = 1100 };
+        static float ex[NE];
+        static uint32_t er[NE];
+        static uint8_t eg[NE + 1], ew[NE];
+        int ne = 0;
+        for (uint32_t c = 0; c < 0x7F; c++) {
+            const float lo = fqt_e4m3_dec_i((uint8_t)c), hi = c < 0x7E ? fqt_e4m3_dec_i((uint8_t)(c + 1)) : 480.0f;
+            const float mid = 0.5f * (lo + hi), sg = (c & 1) ? -1.0f : 1.0f;
+            ex[ne++] = sg * lo;
+            ex[ne++] = sg * mid;
+            ex[ne++] = sg * nextafterf(mid, 0.0f);
+            ex[ne++] = -sg * nextafterf(mid, INFINITY);
+        }
+        const float sp[] = {0.0f, -0.0f, 0x1p-149f, -0x1p-140f, 448.0f, 449.0f, 464.0f, 500.0f, 1e30f,
+                            3.4028235e38f, INFINITY, -INFINITY, NAN, -NAN};
+        for (int i = 0; i < 14; i++) ex[ne++] = sp[i];
+        while (ne < NE) ex[ne++] = (float)((urand() - 0.5) * 1000.0) * ldexpf(1.0f, (int)(urand() * 20) - 14);
+        for (int i = 0; i < NE; i++) er[i] = (uint32_t)(urand() * 4294967296.0);
+        const float md[][2] = {{1.0f, 0.0f}, {0.37f, 0.0f}, {0x1p-3f, 0.0f}, {0.0f, 3.0f}, {0.0f, 0.01f}};
+        for (int t = 0; t < 5; t++)
+            for (int n = 0; n <= NE; n = n < 40 ? n + 1 : NE + 1) {
+                const int len = n > NE ? NE : n;
+                for (int sr = 0; sr < 2; sr++) {
+                    eg[len] = 0xA5;
+                    v->e4m3(ex, len, md[t][0], md[t][1], sr ? er : NULL, eg);
+                    for (int i = 0; i < len; i++) {
+                        const float x1 = md[t][1] != 0.0f ? ex[i] / md[t][1] : ex[i] * md[t][0];
+                        ew[i] = sr ? fqt_e4m3_sr_i(x1, er[i]) : fqt_e4m3_rne_i(x1);
+                    }
+                    CHECK_MSG(memcmp(eg, ew, (size_t)len) == 0 && eg[len] == 0xA5, "%s e4m3 sr %d case %d n %d",
+                              name, sr, t, len);
+                }
+                if (n > NE) break;
             }
     }
     /* UE4M3 block scales against fqt_block_scale_i: every E4M3 grid point, the midpoints

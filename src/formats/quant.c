@@ -242,6 +242,7 @@ typedef struct {
     uint32_t *rnd; /* cols + 8 words */
     float *mul;    /* scale_cols */
     float *amax;   /* scale_cols: the block amax (0 for a non-finite block) */
+    float *div;    /* scale_cols: the block divisor (FP32 scales, §5.4) or 0 */
     uint8_t *ok;   /* scale_cols: block is finite and still to be encoded */
     uint8_t *code; /* scale_cols: the scale codes of the vector scale kernel */
 } vec_scratch;
@@ -322,6 +323,56 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
             }
             for (int64_t c = c0; c < c1; c++)
                 put_code(row, 4, c, rr ? fqt_e2m1_sr_i(xr[c] * mul, rr[c]) : fqt_e2m1_rne_i(xr[c] * mul));
+        }
+    }
+    return nonfinite;
+}
+
+/* The vector path for E4M3 elements with FP32 (§5.4) or E8M0 (§5.2) scales and no
+ * statistics: the codes and scales of quantize_group (its oracle). */
+static int64_t quantize_group_e4m3_vec(fqt_qtensor *q, const float *x, int64_t r0, int64_t r1,
+                                       fqt_rounding rounding, uint64_t seed, uint64_t stream,
+                                       const fqt_quant_vec *v, vec_scratch *w) {
+    const fqt_format *f = &q->fmt;
+    const int64_t cols = q->cols, g = r0 / f->block_rows;
+    const int sbytes = f->scale == FQT_SCALE_FP32 ? 4 : 1;
+    int64_t nonfinite = 0;
+    for (int64_t j = 0; j < q->scale_cols; j++) {
+        const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+        float amax = 0.0f;
+        int64_t bad = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t b;
+            const float a = v->amax(x + r * cols + c0, c1 - c0, &b);
+            bad += b;
+            if (a > amax) amax = a;
+        }
+        uint8_t *sp = q->scales + (g * q->scale_cols + j) * sbytes;
+        w->ok[j] = !bad;
+        if (bad) {
+            if (f->scale == FQT_SCALE_FP32) { const float nan = NAN; memcpy(sp, &nan, 4); } /* §5.1 */
+            else *sp = 0xFF;
+            for (int64_t r = r0; r < r1; r++) memset(q->codes + r * q->row_bytes + c0, 0, (size_t)(c1 - c0));
+            nonfinite += bad;
+            continue;
+        }
+        const fqt_block_map m = block_scale(f, amax, 1.0f, 1.0f, sp);
+        w->mul[j] = m.mul;
+        w->div[j] = m.div;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint32_t *rr = NULL;
+        if (rounding == FQT_ROUND_SR && cols > 0) {
+            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
+            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
+            v->philox(seed, stream, first4, nblk, w->rnd);
+            rr = w->rnd + (base & 3);
+        }
+        for (int64_t j = 0; j < q->scale_cols; j++) {
+            if (!w->ok[j]) continue;
+            const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
+            v->e4m3(x + r * cols + c0, c1 - c0, w->mul[j], w->div[j], rr ? rr + c0 : NULL,
+                    q->codes + r * q->row_bytes + c0);
         }
     }
     return nonfinite;
@@ -549,20 +600,25 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
                                  ? quant_vec()
                                  : NULL;
     const fqt_quant_vec *vb = !stats && f->elem == FQT_ELEM_BF16 && f->scale == FQT_SCALE_NONE ? quant_vec() : NULL;
+    const fqt_quant_vec *ve = !stats && f->elem == FQT_ELEM_E4M3 &&
+                                      (f->scale == FQT_SCALE_FP32 || f->scale == FQT_SCALE_E8M0)
+                                  ? quant_vec()
+                                  : NULL;
 #pragma omp parallel reduction(+ : nonfinite)
     {
         sr_cache rc = {seed, stream, UINT64_MAX, {0, 0, 0, 0}};
-        vec_scratch w = {NULL, NULL, NULL, NULL, NULL};
-        if (v || vb) {
+        vec_scratch w = {NULL, NULL, NULL, NULL, NULL, NULL};
+        if (v || vb || ve) {
             /* One per-thread scratch buffer: the random words, the block multipliers, the
              * block amaxes, then the block flags and scale codes. */
             const size_t nr = (size_t)(cols + 8) * sizeof(uint32_t), nm = (size_t)q->scale_cols * sizeof(float) + 4;
             const size_t nb = (size_t)q->scale_cols + 1;
-            char *b = fqt_scratch(FQT_SCRATCH_QUANT_VEC, nr + 2 * nm + 2 * nb);
+            char *b = fqt_scratch(FQT_SCRATCH_QUANT_VEC, nr + 3 * nm + 2 * nb);
             w.rnd = (uint32_t *)(void *)b;
             w.mul = (float *)(void *)(b + nr);
             w.amax = (float *)(void *)(b + nr + nm);
-            w.ok = (void *)(b + nr + 2 * nm);
+            w.div = (float *)(void *)(b + nr + 2 * nm);
+            w.ok = (void *)(b + nr + 3 * nm);
             w.code = w.ok + nb;
         }
 #pragma omp for schedule(static)
@@ -572,6 +628,8 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
              * to the scalar path's statistics; both see the same (pre-scaled) x. */
             if (vb)
                 nonfinite += quantize_group_bf16_vec(q, x, r0, r1, rounding, seed, stream, vb, &w);
+            else if (ve)
+                nonfinite += quantize_group_e4m3_vec(q, x, r0, r1, rounding, seed, stream, ve, &w);
             else if (v)
                 nonfinite += quantize_group_vec(q, x, r0, r1, rounding, seed, stream, s_enc,
                                                 s_dec, v, &w);

@@ -29,6 +29,9 @@ typedef struct {
     /* amax (as the amax entry) of each block [j*blk, min((j+1)*blk, n)) of x, bad[j] = 1 where
      * the block holds NaN/Inf; returns the total number of NaN/Inf. */
     int64_t (*block_amax)(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad);
+    /* out[i] = fqt_e4m3_rne_i(v) (rnd NULL) or fqt_e4m3_sr_i(v, rnd[i]), v = x[i] / div when
+     * div != 0, else x[i] * mul, for i in [0, n). */
+    void (*e4m3)(const float *x, int64_t n, float mul, float div, const uint32_t *rnd, uint8_t *out);
 } fqt_quant_vec;
 
 /* NULL where the build has no x86 vector code. */

@@ -275,6 +275,59 @@ F2 int64_t bf16_avx2(const float *x, int64_t n, const uint32_t *rnd, uint16_t *o
     return bad;
 }
 
+/* §2.2 E4M3 as a block element, 8 lanes: v = x / div (div != 0) or x * mul, then
+ * fqt_e4m3_rne_i (rnd NULL) or fqt_e4m3_sr_i. Normal magnitudes (>= 2^-6) round their float
+ * bits at bit 20: RNE adds half-minus-one plus the kept lsb; SR rounds up when rnd >> 8 <
+ * rest << 4, the integer form of (rnd >> 8) * 2^-24 < rest * 2^-20. Below 2^-6 the code
+ * counts units of 2^-9 (a * 2^9 exact): RNE by cvtps, SR by floor and the fraction. */
+T2 __m256i e4m3_lanes_avx2(__m256 v, const uint32_t *rnd) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(u, 31), 7);
+    const __m256 a = _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)));
+    const __m256i au = _mm256_castps_si256(a);
+    const __m256 q = _mm256_mul_ps(a, _mm256_set1_ps(512.0f));
+    const __m256 sub = _mm256_cmp_ps(a, _mm256_set1_ps(0x1p-6f), _CMP_LT_OQ);
+    __m256i c;
+    if (!rnd) {
+        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(au, 20), _mm256_set1_epi32(1));
+        const __m256i cn = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_add_epi32(au, _mm256_add_epi32(_mm256_set1_epi32(0x7FFFF), lsb)), 20),
+                                            _mm256_set1_epi32(120 << 3));
+        c = _mm256_blendv_epi8(cn, _mm256_cvtps_epi32(q), _mm256_castps_si256(sub));
+        c = _mm256_min_epi32(c, _mm256_set1_epi32(0x7E));
+    } else {
+        const __m256i r8 = _mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)rnd), 8);
+        const __m256i rest4 = _mm256_slli_epi32(_mm256_and_si256(au, _mm256_set1_epi32(0xFFFFF)), 4);
+        const __m256i up = _mm256_cmpgt_epi32(rest4, r8); /* both < 2^24: signed compare is fine */
+        const __m256i cn = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_srli_epi32(au, 20), _mm256_set1_epi32(120 << 3)), up);
+        const __m256 lo = _mm256_floor_ps(q);
+        const __m256 uni = _mm256_mul_ps(_mm256_cvtepi32_ps(r8), _mm256_set1_ps(0x1p-24f));
+        const __m256i ups = _mm256_castps_si256(_mm256_cmp_ps(uni, _mm256_sub_ps(q, lo), _CMP_LT_OQ));
+        const __m256i cs = _mm256_sub_epi32(_mm256_cvttps_epi32(lo), ups);
+        c = _mm256_min_epi32(_mm256_blendv_epi8(cn, cs, _mm256_castps_si256(sub)), _mm256_set1_epi32(0x7E));
+        c = _mm256_blendv_epi8(c, _mm256_set1_epi32(0x7E),
+                               _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(448.0f), _CMP_GE_OQ)));
+    }
+    const __m256 fin = _mm256_cmp_ps(a, _mm256_set1_ps(3.4028235e38f), _CMP_LE_OQ);
+    c = _mm256_blendv_epi8(_mm256_set1_epi32(0x7F), c, _mm256_castps_si256(fin));
+    return _mm256_or_si256(c, sign);
+}
+
+F2 void e4m3_avx2(const float *x, int64_t n, float mul, float div, const uint32_t *rnd, uint8_t *out) {
+    const __m256 m = _mm256_set1_ps(mul), d = _mm256_set1_ps(div);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        const __m256 v = div != 0.0f ? _mm256_div_ps(xv, d) : _mm256_mul_ps(xv, m);
+        const __m256i c = e4m3_lanes_avx2(v, rnd ? rnd + i : NULL);
+        const __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+        _mm_storel_epi64((__m128i *)(void *)(out + i), _mm_packus_epi16(p16, p16));
+    }
+    for (; i < n; i++) {
+        const float v = div != 0.0f ? x[i] / div : x[i] * mul;
+        out[i] = rnd ? fqt_e4m3_sr_i(v, rnd[i]) : fqt_e4m3_rne_i(v);
+    }
+}
+
 /* Per-block amax_avx2 of one row cut into blocks of blk (the last one partial). */
 F2 int64_t block_amax_avx2(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad) {
     int64_t nonfinite = 0;
@@ -289,7 +342,7 @@ F2 int64_t block_amax_avx2(const float *x, int64_t n, int64_t blk, float *amax, 
 
 static const fqt_quant_vec vec_avx2 = {amax_avx2, e2m1_rne_avx2, e2m1_sr_avx2, philox_avx2,
                                        transpose_tile_avx2, ue4m3_scales_avx2, bf16_avx2,
-                                       block_amax_avx2};
+                                       block_amax_avx2, e4m3_avx2};
 
 /* ============================== AVX-512F (16 lanes) =================================== */
 #define T5 __attribute__((target("avx512f"), always_inline)) static inline
@@ -468,6 +521,46 @@ F5 int64_t bf16_avx512(const float *x, int64_t n, const uint32_t *rnd, uint16_t 
     return bad;
 }
 
+/* e4m3_avx2 in 16 lanes, masked tail. */
+F5 void e4m3_avx512(const float *x, int64_t n, float mul, float div, const uint32_t *rnd, uint8_t *out) {
+    const __m512 m = _mm512_set1_ps(mul), d = _mm512_set1_ps(div);
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 ld = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 xv = _mm512_maskz_loadu_ps(ld, x + i);
+        const __m512 v = div != 0.0f ? _mm512_div_ps(xv, d) : _mm512_mul_ps(xv, m);
+        const __m512i u = _mm512_castps_si512(v);
+        const __m512i sign = _mm512_slli_epi32(_mm512_srli_epi32(u, 31), 7);
+        const __m512i au = _mm512_and_si512(u, absmask);
+        const __m512 a = _mm512_castsi512_ps(au);
+        const __m512 q = _mm512_mul_ps(a, _mm512_set1_ps(512.0f));
+        const __mmask16 sub = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0x1p-6f), _CMP_LT_OQ);
+        __m512i c;
+        if (!rnd) {
+            const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(au, 20), _mm512_set1_epi32(1));
+            const __m512i cn = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(au, _mm512_add_epi32(_mm512_set1_epi32(0x7FFFF), lsb)), 20),
+                                                _mm512_set1_epi32(120 << 3));
+            c = _mm512_min_epi32(_mm512_mask_blend_epi32(sub, cn, _mm512_cvtps_epi32(q)), _mm512_set1_epi32(0x7E));
+        } else {
+            const __m512i r8 = _mm512_srli_epi32(_mm512_maskz_loadu_epi32(ld, rnd + i), 8);
+            const __m512i rest4 = _mm512_slli_epi32(_mm512_and_si512(au, _mm512_set1_epi32(0xFFFFF)), 4);
+            const __mmask16 up = _mm512_cmpgt_epi32_mask(rest4, r8);
+            __m512i cn = _mm512_sub_epi32(_mm512_srli_epi32(au, 20), _mm512_set1_epi32(120 << 3));
+            cn = _mm512_mask_add_epi32(cn, up, cn, _mm512_set1_epi32(1));
+            const __m512 lo = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            const __m512 uni = _mm512_mul_ps(_mm512_cvtepi32_ps(r8), _mm512_set1_ps(0x1p-24f));
+            const __mmask16 ups = _mm512_cmp_ps_mask(uni, _mm512_sub_ps(q, lo), _CMP_LT_OQ);
+            __m512i cs = _mm512_cvttps_epi32(lo);
+            cs = _mm512_mask_add_epi32(cs, ups, cs, _mm512_set1_epi32(1));
+            c = _mm512_min_epi32(_mm512_mask_blend_epi32(sub, cn, cs), _mm512_set1_epi32(0x7E));
+            c = _mm512_mask_mov_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(448.0f), _CMP_GE_OQ), _mm512_set1_epi32(0x7E));
+        }
+        const __mmask16 fin = _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.4028235e38f), _CMP_LE_OQ);
+        c = _mm512_mask_blend_epi32(fin, _mm512_set1_epi32(0x7F), c);
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, ld, _mm512_or_si512(c, sign));
+    }
+}
+
 /* Per-block amax of one row: blocks of 16 (and 32, as two halves) one vector each, reduced
  * in registers; other sizes through amax_avx512. Max is exact in any order. */
 F5 int64_t block_amax_avx512(const float *x, int64_t n, int64_t blk, float *amax, uint8_t *bad) {
@@ -499,7 +592,7 @@ F5 int64_t block_amax_avx512(const float *x, int64_t n, int64_t blk, float *amax
 
 static const fqt_quant_vec vec_avx512 = {amax_avx512, e2m1_rne_avx512, e2m1_sr_avx512, philox_avx512,
                                          transpose_tile_avx2, ue4m3_scales_avx512, bf16_avx512,
-                                         block_amax_avx512};
+                                         block_amax_avx512, e4m3_avx512};
 
 const fqt_quant_vec *const fqt_quant_vec_avx2 = &vec_avx2;
 const fqt_quant_vec *const fqt_quant_vec_avx512 = &vec_avx512;
