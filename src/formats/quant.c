@@ -400,13 +400,16 @@ static int64_t quantize_group_bf16_vec(fqt_qtensor *q, const float *x, int64_t r
 
 /* dst[c*R + r] = src[r*C + c], in cache tiles (vector tiles when the CPU has them). */
 static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
-    const int64_t TB = 32;
+    /* Tiles of TR source rows by TC columns: a tile writes TC destination rows, R floats
+     * apart; with R a power of two those rows share an L1 set, so TC stays at 8 (within the
+     * ways) and the tile is long the other way. */
+    const int64_t TR = 128, TC = 8;
     const fqt_quant_vec *v = quant_vec();
-    int64_t tr = (R + TB - 1) / TB, tc = (C + TB - 1) / TB;
+    int64_t tr = (R + TR - 1) / TR, tc = (C + TC - 1) / TC;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < tr * tc; t++) {
-        int64_t r0 = (t / tc) * TB, c0 = (t % tc) * TB;
-        int64_t r1 = r0 + TB < R ? r0 + TB : R, c1 = c0 + TB < C ? c0 + TB : C;
+        int64_t r0 = (t / tc) * TR, c0 = (t % tc) * TC;
+        int64_t r1 = r0 + TR < R ? r0 + TR : R, c1 = c0 + TC < C ? c0 + TC : C;
         if (v) {
             v->transpose_tile(src + r0 * C + c0, C, dst + c0 * R + r0, R, r1 - r0, c1 - c0);
             continue;
