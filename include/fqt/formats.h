@@ -183,10 +183,20 @@ float fqt_tensor_scale_enc(float amax, float elem_max);
 /* The same for NVFP4's E2M1 elements: s_enc = 6*448/amax. */
 float fqt_nvfp4_tensor_scale_enc(float amax);
 
+/* ---- MXFP4 on FP8 tensor cores (§9) ----------------------------------------------
+ * The 1x128 E4M3 expansion of an E2M1 tensor with E8M0 1-D blocks (block 16, 32, 64 or 128,
+ * no tensor scale): e4m3[r * cols + c] (one byte per element) and gscale[r * ngroups + g]
+ * (float32, ngroups = ceil(cols / 128)) with e4m3 value * gscale == fqt_dequantize's value
+ * for every element of every block at most 14 binades below the largest block of its
+ * 128-column group; blocks further below are rounded to E4M3 (RNE) and counted in
+ * *n_inexact. A group holding a NaN block gets a NaN scale. FQT_ERR_ARG for other formats. */
+fqt_status fqt_mx_e4m3_expand(const fqt_qtensor *q, uint8_t *e4m3, float *gscale, int64_t *n_inexact);
+
 /* ---- vector paths of the quantizer -------------------------------------------------
- * fqt_quantize has scalar code (the oracle, codec.h) and AVX2 / AVX-512 paths for the
- * E2M1 formats with E8M0 or UE4M3 scales (nvfp4, nvfp4-2d, mxfp4 and their generic forms)
- * when no statistics are requested: block amax, scales, RNE and SR encoding, nibble
+ * fqt_quantize has scalar code (the oracle, codec.h) and AVX2 / AVX-512 paths, used when no
+ * statistics are requested, for the E2M1 formats with E8M0 or UE4M3 scales (nvfp4, nvfp4-2d,
+ * mxfp4 and their generic forms), the E4M3 formats with FP32 or E8M0 scales (fp8, fp8-w,
+ * mxfp8) and plain bf16: tensor and block amax, UE4M3 scales, RNE and SR encoding, nibble
  * packing and the Philox bits, bit-identical to the scalar code. AUTO picks the widest
  * the CPU supports at run time; the environment variable FQT_QUANT_ISA (scalar|avx2|
  * avx512|auto), read on first use, overrides it. Process-wide; not to be changed while a
