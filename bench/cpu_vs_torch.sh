@@ -2,7 +2,7 @@
 # bench/cpu_vs_torch.sh — issue 12's table in one command: fqt's CPU backend against a
 # PyTorch CPU peer (bench/torch_peer.py) on the same cores, side by side in one run.
 #
-#   bench/cpu_vs_torch.sh [--threads N] [--steps S] [--main-job]
+#   bench/cpu_vs_torch.sh [--threads N] [--steps S] [--rounds R] [--main-job]
 #
 # Rows: fqt fp32 vs PyTorch eager FP32 (tokens/s, bench_train vs torch_peer.py), fqt nvfp4
 # vs PyTorch's NVFP4 quantize-dequantize emulation, fqt nvfp4 vs fqt fp32, fqt_sgemm_nt vs
@@ -14,13 +14,14 @@
 # Runs nothing else in parallel; on a shared machine every figure is noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 steps=6 main_job=0
+threads=2 steps=6 main_job=0 rounds=3
 while [ $# -gt 0 ]; do
     case "$1" in
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --main-job) main_job=1; shift ;;
-    *) echo "usage: $0 [--threads N] [--steps S] [--main-job]" >&2; exit 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    *) echo "usage: $0 [--threads N] [--steps S] [--rounds R] [--main-job]" >&2; exit 2 ;;
     esac
 done
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_NUM_THREADS FQT_GEMM FQT_QUANT_ISA
@@ -30,9 +31,14 @@ py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [ -n "${nb:-}" ] && kill "$nb" 2>/dev/null || true' EXIT
 
-echo "cpu_vs_torch: $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), threads=$threads steps=$steps"
-OMP_NUM_THREADS=$threads build/release/bench/bench_train "$steps" fp32 nvfp4 | tee "$tmp/fqt"
-"$py" bench/torch_peer.py --threads "$threads" --steps "$steps" fp32 nvfp4 | tee "$tmp/torch"
+echo "cpu_vs_torch: $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), threads=$threads steps=$steps, rounds=$rounds"
+# A warm-up run (on a VM the first seconds after idle run slow), then fqt and PyTorch
+# alternated for `rounds` rounds; each side's best round is the figure.
+OMP_NUM_THREADS=$threads build/release/bench/bench_train 2 fp32 >/dev/null
+for r in $(seq "$rounds"); do
+    OMP_NUM_THREADS=$threads build/release/bench/bench_train "$steps" fp32 nvfp4 | tee -a "$tmp/fqt"
+    "$py" bench/torch_peer.py --threads "$threads" --steps "$steps" fp32 nvfp4 | tee -a "$tmp/torch"
+done
 OMP_NUM_THREADS=2 build/release/bench/bench_gemm 5 | tee "$tmp/gemm"
 
 # One busy neighbour: the same nvfp4 measurement with `yes` spinning on one core.
@@ -50,8 +56,8 @@ if [ "$main_job" = 1 ]; then
     main=$(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN {print e - s}')
 fi
 
-tps() { awk -v r="$2" '$1 == r && $2 ~ /^[0-9]+$/ {print $2}' "$1" | tail -1; }
-tpt() { awk -v r="$2" '$1 == "torch_peer" && $2 == r {print $3}' "$1"; }
+tps() { awk -v r="$2" '$1 == r && $2 ~ /^[0-9]+$/ && $2 > m {m = $2} END {print m}' "$1"; }
+tpt() { awk -v r="$2" '$1 == "torch_peer" && $2 == r && $3 > m {m = $3} END {print m}' "$1"; }
 f32=$(tps "$tmp/fqt" fp32) f4=$(tps "$tmp/fqt" nvfp4) b4=$(tps "$tmp/busy" nvfp4)
 ba=$(tps "$tmp/busy_active" nvfp4)
 t32=$(tpt "$tmp/torch" fp32) t4=$(tpt "$tmp/torch" nvfp4)
