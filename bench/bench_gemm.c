@@ -138,6 +138,9 @@ int main(int argc, char **argv) {
         }
     }
     set_threads(maxthreads);
+#ifdef FQT_HAVE_OPENBLAS
+    sleep(2); /* OpenBLAS's threads stop spinning before the timings below */
+#endif
 
     /* What a training GEMM costs: quantize both operands, then qgemm. */
     int64_t M = shapes[nshapes - 1][0], N = shapes[nshapes - 1][1], K = shapes[nshapes - 1][2];

@@ -507,7 +507,11 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     if (ngroups > npanels) ngroups = npanels;
     const int64_t gp = (npanels + ngroups - 1) / ngroups;
     ngroups = (npanels + gp - 1) / gp;
-    float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC)) : NULL;
+    /* B packed whole (every k block, once) when that fits in about an L2: each work item
+     * then runs all of K for its tile, with no barrier per k block and its C tile hot. */
+    const int64_t nkb = (K + KC - 1) / KC;
+    const int full_b = compute && !own_k && nkb > 1 && (size_t)(npanels * NR * K) * sizeof(float) <= ((size_t)2 << 20);
+    float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC * (full_b ? nkb : 1))) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
 #pragma omp parallel
     {
@@ -549,7 +553,37 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
                 }
             }
         }
-        for (int64_t k0 = 0; compute && !own_k && k0 < K; k0 += KC) {
+        if (full_b) {
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < nkb * npanels; t++) {
+                const int64_t kb = t / npanels, p = t % npanels;
+                const int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                const int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+                pack(B, n0, nr, k0, kc, NR, vec, Bp + (kb * npanels + p) * KC * NR);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t w = 0; w < mblocks * ngroups; w++) {
+                const int64_t mb = w / ngroups, g = w % ngroups;
+                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
+                const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
+                for (int64_t k0 = 0; k0 < K; k0 += KC) {
+                    const int64_t kc = K - k0 < KC ? K - k0 : KC;
+                    const float *Bk = Bp + (k0 / KC) * npanels * KC * NR;
+                    pack(A, m0, mc, k0, kc, MR, vec, Ap);
+                    for (int64_t p = g * gp; p < p1; p++) {
+                        const int64_t n0 = p * NR;
+                        const int nr = (int)(N - n0 < NR ? N - n0 : NR);
+                        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+                            const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
+                            kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bk + p * KC * NR,
+                                   C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha, beta,
+                                   k0 ? UPD_ADD : first_upd);
+                        }
+                    }
+                }
+            }
+        }
+        for (int64_t k0 = 0; compute && !own_k && !full_b && k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < npanels; p++) {
