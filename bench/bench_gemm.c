@@ -95,13 +95,13 @@ int main(int argc, char **argv) {
            "ref GF/s", "BLAS GF/s", "fqt/BLAS");
     /* Per thread count and shape, fqt's timings and then OpenBLAS's side by side, then a
      * pause (OpenBLAS's own threads spin after a call and would steal the cores from the
-     * next fqt timing); the sweep runs twice and each figure is its best, so a slow spell of
+     * next fqt timing); the sweep runs three times and each figure is its best, so a slow spell of
      * the machine does not land on one side only. */
     double tf[16][3], tb[16];
     for (int thr = 1; thr <= (maxthreads > 1 ? 2 : 1); thr++) {
         set_threads(thr);
         for (int si = 0; si < nshapes; si++) tf[si][0] = tf[si][1] = tf[si][2] = tb[si] = 1e30;
-        for (int sweep = 0; sweep < 2; sweep++)
+        for (int sweep = 0; sweep < 3; sweep++)
             for (int si = 0; si < nshapes; si++) {
                 int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
                 double t = time_sgemm(0, M, N, K, A, B, C, reps);
