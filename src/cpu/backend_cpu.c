@@ -125,7 +125,7 @@ static int64_t adamw(float *w, const float *g, float *m, float *v, int64_t begin
         const int64_t hi = sg->offset + sg->numel < end ? sg->offset + sg->numel : end;
         const float wd = sg->decay ? a->weight_decay : 0.0f;
         const bool dry = a->check_only;
-#pragma omp parallel for reduction(+ : bad) schedule(static)
+#pragma omp parallel for reduction(+ : bad) schedule(guided)
         for (int64_t j = lo; j < hi; j++) {
             float gj = g[j] * gs;
             float mj = b1 * m[j] + (1.0f - b1) * gj;
@@ -146,7 +146,7 @@ static int64_t adamw(float *w, const float *g, float *m, float *v, int64_t begin
 
 static void sumsq_partials(const float *x, const float *y, int64_t n, double *part) {
     const int64_t CH = FQT_SUMSQ_CHUNK, nc = (n + CH - 1) / CH;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int64_t c = 0; c < nc; c++) {
         double s = 0;
         const int64_t hi = (c + 1) * CH < n ? (c + 1) * CH : n;
@@ -163,7 +163,7 @@ static void sumsq_partials(const float *x, const float *y, int64_t n, double *pa
 
 static int64_t count_nonfinite(const float *x, int64_t n) {
     int64_t bad = 0;
-#pragma omp parallel for reduction(+ : bad) schedule(static)
+#pragma omp parallel for reduction(+ : bad) schedule(guided)
     for (int64_t i = 0; i < n; i++) bad += !isfinite(x[i]);
     return bad;
 }

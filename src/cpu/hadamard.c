@@ -5,7 +5,7 @@
 
 void fqt_hadamard16_rows(float *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream) {
     const int64_t nb = N / 16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int64_t b = 0; b < nb; b++) {
         float *blk = x + b * 16 * C;
         for (int i = 0; i < 16; i++) {

@@ -71,7 +71,7 @@ static void SUFFIX(row_times_T)(REAL *out, const REAL *x, const REAL *mT, int64_
 
 static void SUFFIX(embedding_fwd)(REAL *out, const int32_t *tok, const REAL *wte, int64_t N,
                                   int64_t C) {
-    FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * C >= FQT_OPS_MIN_PAR))
     for (int64_t n = 0; n < N; n++) {
         FQT_ASSERT(tok[n] >= 0);
         memcpy(out + n * C, wte + (int64_t)tok[n] * C, (size_t)C * sizeof(REAL));
@@ -83,7 +83,7 @@ static void SUFFIX(embedding_fwd)(REAL *out, const int32_t *tok, const REAL *wte
 static void SUFFIX(embedding_bwd)(REAL *dwte, const REAL *dout, const int32_t *tok, int64_t N,
                                   int64_t C) {
     const int64_t nblk = (C + FQT_OPS_COL_BLOCK - 1) / FQT_OPS_COL_BLOCK;
-    FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * C >= FQT_OPS_MIN_PAR))
     for (int64_t jb = 0; jb < nblk; jb++) {
         const int64_t j0 = jb * FQT_OPS_COL_BLOCK;
         const int64_t j1 = fqt_ops_min64_(C, j0 + FQT_OPS_COL_BLOCK);
@@ -105,7 +105,7 @@ static void SUFFIX(embedding_bwd)(REAL *dwte, const REAL *dout, const int32_t *t
  * so that the backward pass sees exactly the factor the forward applied. */
 static void SUFFIX(rmsnorm_fwd)(REAL *out, REAL *rstd, const REAL *in, const REAL *w,
                                 int64_t N, int64_t C, REAL eps) {
-    FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * C >= FQT_OPS_MIN_PAR))
     for (int64_t n = 0; n < N; n++) {
         const REAL *x = in + n * C;
         REAL *o = out + n * C;
@@ -124,7 +124,7 @@ static void SUFFIX(rmsnorm_fwd)(REAL *out, REAL *rstd, const REAL *in, const REA
  * din and dw must not alias the inputs. */
 static void SUFFIX(rmsnorm_bwd)(REAL *din, REAL *dw, const REAL *dout, const REAL *in,
                                 const REAL *w, const REAL *rstd, int64_t N, int64_t C) {
-    FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * C >= FQT_OPS_MIN_PAR))
     for (int64_t n = 0; n < N; n++) {
         const REAL *x = in + n * C, *g = dout + n * C;
         REAL *dx = din + n * C;
@@ -138,7 +138,7 @@ static void SUFFIX(rmsnorm_bwd)(REAL *din, REAL *dw, const REAL *dout, const REA
     }
 
     const int64_t nblk = (C + FQT_OPS_COL_BLOCK - 1) / FQT_OPS_COL_BLOCK;
-    FQT_OMP(parallel for schedule(static) if (N * C >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * C >= FQT_OPS_MIN_PAR))
     for (int64_t jb = 0; jb < nblk; jb++) {
         const int64_t j0 = jb * FQT_OPS_COL_BLOCK;
         const int64_t j1 = fqt_ops_min64_(C, j0 + FQT_OPS_COL_BLOCK);
@@ -177,7 +177,7 @@ static void SUFFIX(rope_rotate)(REAL *x, int64_t B, int64_t T, int64_t H, int64_
             tab[t * HS + half + i] = (REAL)(sign * sin(a));
         }
     }
-    FQT_OMP(parallel for schedule(static) if (B * T * H * HS >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (B * T * H * HS >= FQT_OPS_MIN_PAR))
     for (int64_t bt = 0; bt < B * T; bt++) {
         const int64_t t = bt % T;
         const REAL *cs = tab + t * HS, *sn = tab + t * HS + half;
@@ -229,7 +229,7 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *stats, const REAL *q, const R
         REAL *kT = fqt_scratch(FQT_SCRATCH_ATTN, (size_t)(HS * T + T + HS) * sizeof(REAL));
         REAL *p = kT + HS * T;  /* [T] scores, then probabilities */
         REAL *acc = p + T;      /* [HS] output row */
-        FQT_OMP(for schedule(static))
+        FQT_OMP(for schedule(guided))
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t b = task / NH, h = task % NH, kh = h / G;
             const REAL *qb = q + b * T * qs + h * HS;
@@ -295,7 +295,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
         REAL *prow = kT + HS * T; /* [T] recomputed probabilities */
         REAL *ds = prow + T;      /* [T] dP, then dS * scale */
         REAL *acc = ds + T;       /* [HS] dq row */
-        FQT_OMP(for schedule(static))
+        FQT_OMP(for schedule(guided))
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t b = task / NKV, kh = task % NKV;
             const REAL *kb = k + b * T * ks + kh * HS;
@@ -358,7 +358,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
 /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (written). Elementwise: out
  * may alias gate or up. exp(-g) overflowing to +Inf for very negative g gives silu = -0. */
 static void SUFFIX(swiglu_fwd)(REAL *out, const REAL *gate, const REAL *up, int64_t n) {
-    FQT_OMP(parallel for schedule(static) if (n >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (n >= FQT_OPS_MIN_PAR))
     for (int64_t i = 0; i < n; i++) {
         const REAL g = gate[i], u = up[i];
         const REAL sg = 1 / (1 + REXP(-g));
@@ -370,7 +370,7 @@ static void SUFFIX(swiglu_fwd)(REAL *out, const REAL *gate, const REAL *up, int6
  * written). Elementwise: the outputs may alias any input. */
 static void SUFFIX(swiglu_bwd)(REAL *dgate, REAL *dup, const REAL *dout, const REAL *gate,
                                const REAL *up, int64_t n) {
-    FQT_OMP(parallel for schedule(static) if (n >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (n >= FQT_OPS_MIN_PAR))
     for (int64_t i = 0; i < n; i++) {
         const REAL g = gate[i], u = up[i], d = dout[i];
         const REAL sg = 1 / (1 + REXP(-g));
@@ -392,7 +392,7 @@ static void SUFFIX(swiglu_bwd)(REAL *dgate, REAL *dup, const REAL *dout, const R
 static double SUFFIX(xent_fwd_bwd)(REAL *dlogits, REAL *losses, const REAL *logits,
                                    const int32_t *targets, int64_t N, int64_t V, REAL dscale) {
     double *rowloss = fqt_scratch(FQT_SCRATCH_XENT, (size_t)(N > 0 ? N : 1) * sizeof(double));
-    FQT_OMP(parallel for schedule(static) if (N * V >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for schedule(guided) if (N * V >= FQT_OPS_MIN_PAR))
     for (int64_t n = 0; n < N; n++) {
         const REAL *x = logits + n * V;
         REAL *dl = dlogits ? dlogits + n * V : NULL;
@@ -446,6 +446,6 @@ static double SUFFIX(xent_fwd_bwd)(REAL *dlogits, REAL *losses, const REAL *logi
 
 /* y[i] += x[i], n elements. x may equal y. */
 static void SUFFIX(add_inplace)(REAL *y, const REAL *x, int64_t n) {
-    FQT_OMP(parallel for simd schedule(static) if (n >= 4 * FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for simd schedule(guided) if (n >= 4 * FQT_OPS_MIN_PAR))
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }

@@ -406,7 +406,7 @@ static void transpose(const float *src, float *dst, int64_t R, int64_t C) {
     const int64_t TR = 128, TC = 8;
     const fqt_quant_vec *v = quant_vec();
     int64_t tr = (R + TR - 1) / TR, tc = (C + TC - 1) / TC;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int64_t t = 0; t < tr * tc; t++) {
         int64_t r0 = (t / tc) * TR, c0 = (t % tc) * TC;
         int64_t r1 = r0 + TR < R ? r0 + TR : R, c1 = c0 + TC < C ? c0 + TC : C;
@@ -562,7 +562,7 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         float amax = 0.0f;
         const int64_t n = rows * cols, nchunk = (n + 4095) / 4096;
         const fqt_quant_vec *va = quant_vec();
-#pragma omp parallel for reduction(max : amax) schedule(static)
+#pragma omp parallel for reduction(max : amax) schedule(guided)
         for (int64_t ch = 0; ch < nchunk; ch++) {
             const int64_t i0 = ch * 4096, i1 = i0 + 4096 < n ? i0 + 4096 : n;
             float m = 0.0f;
@@ -581,7 +581,7 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
         if (ts.pre != 1.0f) {
             /* §5.3, amax_t < 2^-64: quantize x * 2^64 (exact), so no scale overflows */
             if (!tmp) tmp = fqt_scratch(FQT_SCRATCH_QUANT_T, (size_t)(rows * cols) * sizeof(float));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
             for (int64_t i = 0; i < n; i++) tmp[i] = x[i] * ts.pre;
             x = tmp;
         }
@@ -624,7 +624,7 @@ fqt_status fqt_quantize(fqt_qtensor *q, const float *src, int64_t src_rows, int6
             w.ok = (void *)(b + nr + 3 * nm);
             w.code = w.ok + nb;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
         for (int64_t g = 0; g < groups; g++) {
             int64_t r0 = g * br, r1 = r0 + br < rows ? r0 + br : rows;
             /* The vector paths gather no statistics, so the pre factor (§5.3) only matters
@@ -667,7 +667,7 @@ void fqt_dequantize(const fqt_qtensor *q, float *dst) {
     float lut[256];
     if (bits <= 8)
         for (uint32_t c = 0; c < (1u << bits); c++) lut[c] = fqt_elem_decode_i(f->elem, c);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *row = q->codes + r * q->row_bytes;
         float *out = dst + r * cols;
