@@ -247,6 +247,17 @@ typedef struct {
     uint8_t *code; /* scale_cols: the scale codes of the vector scale kernel */
 } vec_scratch;
 
+/* The SR words of row r (cols elements) of the quantized layout, a row at a time through the
+ * vector Philox: rr[c] is element c's word (§4). NULL for an empty row. */
+static const uint32_t *row_sr_bits(const fqt_quant_vec *v, uint64_t seed, uint64_t stream, int64_t r,
+                                   int64_t cols, vec_scratch *w) {
+    if (cols <= 0) return NULL;
+    const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
+    const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
+    v->philox(seed, stream, first4, nblk, w->rnd);
+    return w->rnd + (base & 3);
+}
+
 /* The vector path for E2M1 elements with E8M0/UE4M3 scales and no statistics: the same
  * codes and scales as quantize_group below (its oracle), block amax and encoding through
  * the table v, SR bits a row at a time. Returns the number of non-finite inputs. */
@@ -305,13 +316,7 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * cols;
         uint8_t *row = q->codes + r * q->row_bytes;
-        const uint32_t *rr = NULL;
-        if (rounding == FQT_ROUND_SR && cols > 0) {
-            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
-            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
-            v->philox(seed, stream, first4, nblk, w->rnd);
-            rr = w->rnd + (base & 3); /* rr[c] is element c's word (§4) */
-        }
+        const uint32_t *rr = rounding == FQT_ROUND_SR ? row_sr_bits(v, seed, stream, r, cols, w) : NULL;
         for (int64_t j = 0; j < q->scale_cols; j++) {
             if (!w->ok[j]) continue;
             const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
@@ -361,13 +366,7 @@ static int64_t quantize_group_e4m3_vec(fqt_qtensor *q, const float *x, int64_t r
         w->div[j] = m.div;
     }
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *rr = NULL;
-        if (rounding == FQT_ROUND_SR && cols > 0) {
-            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
-            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
-            v->philox(seed, stream, first4, nblk, w->rnd);
-            rr = w->rnd + (base & 3);
-        }
+        const uint32_t *rr = rounding == FQT_ROUND_SR ? row_sr_bits(v, seed, stream, r, cols, w) : NULL;
         for (int64_t j = 0; j < q->scale_cols; j++) {
             if (!w->ok[j]) continue;
             const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
@@ -386,13 +385,7 @@ static int64_t quantize_group_bf16_vec(fqt_qtensor *q, const float *x, int64_t r
     const int64_t cols = q->cols;
     int64_t nonfinite = 0;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *rr = NULL;
-        if (rounding == FQT_ROUND_SR && cols > 0) {
-            const uint64_t base = (uint64_t)(r * cols), first4 = base >> 2;
-            const int64_t nblk = (int64_t)(((base + (uint64_t)cols - 1) >> 2) - first4 + 1);
-            v->philox(seed, stream, first4, nblk, w->rnd);
-            rr = w->rnd + (base & 3);
-        }
+        const uint32_t *rr = rounding == FQT_ROUND_SR ? row_sr_bits(v, seed, stream, r, cols, w) : NULL;
         nonfinite += v->bf16(x + r * cols, cols, rr, (uint16_t *)(void *)(q->codes + r * q->row_bytes));
     }
     return nonfinite;
