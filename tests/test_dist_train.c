@@ -155,6 +155,18 @@ static bool same_moments(const char *a, const char *b) {
 }
 
 /* Runs a and b agree: metrics, model bytes, moments. */
+/* The run's checkpoint is readable and holds step `step`. */
+static void check_ckpt_step(const char *run, const char *step, const char *what) {
+    char p2[1200];
+    snprintf(p2, sizeof p2, "%s/%s/ckpt/state.safetensors", base, run);
+    fqt_st_file *f = NULL;
+    CHECK_MSG(fqt_st_open(p2, &f) == FQT_OK, "%s: checkpoint unreadable: %s", what, fqt_last_error());
+    if (!f) return;
+    const char *st = fqt_st_meta(f, "step");
+    CHECK_MSG(st && !strcmp(st, step), "%s: checkpoint at step %s, expected %s", what, st ? st : "?", step);
+    fqt_st_close(f);
+}
+
 static void check_same(const char *a, const char *b, const char *what) {
     char *ma = metrics(a), *mb = metrics(b);
     CHECK_MSG(ma && mb && !strcmp(ma, mb), "%s: metrics.jsonl of %s and %s differ", what, a, b);
@@ -254,17 +266,7 @@ int main(void) {
     }
     CHECK_MSG(rc != 0, "killed rank: the job must fail (exit %d)", rc);
     CHECK_MSG(strstr(out, "rank 1") != NULL, "killed rank: no message naming rank 1:\n%s", out);
-    {
-        char p2[1200];
-        snprintf(p2, sizeof p2, "%s/killed/ckpt/state.safetensors", base);
-        fqt_st_file *f = NULL;
-        CHECK_MSG(fqt_st_open(p2, &f) == FQT_OK, "killed rank: checkpoint unreadable: %s", fqt_last_error());
-        if (f) {
-            const char *st = fqt_st_meta(f, "step");
-            CHECK_MSG(st && !strcmp(st, "2"), "killed rank: checkpoint at step %s, expected 2", st ? st : "?");
-            fqt_st_close(f);
-        }
-    }
+    check_ckpt_step("killed", "2", "killed rank");
     rc = resume(2, "killed", "", out, sizeof out);
     CHECK_MSG(rc == 0, "resume after the kill: exit %d\n%s", rc, out);
     check_same("ref_a2", "killed", "killed rank 1 after step 3 -> resume from step 2 on 2 ranks");
@@ -280,17 +282,7 @@ int main(void) {
     }
     CHECK_MSG(rc == 130, "SIGINT on rank 1: exit %d, expected 130\n%s", rc, out);
     CHECK_MSG(strstr(out, "interrupted (SIGINT) after step 3") != NULL, "SIGINT on rank 1: message\n%s", out);
-    {
-        char p2[1200];
-        snprintf(p2, sizeof p2, "%s/sigint/ckpt/state.safetensors", base);
-        fqt_st_file *f = NULL;
-        CHECK_MSG(fqt_st_open(p2, &f) == FQT_OK, "SIGINT: checkpoint unreadable: %s", fqt_last_error());
-        if (f) {
-            const char *st = fqt_st_meta(f, "step");
-            CHECK_MSG(st && !strcmp(st, "3"), "SIGINT: checkpoint at step %s, expected 3", st ? st : "?");
-            fqt_st_close(f);
-        }
-    }
+    check_ckpt_step("sigint", "3", "SIGINT");
     rc = resume(2, "sigint", "", out, sizeof out);
     CHECK_MSG(rc == 0, "resume after SIGINT: exit %d\n%s", rc, out);
     check_same("ref_a2", "sigint", "SIGINT on rank 1 at step 3 -> resume on 2 ranks");

@@ -247,6 +247,21 @@ typedef struct {
     uint8_t *code; /* scale_cols: the scale codes of the vector scale kernel */
 } vec_scratch;
 
+/* The amax of one block, rows [r0, r1) x columns [c0, c1) of x (cols wide), through the
+ * vector amax; *bad = how many of its elements are NaN/Inf. */
+static float tile_amax(const fqt_quant_vec *v, const float *x, int64_t cols, int64_t r0, int64_t r1,
+                       int64_t c0, int64_t c1, int64_t *bad) {
+    float amax = 0.0f;
+    *bad = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t b;
+        const float a = v->amax(x + r * cols + c0, c1 - c0, &b);
+        *bad += b;
+        if (a > amax) amax = a;
+    }
+    return amax;
+}
+
 /* The SR words of row r (cols elements) of the quantized layout, a row at a time through the
  * vector Philox: rr[c] is element c's word (§4). NULL for an empty row. */
 static const uint32_t *row_sr_bits(const fqt_quant_vec *v, uint64_t seed, uint64_t stream, int64_t r,
@@ -282,14 +297,8 @@ static int64_t quantize_group_vec(fqt_qtensor *q, const float *x, int64_t r0, in
     }
     for (int64_t j = 0; r1 - r0 > 1 && j < q->scale_cols; j++) {
         int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
-        float amax = 0.0f;
-        int64_t bad = 0;
-        for (int64_t r = r0; r < r1; r++) {
-            int64_t b;
-            float a = v->amax(x + r * cols + c0, c1 - c0, &b);
-            bad += b;
-            if (a > amax) amax = a;
-        }
+        int64_t bad;
+        const float amax = tile_amax(v, x, cols, r0, r1, c0, c1, &bad);
         uint8_t *sp = q->scales + g * q->scale_cols + j;
         w->ok[j] = 0;
         w->amax[j] = 0.0f;
@@ -344,14 +353,8 @@ static int64_t quantize_group_e4m3_vec(fqt_qtensor *q, const float *x, int64_t r
     int64_t nonfinite = 0;
     for (int64_t j = 0; j < q->scale_cols; j++) {
         const int64_t c0 = j * f->block, c1 = c0 + f->block < cols ? c0 + f->block : cols;
-        float amax = 0.0f;
-        int64_t bad = 0;
-        for (int64_t r = r0; r < r1; r++) {
-            int64_t b;
-            const float a = v->amax(x + r * cols + c0, c1 - c0, &b);
-            bad += b;
-            if (a > amax) amax = a;
-        }
+        int64_t bad;
+        const float amax = tile_amax(v, x, cols, r0, r1, c0, c1, &bad);
         uint8_t *sp = q->scales + (g * q->scale_cols + j) * sbytes;
         w->ok[j] = !bad;
         if (bad) {
