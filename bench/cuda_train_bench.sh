@@ -4,11 +4,19 @@
 # table. Synthetic random tokens (speed only). Peak memory: the largest memory.used that
 # nvidia-smi reports while the run lasts (sampled every 100 ms; includes the CUDA context),
 # the same method for both. Usage: bench/cuda_train_bench.sh [STEPS] [RECIPES] [PEER_RECIPES]
+# Environment: MODEL (llama-124m; llama-1b), BATCH and SEQ (16 and 1024; 8 and 2048 for
+# llama-1b), ATTNS (attention paths to run, "cublas flash"), FQT (the binary, ./fqt),
+# TABLE_OUT (a file the table is copied to after every row), PEER_TIMEOUT (seconds, 300),
+# PROFILE=1 (also one profiled run per recipe: FQT_PROFILE's per-op table into
+# $BENCH_DIR/prof-RECIPE.txt; its syncs slow that run, so it is not in the table).
 set -u
 cd "$(dirname "$0")/.."
 steps=${1:-12}
 recipes=${2:-bf16 nvfp4 mxfp4 fp8}
-peer=${3:-bf16,nvfp4}
+peer=${3-bf16,nvfp4}
+model=${MODEL:-llama-124m}
+if [ "$model" = llama-1b ]; then batch=${BATCH:-8} seq=${SEQ:-2048}; else batch=${BATCH:-16} seq=${SEQ:-1024}; fi
+fqt=${FQT:-./fqt}
 D=${BENCH_DIR:-/tmp/fqt_cuda_bench}
 mkdir -p "$D"
 python3 - "$D" <<'PY'
@@ -32,20 +40,44 @@ peakmem() { # run "$@" while sampling memory.used; prints the peak MiB on fd 3
   sort -n "$D/mem.log" | tail -1 > "$D/peak"
   return $rc
 }
-printf '%-22s %10s %10s %10s\n' "run" "tok/s" "ms/step" "peak MiB" > "$D/table"
+train() { # recipe attention run-dir steps: fqt train on the GPU at the bench's shape. The run
+  # is killed once its last step's metrics line is written (the final checkpoint, 13 GB for
+  # llama-1b, is no part of the speed figure and would cost device time); a profiled run
+  # (FQT_PROFILE set) is left to finish, since its table is written at exit.
+  local r=$1 attn=$2 dir=$3 n=$4
+  rm -rf "$dir"
+  FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} timeout 300 "$fqt" train --device cuda \
+    --model "$model" --recipe "$r" --batch "$batch" --seq "$seq" --steps "$n" --warmup 2 \
+    --val-every 0 --val-tokens $((batch * seq)) --sample-tokens 0 --log-every 1 --gnr-every 0 --diag-every 0 --vocab '' \
+    --train-data "$D/train_*.bin" --val-data "$D/val_*.bin" --run-dir "$dir" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    local done_steps
+    done_steps=$(grep -c '"train"' "$dir/metrics.jsonl" 2>/dev/null)
+    if [ -z "${FQT_PROFILE:-}" ] && [ "${done_steps:-0}" -ge "$n" ]; then
+      sleep 0.2; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 0
+    fi
+    sleep 0.2
+  done
+  wait "$pid"
+}
+printf '%-22s %10s %10s %10s   (%s, batch %s x %s tokens)\n' "run" "tok/s" "ms/step" "peak MiB" "$model" "$batch" "$seq" > "$D/table"
+if [ "${PROFILE:-0}" = 1 ]; then
+  for r in $recipes; do
+    FQT_PROFILE="$D/prof-$r.txt" train "$r" "${ATTNS%% *}" "$D/run_prof_$r" 4 > "$D/prof-$r.log" 2>&1 ||
+      tail -5 "$D/prof-$r.log"
+  done
+fi
+[ "$steps" -gt 0 ] || exit 0
 for r in $recipes; do
   for attn in ${ATTNS:-cublas flash}; do
     name="fqt-$r-$attn"
-    rm -rf "$D/run_$name"
-    FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} peakmem timeout 150 ./fqt train --device cuda \
-      --model llama-124m --recipe "$r" --batch 16 --seq 1024 --steps "$steps" --warmup 2 \
-      --val-every 0 --sample-tokens 0 --log-every 1 --gnr-every 0 --diag-every 0 --vocab '' \
-      --train-data "$D/train_*.bin" --val-data "$D/val_*.bin" --run-dir "$D/run_$name" \
-      > "$D/$name.log" 2>&1
+    peakmem train "$r" "$attn" "$D/run_$name" "$steps" > "$D/$name.log" 2>&1
     rc=$?
-    python3 - "$D/run_$name/metrics.jsonl" "$name" "$(cat "$D/peak")" "$rc" >> "$D/table" <<'PY'
+    python3 - "$D/run_$name/metrics.jsonl" "$name" "$(cat "$D/peak")" "$rc" "$((batch * seq))" >> "$D/table" <<'PY'
 import json, sys, statistics
 path, name, peak, rc = sys.argv[1:5]
+tok = int(sys.argv[5])
 try:
     tr = [json.loads(l) for l in open(path) if '"train"' in l]
 except OSError:
@@ -54,15 +86,16 @@ tps = [t["tok_per_s"] for t in tr if t.get("step", 0) > 2 and "tok_per_s" in t]
 loss = tr[-1]["loss"] if tr else float("nan")
 if tps:
     m = statistics.median(tps)
-    print(f"{name:22s} {m:10.0f} {16*1024/m*1e3:10.1f} {peak:>10s}   loss {loss:.3f} steps {len(tr)}")
+    print(f"{name:22s} {m:10.0f} {tok/m*1e3:10.1f} {peak:>10s}   loss {loss:.3f} steps {len(tr)}")
 else:
     print(f"{name:22s} {'failed':>10s} rc={rc} (see {name}.log)")
 PY
+    [ -n "${TABLE_OUT:-}" ] && cp "$D/table" "$TABLE_OUT"
     [ "$rc" -ne 0 ] && tail -5 "$D/$name.log"
   done
 done
 if [ -n "$peer" ]; then
-  PYTHONUNBUFFERED=1 peakmem timeout 300 python3 bench/torch_peer_cuda.py --size llama-124m --batch 16 \
+  PYTHONUNBUFFERED=1 peakmem timeout "${PEER_TIMEOUT:-300}" python3 bench/torch_peer_cuda.py --size "$model" --batch "$batch" \
     --steps "$steps" --warmup 3 --recipes "$peer" > "$D/peer.log" 2>&1
   python3 - "$D/peer.log" "$(cat "$D/peak")" >> "$D/table" <<'PY'
 import json, sys
@@ -72,6 +105,7 @@ for l in open(sys.argv[1]):
         print(f"{'torch-' + j['recipe']:22s} {j['tokens_per_s']:10.0f} {j['ms_per_step']:10.1f} {sys.argv[2]:>10s}   "
               f"(torch max_memory_allocated {j['peak_gib']:.2f} GiB, peak MiB is the whole peer process) loss {j['loss']:.3f}")
 PY
+  [ -n "${TABLE_OUT:-}" ] && cp "$D/table" "$TABLE_OUT"
   tail -3 "$D/peer.log"
 fi
 cat "$D/table"

@@ -117,11 +117,15 @@ static void test_config(void) {
         CHECK_MSG(fqt_model_config_validate(&nc) == FQT_OK, "%s: %s", fqt_model_size_names[i],
                   fqt_last_error());
     }
-    CHECK(n == 3);
+    CHECK(n == 4);
     fqt_model_config l;
     CHECK(fqt_model_config_named("llama-124m", &l) == FQT_OK);
     CHECK(l.dim == 768 && l.n_layers == 12 && l.n_heads == 12 && l.ffn == 2048 && l.ctx == 1024 &&
           l.vocab == 50304);
+    /* issue 9's llama-1b: d 2048, 16 layers, 16 heads, FFN 5632, T 2048 */
+    CHECK(fqt_model_config_named("llama-1b", &l) == FQT_OK);
+    CHECK(l.dim == 2048 && l.n_layers == 16 && l.n_heads == 16 && l.n_kv_heads == 16 && l.ffn == 5632 &&
+          l.ctx == 2048 && l.vocab == 50304);
     fqt_model_config t;
     CHECK(fqt_model_config_named("huge", &t) == FQT_ERR_ARG);
     CHECK(strstr(fqt_last_error(), "llama-124m") != NULL);

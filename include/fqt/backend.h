@@ -144,6 +144,14 @@ extern const fqt_backend fqt_backend_cpu;
  * NULL with fqt_last_error() set: unknown name, CUDA not compiled in, or no GPU found. */
 const fqt_backend *fqt_backend_get(const char *name);
 
+/* The profiling wrapper (core/backend_profile.c): a table with inner's behaviour, bit for bit,
+ * that times every op entry between two inner->sync() calls and keeps a row per op and shape.
+ * fqt_backend_get returns it when the environment has FQT_PROFILE ("1": the table goes to
+ * stderr at exit; else a file path). One inner backend per process. */
+const fqt_backend *fqt_backend_profiled(const fqt_backend *inner);
+void fqt_backend_profile_report(FILE *out); /* the table so far, largest total first */
+void fqt_backend_profile_reset(void);       /* forget every row (e.g. after warm-up steps) */
+
 /* Bytes of backend memory a quantized tensor needs: codes, scales, the trailing tensor-scale
  * float, each part 256-byte aligned. */
 size_t fqt_backend_qtensor_bytes(const fqt_format *f, int64_t rows, int64_t cols);

@@ -31,7 +31,8 @@ typedef struct {
 } fqt_model_config;
 
 /* Named sizes: "tiny" (the default, trains in minutes on 2 cores), "small", "llama-124m"
- * (768 wide, 12 layers, 12 heads, FFN 2048, context 1024, vocabulary 50304). The vocabulary
+ * (768 wide, 12 layers, 12 heads, FFN 2048, context 1024, vocabulary 50304), "llama-1b"
+ * (2048 wide, 16 layers, 16 heads, FFN 5632, context 2048, vocabulary 50304). The vocabulary
  * of tiny and small is set from the tokenizer by the caller. */
 fqt_status fqt_model_config_named(const char *name, fqt_model_config *c);
 extern const char *const fqt_model_size_names[];

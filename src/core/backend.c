@@ -5,6 +5,7 @@
  * fqt_backend_cuda_open, which returns NULL with a message when no GPU is present. */
 #include "fqt/backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef FQT_HAVE_CUDA
@@ -13,7 +14,15 @@ const fqt_backend *fqt_backend_cuda_open(void);
 
 size_t fqt_dtype_size(fqt_dtype t) { return t == FQT_DT_BF16 ? 2 : 4; }
 
+static const fqt_backend *backend_by_name(const char *name);
+
 const fqt_backend *fqt_backend_get(const char *name) {
+    const fqt_backend *be = backend_by_name(name);
+    const char *prof = getenv("FQT_PROFILE");
+    return be && prof && *prof && strcmp(prof, "0") ? fqt_backend_profiled(be) : be;
+}
+
+static const fqt_backend *backend_by_name(const char *name) {
     if (!name || !strcmp(name, "cpu")) return &fqt_backend_cpu;
     if (!strcmp(name, "cuda") || !strcmp(name, "auto")) {
 #ifdef FQT_HAVE_CUDA

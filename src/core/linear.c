@@ -68,10 +68,20 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
     const fqt_operand_spec *o = &s->op[op];
     int64_t qr = axis == FQT_AXIS_ROWS ? R : C, qc = axis == FQT_AXIS_ROWS ? C : R;
     double t0 = fqt_prof_now();
+    fqt_qstats *st = stats_for(pass, linear_id, op);
+    if (axis == FQT_AXIS_ROWS && dt == FQT_DT_BF16 && !st && o->fmt.elem == FQT_ELEM_BF16 &&
+        o->fmt.scale == FQT_SCALE_NONE && !o->fmt.tensor_scale) {
+        /* bf16 storage into the plain bf16 format along rows is the identity (RNE and SR alike:
+         * every value is representable; only NaN payloads could differ), so the operand is the
+         * source itself: no copy. The GEMMs only read their operands. */
+        FQT_ASSERT(fqt_qtensor_shape(q, &o->fmt, qr, qc) == FQT_OK);
+        q->codes = (uint8_t *)(uintptr_t)src;
+        q->scales = NULL;
+        return;
+    }
     fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
     ws->be->quantize(q, src, dt, R, C, axis, o->rounding, pass->seed,
-                     fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step),
-                     stats_for(pass, linear_id, op));
+                     fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st);
     fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
 }
 

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-const char *const fqt_model_size_names[] = {"tiny", "small", "llama-124m", NULL};
+const char *const fqt_model_size_names[] = {"tiny", "small", "llama-124m", "llama-1b", NULL};
 
 fqt_status fqt_model_config_named(const char *name, fqt_model_config *c) {
     memset(c, 0, sizeof *c);
@@ -24,8 +24,10 @@ fqt_status fqt_model_config_named(const char *name, fqt_model_config *c) {
         *c = (fqt_model_config){4096, 384, 6, 6, 2, 1024, 512, 10000.0f, 1e-5f};
     } else if (!strcmp(name, "llama-124m")) {
         *c = (fqt_model_config){50304, 768, 12, 12, 12, 2048, 1024, 10000.0f, 1e-5f};
+    } else if (!strcmp(name, "llama-1b")) {
+        *c = (fqt_model_config){50304, 2048, 16, 16, 16, 5632, 2048, 10000.0f, 1e-5f};
     } else {
-        fqt_set_error("unknown model size '%s' (sizes: tiny, small, llama-124m)", name);
+        fqt_set_error("unknown model size '%s' (sizes: tiny, small, llama-124m, llama-1b)", name);
         return FQT_ERR_ARG;
     }
     return FQT_OK;

@@ -114,7 +114,7 @@ static const opt_def opts[] = {
 void fqt_train_config_help(FILE *f) {
     fqt_train_config d;
     fqt_train_config_default(&d);
-    fprintf(f, "  --model SIZE        tiny (default), small, llama-124m; then optionally --dim,\n"
+    fprintf(f, "  --model SIZE        tiny (default), small, llama-124m, llama-1b; then --dim,\n"
                "                      --layers, --heads, --kv-heads, --ffn, --ctx, --vocab-size\n"
                "                      (vocabulary: from the tokenizer/data when not given)\n"
                "  --mode fqt|qat      fully quantized (default) or quantization-aware training\n"
@@ -1156,6 +1156,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
     const int64_t end = c->stop_at && c->stop_at < c->steps ? c->stop_at : c->steps;
     const double sqrt3 = sqrt(3.0);
     bool ckpt_pending = false;
+    const int64_t first_step = s.step;
     for (int64_t step = s.step; step < end; step++) {
         /* Phase: the main phase runs in c->mode; QAF (fixed or automatic) in QAT mode. */
         if (fixed_qaf_start >= 0 && step == fixed_qaf_start && s.qaf_start < 0) {
@@ -1187,6 +1188,8 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         const bool do_diag = c->diag_every && (step + 1) % c->diag_every == 0;
         const bool do_gnr = c->gnr_every && (step + 1) % c->gnr_every == 0;
         if (do_diag) memset(diag.st, 0, (size_t)diag.n_linears * sizeof *diag.st);
+        /* FQT_PROFILE: the first step's one-time costs (heuristics, scratch growth) left out. */
+        if (step == first_step + 1) fqt_backend_profile_reset();
         double loss = run_step(&m, &dp, &bb, c, &recipe, mode, step, do_diag ? &diag : NULL);
         double gn2 = isfinite(loss) ? dp_grad_norm2(&dp) : NAN;
         double gnorm = sqrt(gn2);

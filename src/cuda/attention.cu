@@ -52,6 +52,80 @@ __global__ void softmax_fwd_kernel(T *P, float *stats, const float *S, int64_t N
         stf(p, j, j <= t ? expf(s[j] * scale - mx) * inv : 0.0f);
 }
 
+/* The same row with its scores read once into registers (T <= NPT * AT_THREADS): thread x
+ * holds columns x, x + AT_THREADS, ..., the assignment and the order of softmax_fwd_kernel,
+ * so the same max, the same double sum and the same bits; one expf per score, not two. */
+template <typename T, int NPT>
+__global__ void softmax_fwd_reg_kernel(T *P, float *stats, const float *S, int64_t NH, int64_t Tn, float scale) {
+    __shared__ double shd[AT_THREADS];
+    __shared__ float shf[AT_THREADS];
+    const int64_t row = blockIdx.x, t = row % Tn;
+    const float *s = S + row * Tn;
+    T *p = P + row * Tn;
+    float e[NPT];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < NPT; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * AT_THREADS;
+        e[k] = j <= t ? s[j] * scale : -INFINITY;
+        mx = fmaxf(mx, e[k]);
+    }
+    mx = block_max<AT_THREADS>(mx, shf);
+    double sum = 0.0;
+#pragma unroll
+    for (int k = 0; k < NPT; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * AT_THREADS;
+        if (j <= t) {
+            e[k] = expf(e[k] - mx);
+            sum += (double)e[k];
+        }
+    }
+    sum = block_sum<AT_THREADS>(sum, shd);
+    const float inv = (float)(1.0 / sum);
+    if (threadIdx.x == 0) {
+        stats[2 * row] = mx;
+        stats[2 * row + 1] = inv;
+    }
+#pragma unroll
+    for (int k = 0; k < NPT; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * AT_THREADS;
+        if (j < Tn) stf(p, j, j <= t ? e[k] * inv : 0.0f);
+    }
+}
+
+/* Backward row with S and dP read once (T <= NPT * AT_THREADS); same order, same bits as
+ * softmax_bwd_kernel. */
+template <typename T, int NPT>
+__global__ void softmax_bwd_reg_kernel(T *P, T *dS, const float *S, const float *dP, const float *stats,
+                                       int64_t Tn, float scale) {
+    __shared__ double shd[AT_THREADS];
+    const int64_t row = blockIdx.x, t = row % Tn;
+    const float *s = S + row * Tn, *dp = dP + row * Tn;
+    const float mx = stats[2 * row], inv = stats[2 * row + 1];
+    float pj[NPT], dpj[NPT];
+    double dot = 0.0;
+#pragma unroll
+    for (int k = 0; k < NPT; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * AT_THREADS;
+        pj[k] = 0.0f, dpj[k] = 0.0f;
+        if (j <= t) {
+            pj[k] = expf(s[j] * scale - mx) * inv;
+            dpj[k] = dp[j];
+            dot += (double)pj[k] * (double)dpj[k];
+        }
+    }
+    dot = block_sum<AT_THREADS>(dot, shd);
+    const float rd = (float)dot;
+#pragma unroll
+    for (int k = 0; k < NPT; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * AT_THREADS;
+        if (j < Tn) {
+            stf(P + row * Tn, j, j <= t ? pj[k] : 0.0f);
+            stf(dS + row * Tn, j, j <= t ? pj[k] * (dpj[k] - rd) * scale : 0.0f);
+        }
+    }
+}
+
 /* Backward row: S (scores) and dP; writes P and dS (act) for the GEMMs. */
 template <typename T>
 __global__ void softmax_bwd_kernel(T *P, T *dS, const float *S, const float *dP, const float *stats,
@@ -92,7 +166,10 @@ static void attn_fwd(T *out, float *stats, const T *q, const T *k, const T *v, i
         for (int64_t hh = 0; hh < G; hh++)
             fqt_cuda_gemm_rm(false, true, Tn, Tn, HS, 1.0f, qb + hh * HS, at, qs, G * HS, kb, at, ks,
                              HS, 0.0f, S + hh * TT, CUDA_R_32F, Tn, G * TT, (int)NKV);
-        softmax_fwd_kernel<T><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, stats + b * NH * Tn * 2, S, NH, Tn, scale);
+        float *st = stats + b * NH * Tn * 2;
+        if (Tn <= 4 * AT_THREADS) softmax_fwd_reg_kernel<T, 4><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, st, S, NH, Tn, scale);
+        else if (Tn <= 8 * AT_THREADS) softmax_fwd_reg_kernel<T, 8><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, st, S, NH, Tn, scale);
+        else softmax_fwd_kernel<T><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, st, S, NH, Tn, scale);
         FQT_CUDA_LAUNCHED();
         for (int64_t hh = 0; hh < G; hh++)
             fqt_cuda_gemm_rm(false, false, Tn, HS, Tn, 1.0f, P + hh * TT, at, Tn, G * TT, vb, at, ks,
@@ -125,7 +202,10 @@ static void attn_bwd(T *dq, T *dk, T *dv, const T *dout, const float *stats, con
             fqt_cuda_gemm_rm(false, true, Tn, Tn, HS, 1.0f, gb + hh * HS, at, qs, G * HS, vb, at, ks,
                              HS, 0.0f, dP + hh * TT, CUDA_R_32F, Tn, G * TT, (int)NKV);
         }
-        softmax_bwd_kernel<T><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, dS, S, dP, stats + b * NH * Tn * 2, Tn, scale);
+        const float *st = stats + b * NH * Tn * 2;
+        if (Tn <= 4 * AT_THREADS) softmax_bwd_reg_kernel<T, 4><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, dS, S, dP, st, Tn, scale);
+        else if (Tn <= 8 * AT_THREADS) softmax_bwd_reg_kernel<T, 8><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, dS, S, dP, st, Tn, scale);
+        else softmax_bwd_kernel<T><<<(unsigned)(NH * Tn), AT_THREADS>>>(P, dS, S, dP, st, Tn, scale);
         FQT_CUDA_LAUNCHED();
         for (int64_t hh = 0; hh < G; hh++) {
             const float beta = hh ? 1.0f : 0.0f;

@@ -77,7 +77,7 @@ extern fqt_cuda_state fqt_cuda;
  * are valid until the next call that asks for the same slot. */
 typedef enum {
     FQT_SCR_QMAP = 0, FQT_SCR_PART, FQT_SCR_TSCALE, FQT_SCR_DEQ_A, FQT_SCR_DEQ_B, FQT_SCR_LT_WS,
-    FQT_SCR_GEMM_C, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ATT_DKV, FQT_SCR_ROW,
+    FQT_SCR_GEMM_C, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ATT_DKV, FQT_SCR_ROW, FQT_SCR_ROPE,
     FQT_SCR_COUNT
 } fqt_cuda_scratch_slot;
 void *fqt_cuda_scratch(fqt_cuda_scratch_slot slot, size_t bytes);

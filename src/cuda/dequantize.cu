@@ -58,6 +58,42 @@ __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scal
     }
 }
 
+/* E2M1 codes with 1-D blocks of 16 or 32 along rows (the FP4 formats' layout, cols % 16 == 0):
+ * one thread per 16 codes, one 8-byte load, one scale, the same per-element math as dq_kernel
+ * (so the same bits), 16-byte stores. */
+template <typename TD>
+__global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
+    const float s_dec = p.tensor_scale ? *slot : 1.0f;
+    const int64_t cpr = p.cols / 16, n = p.rows * cpr;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / cpr, j = i - r * cpr;
+        const uint2 raw = *(const uint2 *)(codes + r * p.row_bytes + j * 8);
+        const float sc = dq_scale(p.scale, scales + r * p.scale_cols, (j * 16) / p.block);
+        float v[16];
+#pragma unroll
+        for (int k = 0; k < 16; k++) {
+            const uint32_t word = k < 8 ? raw.x : raw.y;
+            const uint32_t code = (word >> ((k & 7) * 4)) & 0xFu;
+            float x = mul_as_cpu(fqt_elem_decode_i(FQT_ELEM_E2M1, code), sc);
+            if (p.tensor_scale) x = mul_as_cpu(x, s_dec);
+            v[k] = x;
+        }
+        TD *out = dst + r * p.cols + j * 16;
+        if (sizeof(TD) == 2) {
+            uint32_t w[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k] = (uint32_t)fqt_bf16_rne_i(v[2 * k]) | ((uint32_t)fqt_bf16_rne_i(v[2 * k + 1]) << 16);
+            ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
+            ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+        } else {
+#pragma unroll
+            for (int k = 0; k < 16; k += 4)
+                *(float4 *)((float *)(void *)out + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
+        }
+    }
+}
+
 void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale) {
     const fqt_format *f = &q->fmt;
     dq_params p;
@@ -77,6 +113,16 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
     dim3 grid((unsigned)((q->cols + 255) / 256 < 8 ? (q->cols + 255) / 256 : 8),
               (unsigned)(q->rows < 65535 ? q->rows : 65535));
     const float *slot = fqt_backend_qtensor_scale_slot(q);
+    const bool vec = f->elem == FQT_ELEM_E2M1 && (f->scale == FQT_SCALE_UE4M3 || f->scale == FQT_SCALE_E8M0) &&
+                     (p.block == 16 || p.block == 32) && p.block_rows == 1 && q->cols % 16 == 0 &&
+                     q->row_bytes % 8 == 0 && ((uintptr_t)q->codes & 7) == 0 && ((uintptr_t)dst & 15) == 0;
+    if (vec) {
+        unsigned nb = fqt_cuda_blocks(n / 16, 256);
+        if (nb > 65536) nb = 65536;
+        FQT_DT_DISPATCH(dst_dt, TD, dq_e2m1_kernel<TD><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<grid, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
     FQT_CUDA_LAUNCHED();
 }

@@ -35,6 +35,10 @@ static bool exact_in_bf16(const fqt_format *f) {
            f->elem == FQT_ELEM_INT4;
 }
 
+static bool is_plain_bf16(const fqt_format *f) {
+    return f->elem == FQT_ELEM_BF16 && f->scale == FQT_SCALE_NONE && !f->tensor_scale;
+}
+
 /* ab[0] = alpha * (s_dec(A) * s_dec(B)) (each 1 unless given), ab[1] = beta. */
 __global__ void qg_alpha_kernel(float *ab, float alpha, float beta, const float *sa, const float *sb) {
     const float a = sa ? *sa : 1.0f, b = sb ? *sb : 1.0f;
@@ -202,10 +206,18 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
     const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;
     const size_t es = fqt_dtype_size(dt);
-    void *a = fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * K) * es);
-    void *b = fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * K) * es);
-    fqt_cuda_dequantize_raw(A, a, dt, !bf);
-    fqt_cuda_dequantize_raw(B, b, dt, !bf);
+    /* Plain bf16 operands are their own dequantization: cuBLASLt reads the codes. */
+    const void *a = A->codes, *b = B->codes;
+    if (!is_plain_bf16(&A->fmt)) {
+        void *t = fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * K) * es);
+        fqt_cuda_dequantize_raw(A, t, dt, !bf);
+        a = t;
+    }
+    if (!is_plain_bf16(&B->fmt)) {
+        void *t = fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * K) * es);
+        fqt_cuda_dequantize_raw(B, t, dt, !bf);
+        b = t;
+    }
     float *ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
     const bool f32_to_bf16 = !bf && c_dt == FQT_DT_BF16;
     qg_alpha_kernel<<<1, 1>>>(ab, alpha, f32_to_bf16 ? 0.0f : beta,

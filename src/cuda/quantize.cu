@@ -136,6 +136,62 @@ __global__ void qz_tscale_kernel(const float *part, int nparts, float elem_max, 
 }
 
 /* ---- stage 2: block scales ------------------------------------------------------------ */
+/* A block's scale (written to sp) and its map from the block's amax (of x * pre); a block
+ * holding a NaN or Inf gets the NaN scale and flag 1 (§5.1). */
+__device__ __forceinline__ qz_map qz_block_map(const qz_params &p, float amax, bool bad, uint8_t *sp,
+                                               float s_enc, float s_dec) {
+    qz_map mp;
+    if (bad) {
+        if (p.scale == FQT_SCALE_FP32) {
+            const float nan = NAN;
+            memcpy(sp, &nan, 4);
+        } else {
+            *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
+        }
+        mp.mul = 0.0f;
+        mp.div = 0.0f;
+        mp.deq = 0.0f;
+        mp.flags = 1;
+        return mp;
+    }
+    const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
+                                              s_enc, s_dec, sp);
+    mp.mul = m.mul;
+    mp.div = m.div;
+    mp.deq = m.deq;
+    mp.flags = m.zero ? 2 : 0;
+    return mp;
+}
+
+/* 2-D blocks (e.g. fp8's 128x128 weight blocks): one CUDA block per scale block, its threads
+ * over the elements; the same amax (a max is order-free) and so the same map as
+ * qz_scale_kernel, whose one thread per block leaves most of the GPU idle on them. */
+template <typename TS>
+__global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, qz_map *maps, const float *tsc) {
+    __shared__ float sh[QZ_THREADS];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
+    const int64_t nblk = p.scale_rows * p.scale_cols;
+    const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
+    for (int64_t i = blockIdx.x; i < nblk; i += gridDim.x) {
+        const int64_t g = i / p.scale_cols, j = i % p.scale_cols;
+        const int64_t r0 = g * p.block_rows, r1 = r0 + p.block_rows < p.rows ? r0 + p.block_rows : p.rows;
+        const int64_t c0 = j * p.block, c1 = c0 + p.block < p.cols ? c0 + p.block : p.cols;
+        const int64_t w = c1 - c0, ne = (r1 - r0) * w;
+        float amax = 0.0f;
+        int bad = 0;
+        for (int64_t e = threadIdx.x; e < ne; e += QZ_THREADS) {
+            const int64_t r = r0 + e / w, c = c0 + e % w;
+            const float a = fabsf(qz_load(p, src, r, c) * pre);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        bad = __syncthreads_or(bad);
+        amax = block_max<QZ_THREADS>(amax, sh);
+        if (threadIdx.x == 0) maps[i] = qz_block_map(p, amax, bad != 0, scales + i * sbytes, s_enc, s_dec);
+        __syncthreads();
+    }
+}
+
 template <typename TS, bool STATS>
 __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_map *maps,
                                 const float *tsc, qz_part *part) {
@@ -156,33 +212,14 @@ __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_
                 if (!(a <= FLT_MAX)) bad++;
                 else if (a > amax) amax = a;
             }
-        uint8_t *sp = scales + i * sbytes;
-        qz_map mp;
+        const qz_map mp = qz_block_map(p, amax, bad != 0, scales + i * sbytes, s_enc, s_dec);
         if (STATS) {
             acc.n += (unsigned long long)((r1 - r0) * (c1 - c0));
             acc.nblocks++;
-        }
-        if (bad) {
-            if (p.scale == FQT_SCALE_FP32) {
-                const float nan = NAN;
-                memcpy(sp, &nan, 4);
+            if (bad) {
+                acc.nonfinite += (unsigned long long)bad;
             } else {
-                *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
-            }
-            mp.mul = 0.0f;
-            mp.div = 0.0f;
-            mp.deq = 0.0f;
-            mp.flags = 1;
-            if (STATS) acc.nonfinite += (unsigned long long)bad;
-        } else {
-            fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
-                                                p.emax, amax, s_enc, s_dec, sp);
-            mp.mul = m.mul;
-            mp.div = m.div;
-            mp.deq = m.deq;
-            mp.flags = m.zero ? 2 : 0;
-            if (STATS) {
-                const float s = m.zero ? 0.0f : m.deq * s_dec_out;
+                const float s = (mp.flags & 2) ? 0.0f : mp.deq * s_dec_out;
                 if (!(s > 0.0f)) {
                     acc.nzero += s == 0.0f;
                 } else {
@@ -517,6 +554,79 @@ __global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes,
     }
 }
 
+/* ---- unscaled formats along columns: a transpose through a 32x32 shared tile ---------------
+ * q[r][c] = encode(src[c][r]) with the SR bits of q's element index r * cols + c, as the
+ * generic path; coalesced loads of src rows and stores of q rows. blockDim (32, 8). */
+template <typename TS>
+__global__ void qz_plain_cols_kernel(qz_params p, const TS *src, uint8_t *codes) {
+    __shared__ float tile[32][33];
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    for (int64_t qr0 = blockIdx.x * 32ll; qr0 < p.rows; qr0 += gridDim.x * 32ll)
+        for (int64_t qc0 = blockIdx.y * 32ll; qc0 < p.cols; qc0 += gridDim.y * 32ll) {
+            for (int k = ty; k < 32; k += 8) { /* src row qc0 + k, src column qr0 + tx */
+                const int64_t sr = qc0 + k, sc = qr0 + tx;
+                tile[k][tx] = sr < p.cols && sc < p.rows ? ldf(src, sr * p.src_cols + sc) : 0.0f;
+            }
+            __syncthreads();
+            for (int k = ty; k < 32; k += 8) { /* q row qr0 + k, q column qc0 + tx */
+                const int64_t r = qr0 + k, c = qc0 + tx;
+                if (r < p.rows && c < p.cols) {
+                    const int64_t i = r * p.cols + c;
+                    const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
+                    const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, tile[tx][k], rd, rnd);
+                    if (p.bits == 8) codes[i] = (uint8_t)code;
+                    else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
+                    else ((uint32_t *)codes)[i] = code;
+                }
+            }
+            __syncthreads();
+        }
+}
+
+/* The same for 16-bit codes from bf16 storage with every dimension a multiple of 8 (the
+ * activations' case): 64x64 tiles, 16-byte loads of src rows and 16-byte stores of q rows,
+ * the SR bits of 8 consecutive elements from two Philox blocks. 256 threads. */
+__global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t *codes) {
+    __shared__ uint16_t tile[64][66]; /* [src row][src column]; 66: 2-way bank conflicts at most */
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    const int t = threadIdx.x;
+    for (int64_t qr0 = blockIdx.x * 64ll; qr0 < p.rows; qr0 += gridDim.x * 64ll)
+        for (int64_t qc0 = blockIdx.y * 64ll; qc0 < p.cols; qc0 += gridDim.y * 64ll) {
+            for (int k = t; k < 512; k += 256) { /* src row qc0 + lr, src columns qr0 + lc .. + 7 */
+                const int lr = k >> 3, lc = (k & 7) * 8;
+                const int64_t sr = qc0 + lr, sc = qr0 + lc;
+                uint4 v = make_uint4(0u, 0u, 0u, 0u);
+                if (sr < p.cols && sc < p.rows) v = *(const uint4 *)(src + sr * p.src_cols + sc);
+                const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                for (int e = 0; e < 8; e++) tile[lr][lc + e] = (uint16_t)(w[e >> 1] >> ((e & 1) * 16));
+            }
+            __syncthreads();
+            for (int k = t; k < 512; k += 256) { /* q row qr0 + lq, q columns qc0 + lj .. + 7 */
+                const int lq = k >> 3, lj = (k & 7) * 8;
+                const int64_t r = qr0 + lq, c = qc0 + lj;
+                if (r < p.rows && c < p.cols) {
+                    const int64_t i = r * p.cols + c; /* a multiple of 8 */
+                    uint32_t bits[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                    if (rd == FQT_ROUND_SR) {
+                        fqt_sr_block4(p.seed, p.stream, (uint64_t)i >> 2, bits);
+                        fqt_sr_block4(p.seed, p.stream, ((uint64_t)i >> 2) + 1, bits + 4);
+                    }
+                    uint32_t w[4];
+#pragma unroll
+                    for (int e = 0; e < 8; e += 2) {
+                        const uint32_t lo = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e][lq]), rd, bits[e]);
+                        const uint32_t hi = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e + 1][lq]), rd, bits[e + 1]);
+                        w[e >> 1] = (lo & 0xFFFFu) | (hi << 16);
+                    }
+                    *(uint4 *)(codes + i) = make_uint4(w[0], w[1], w[2], w[3]);
+                }
+            }
+            __syncthreads();
+        }
+}
+
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
@@ -597,6 +707,21 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
         FQT_CUDA_LAUNCHED();
         return;
     }
+    if (!stats && !nblk && axis == FQT_AXIS_COLS && p.bits >= 8 && !getenv("FQT_CUDA_QUANT_GENERIC")) {
+        if (sizeof(TS) == 2 && p.bits == 16 && q->rows % 8 == 0 && q->cols % 8 == 0 && (uintptr_t)src % 16 == 0 &&
+            (uintptr_t)q->codes % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR")) {
+            const int64_t tr = (q->rows + 63) / 64, tc = (q->cols + 63) / 64;
+            dim3 grid((unsigned)(tr < 65535 ? tr : 65535), (unsigned)(tc < 65535 ? tc : 65535));
+            qz_plain_cols16_kernel<<<grid, 256>>>(p, (const bf16_t *)(const void *)src, (uint16_t *)(void *)q->codes);
+            FQT_CUDA_LAUNCHED();
+            return;
+        }
+        const int64_t tr = (q->rows + 31) / 32, tc = (q->cols + 31) / 32;
+        dim3 grid((unsigned)(tr < 65535 ? tr : 65535), (unsigned)(tc < 65535 ? tc : 65535));
+        qz_plain_cols_kernel<TS><<<grid, dim3(32, 8)>>>(p, src, q->codes);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     const bool vec4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_ROWS &&
                       (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
                       p.cols % p.block == 0 && p.cols % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
@@ -634,7 +759,10 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     const unsigned g3 = qz_grid(nwork);
     qz_map *maps = (qz_map *)fqt_cuda_scratch(FQT_SCR_QMAP, (size_t)(nblk > 0 ? nblk : 1) * sizeof(qz_map));
     qz_part *part = stats ? (qz_part *)fqt_cuda_scratch(FQT_SCR_PART, (size_t)(g2 + g3) * sizeof(qz_part)) : NULL;
-    if (nblk) {
+    if (nblk && !stats && p.block_rows * p.block >= 1024) {
+        qz_scale2d_kernel<TS><<<(unsigned)(nblk < QZ_MAX_GRID ? nblk : QZ_MAX_GRID), QZ_THREADS>>>(p, src, q->scales, maps, tsc);
+        FQT_CUDA_LAUNCHED();
+    } else if (nblk) {
         if (stats) qz_scale_kernel<TS, true><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, part);
         else qz_scale_kernel<TS, false><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, NULL);
         FQT_CUDA_LAUNCHED();

@@ -2,19 +2,33 @@
  * cpu/ops_impl.h rope_rotate: angle t * theta^(-2i/HS) in double, cos and sin in double
  * rounded to float once, then the same two products and one add per output. CUDA's double
  * pow/cos/sin may differ from libm in the last bit of a double, which almost never changes
- * the float; the rotation itself is bit-identical given the same cos and sin. */
+ * the float; the rotation itself is bit-identical given the same cos and sin. The cos and sin
+ * are computed once per (t, i) into a table, not once per element. */
 #include "cuda/common.cuh"
 
+/* The angles' cos and sin per (t, i), once per call: tab[t * half + i] = (cos, sin) rounded
+ * to float, the same double arithmetic as the oracle (sign * sin rounds to sign times the
+ * rounded sin, so the inverse rotation shares the table). */
+__global__ void rope_table_kernel(float2 *tab, int64_t T_, int64_t HS, float theta) {
+    const int64_t half = HS / 2;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < T_ * half;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = e / half, i = e - t * half;
+        const double inv_freq = pow((double)theta, -2.0 * (double)i / (double)HS);
+        const double a = (double)t * inv_freq;
+        tab[e] = make_float2((float)cos(a), (float)sin(a));
+    }
+}
+
 template <typename T>
-__global__ void rope_kernel(T *x, int64_t BT, int64_t T_, int64_t H, int64_t HS, float theta, int sign) {
+__global__ void rope_kernel(T *x, const float2 *tab, int64_t BT, int64_t T_, int64_t H, int64_t HS, float sign) {
     const int64_t half = HS / 2;
     const int64_t total = BT * H * half;
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = e % half, bth = e / half, t = (bth / H) % T_;
-        const double inv_freq = pow((double)theta, -2.0 * (double)i / (double)HS);
-        const double a = (double)t * inv_freq;
-        const float cs = (float)cos(a), sn = (float)((double)sign * sin(a));
+        const float2 a = tab[t * half + i];
+        const float cs = a.x, sn = sign * a.y;
         T *v = x + bth * HS;
         const float x0 = ldf(v, i), x1 = ldf(v, i + half);
         stf(v, i, x0 * cs - x1 * sn);
@@ -25,10 +39,15 @@ __global__ void rope_kernel(T *x, int64_t BT, int64_t T_, int64_t H, int64_t HS,
 static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float theta, int sign) {
     FQT_ASSERT(HS % 2 == 0);
     if (B <= 0 || T <= 0 || H <= 0 || HS == 0) return;
-    const int64_t total = B * T * H * (HS / 2);
+    const int64_t half = HS / 2, total = B * T * H * half;
+    float2 *tab = (float2 *)fqt_cuda_scratch(FQT_SCR_ROPE, (size_t)(T * half) * sizeof(float2));
+    unsigned nt = fqt_cuda_blocks(T * half, 256);
+    rope_table_kernel<<<nt > 65536 ? 65536 : nt, 256>>>(tab, T, HS, theta);
+    FQT_CUDA_LAUNCHED();
     unsigned nb = fqt_cuda_blocks(total, 256);
     if (nb > 65536) nb = 65536;
-    FQT_DT_DISPATCH(fqt_cuda.act, TT, rope_kernel<TT><<<nb, 256>>>((TT *)x, B * T, T, H, HS, theta, sign));
+    FQT_DT_DISPATCH(fqt_cuda.act, TT,
+                    rope_kernel<TT><<<nb, 256>>>((TT *)x, tab, B * T, T, H, HS, sign > 0 ? 1.0f : -1.0f));
     FQT_CUDA_LAUNCHED();
 }
 

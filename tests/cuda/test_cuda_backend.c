@@ -15,6 +15,7 @@
 #include "fqt/backend.h"
 #include "fqt/gemm.h"
 #include "fqt/ops.h"
+#include "formats/codec.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -198,6 +199,18 @@ static void test_quantize(void) {
                             float *got = f32_down(dd, n);
                             check_same("dequantize", got, ref, n);
                             CHECK(guards_ok(dd, (size_t)n * 4));
+                            /* into bf16 (what the exact GEMM path feeds cuBLASLt): the float32
+                             * value rounded to nearest even, bit for bit */
+                            uint16_t *db = dnew((size_t)n * 2), *hb = malloc((size_t)n * 2 + 2);
+                            be->dequantize(&gq, db, FQT_DT_BF16);
+                            be->download(hb, db, (size_t)n * 2);
+                            int64_t bad_b = 0;
+                            for (int64_t i = 0; i < n; i++) bad_b += hb[i] != fqt_bf16_rne_i(ref[i]);
+                            CHECK_MSG(bad_b == 0, "%s [%lld,%lld] axis %d: %lld bf16 dequantized values differ",
+                                      qformats[fi], (long long)R, (long long)C, axis, (long long)bad_b);
+                            CHECK(guards_ok(db, (size_t)n * 2));
+                            free(hb);
+                            dfree(db);
                             free(got);
                             free(ref);
                             dfree(dd);

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# bench/h200_call.sh — one device call's worth of GPU work: the CUDA tests, the kernel bench,
+# the per-op profile of a training step and the training-speed table against the PyTorch peer.
+#
+# Runs binaries built beforehand on the development machine (the device call has minutes,
+# nvcc on two cores takes longer), from BIN (default .gpu/bin):
+#   make BUILD=build/gpu NATIVE=0 USE_MPI=no USE_NCCL=no CUDA_ARCHS=90a build/gpu/fqt \
+#     build/gpu/tests/cuda/test_cuda_backend build/gpu/tests/cuda/test_cuda_train \
+#     build/gpu/tests/test_backend build/gpu/bench/cuda/bench_cuda_kernels
+# then copies them into BIN. Logs go to $OUT (the device tool's folder) or /tmp/h200, eight files
+# at most (what the tool brings back); progress goes to stdout as it happens. Knobs: RECIPES,
+# PEER, RECIPES1B, PEER1B, PROF_RECIPES (what each stage runs). Steps
+# to run: STEPS="tests train train1b kernels profile" (default: all, in this order). Each part has its own
+# timeout, so one hang does not take the others down.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.gpu/bin}
+O=${OUT:-/tmp/h200}
+mkdir -p "$O"
+lib=$(dirname "$(find / -xdev -name 'libcublasLt.so.13*' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH=$lib:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.used --format=csv | tee "$O/gpu.txt"
+want() { case " ${STEPS:-tests train train1b kernels profile} " in *" $1 "*) return 0;; esac; return 1; }
+t0=$(date +%s)
+stamp() { echo "== $1 at +$(( $(date +%s) - t0 )) s"; }
+if want tests; then
+  stamp tests
+  t() { # name command...: one test binary, its log appended to tests.log, its last line printed
+    local name=$1; shift
+    echo "### $name" >> "$O/tests.log"
+    timeout 150 "$@" > "$O/t.log" 2>&1; local rc=$?
+    cat "$O/t.log" >> "$O/tests.log"
+    echo "$name rc=$rc $(tail -1 "$O/t.log")"; grep FAIL "$O/t.log" | head -5
+  }
+  t test_cuda_backend "$BIN/test_cuda_backend"
+  t "test_backend (FQT_BACKEND=cuda)" env FQT_BACKEND=cuda "$BIN/test_backend"
+  t test_cuda_train env FQT_SRC="$PWD" FQT_BIN="$PWD/$BIN/fqt" "$BIN/test_cuda_train"
+  t "test_cuda_train (FQT_CUDA_ACT=bf16)" env FQT_CUDA_ACT=bf16 FQT_SRC="$PWD" FQT_BIN="$PWD/$BIN/fqt" "$BIN/test_cuda_train"
+  rm -f "$O/t.log"
+fi
+export FQT=$PWD/$BIN/fqt BENCH_DIR=/tmp/fqt_cuda_bench
+if want train; then
+  stamp train
+  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-cublas} timeout 300 bench/cuda_train_bench.sh 12 \
+    "${RECIPES:-bf16 nvfp4 mxfp4 fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
+  cat "$O/table124m.txt"
+fi
+if want train1b; then
+  stamp train1b
+  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-cublas} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 300 \
+    bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
+  cat "$O/table1b.txt"
+fi
+if want kernels; then
+  stamp kernels
+  timeout 120 "$BIN/bench_cuda_kernels" > "$O/kernels.txt" 2>&1; echo "bench_cuda_kernels rc=$?"
+fi
+if want profile; then
+  stamp profile
+  PROFILE=1 ATTNS=${PROF_ATTN:-cublas} timeout 200 bench/cuda_train_bench.sh 0 "${PROF_RECIPES:-bf16 nvfp4 mxfp4 fp8}" "" > /dev/null 2>&1
+  for f in "$BENCH_DIR"/prof-*.txt; do
+    [ -f "$f" ] || continue
+    { echo "### $(basename "$f")"; cat "$f"; } >> "$O/profile.txt"
+    echo "--- $(basename "$f"): $(head -1 "$f")"; sed -n '/# per op/,$p' "$f" | head -8
+  done
+fi
+stamp done
