@@ -46,16 +46,23 @@ train() { # recipe attention run-dir steps: fqt train on the GPU at the bench's 
   # (FQT_PROFILE set) is left to finish, since its table is written at exit.
   local r=$1 attn=$2 dir=$3 n=$4
   rm -rf "$dir"
-  FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} timeout 300 "$fqt" train --device cuda \
+  FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} "$fqt" train --device cuda \
     --model "$model" --recipe "$r" --batch "$batch" --seq "$seq" --steps "$n" --warmup 2 \
     --val-every 0 --val-tokens $((batch * seq)) --sample-tokens 0 --log-every 1 --gnr-every 0 --diag-every 0 --vocab '' \
     --train-data "$D/train_*.bin" --val-data "$D/val_*.bin" --run-dir "$dir" &
-  local pid=$!
+  local pid=$! t0=$SECONDS # $pid is fqt itself (not a timeout wrapper), so the kill below reaches it
   while kill -0 "$pid" 2>/dev/null; do
+    if [ $((SECONDS - t0)) -gt 300 ]; then kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 124; fi
     local done_steps
     done_steps=$(grep -c '"train"' "$dir/metrics.jsonl" 2>/dev/null)
     if [ -z "${FQT_PROFILE:-}" ] && [ "${done_steps:-0}" -ge "$n" ]; then
-      sleep 0.2; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 0
+      sleep 0.2; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+      # the next run's memory sampling must not see this one's memory: wait until it is gone
+      local k=0
+      while [ $k -lt 100 ] && nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null | grep -qw "$pid"; do
+        sleep 0.1; k=$((k + 1))
+      done
+      return 0
     fi
     sleep 0.2
   done
