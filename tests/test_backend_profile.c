@@ -104,6 +104,16 @@ int main(void) {
     CHECK(strstr(rep, "0.000 s inside ops") != NULL);
     free(rep);
 
+    /* FQT_PROFILE naming a file that cannot be written: refused before any run, naming it. */
+    fqt_set_error("%s", "");
+    setenv("FQT_PROFILE", "/nonexistent-fqt-dir/prof.txt", 1);
+    CHECK(fqt_backend_get("cpu") == NULL);
+    CHECK_MSG(strstr(fqt_last_error(), "/nonexistent-fqt-dir/prof.txt") != NULL, "%s", fqt_last_error());
+    setenv("FQT_PROFILE", "0", 1); /* "0" is off */
+    CHECK(fqt_backend_get("cpu") == &fqt_backend_cpu);
+    unsetenv("FQT_PROFILE");
+    CHECK(fqt_backend_get("cpu") == &fqt_backend_cpu);
+
     free(g0);
     free(g1);
     return check_finish();

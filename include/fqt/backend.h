@@ -146,9 +146,12 @@ const fqt_backend *fqt_backend_get(const char *name);
 
 /* The profiling wrapper (core/backend_profile.c): a table with inner's behaviour, bit for bit,
  * that times every op entry between two inner->sync() calls and keeps a row per op and shape.
- * fqt_backend_get returns it when the environment has FQT_PROFILE ("1": the table goes to
- * stderr at exit; else a file path). One inner backend per process. */
+ * fqt_backend_get returns it when the environment has FQT_PROFILE other than "0" ("1": the
+ * table goes to stderr at exit; else a file path, opened then). One inner backend per process. */
 const fqt_backend *fqt_backend_profiled(const fqt_backend *inner);
+/* Where the table goes at exit: "1" for stderr, else a file opened (truncated) now. false
+ * with fqt_last_error() naming the file when it cannot be opened; later calls keep the first. */
+bool fqt_backend_profile_open(const char *dest);
 void fqt_backend_profile_report(FILE *out); /* the table so far, largest total first */
 void fqt_backend_profile_reset(void);       /* forget every row (e.g. after warm-up steps) */
 

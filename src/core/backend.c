@@ -19,7 +19,8 @@ static const fqt_backend *backend_by_name(const char *name);
 const fqt_backend *fqt_backend_get(const char *name) {
     const fqt_backend *be = backend_by_name(name);
     const char *prof = getenv("FQT_PROFILE");
-    return be && prof && *prof && strcmp(prof, "0") ? fqt_backend_profiled(be) : be;
+    if (!be || !prof || !*prof || !strcmp(prof, "0")) return be;
+    return fqt_backend_profile_open(prof) ? fqt_backend_profiled(be) : NULL;
 }
 
 static const fqt_backend *backend_by_name(const char *name) {

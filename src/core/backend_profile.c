@@ -6,11 +6,13 @@
  * the GEMMs). The same calls reach the inner backend in the same order with the same
  * arguments, so results are bit-identical to an unprofiled run; only the time changes (two
  * synchronisations per op, a few microseconds each on a GPU). fqt_backend_get wraps its
- * answer when FQT_PROFILE is set: "1" prints the table to stderr at exit, anything else is a
- * path the table is written to. One profiled backend per process. Not for: timing the
+ * answer when FQT_PROFILE is set (and not "0"): "1" prints the table to stderr at exit,
+ * anything else is a path, opened at once (an unwritable one fails before the run starts) and
+ * written at exit. One profiled backend per process. Not for: timing the
  * buffer entries (alloc, upload, ...), which pass straight through. */
 #include "fqt/backend.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,6 @@ static fqt_backend profiled;
 static prof_row rows[PROF_ROWS];
 static int n_rows;
 static double t_begin;
-static const char *report_to;
 
 static prof_row overflow = {"(other shapes: the table is full)", 0, 0, 1e30};
 
@@ -200,18 +201,23 @@ void fqt_backend_profile_report(FILE *out) {
                 (long long)ops[j].calls, "", ops[j].key);
 }
 
+static FILE *report_file;
+
 static void report_at_exit(void) {
-    if (!strcmp(report_to, "1")) {
-        fqt_backend_profile_report(stderr);
-        return;
-    }
-    FILE *f = fopen(report_to, "w");
+    fqt_backend_profile_report(report_file);
+    if (report_file != stderr) fclose(report_file);
+}
+
+bool fqt_backend_profile_open(const char *dest) {
+    if (report_file) return true;
+    FILE *f = !strcmp(dest, "1") ? stderr : fopen(dest, "w");
     if (!f) {
-        fprintf(stderr, "fqt: FQT_PROFILE: cannot write %s; the profile follows on stderr\n", report_to);
-        f = stderr;
+        fqt_set_error("FQT_PROFILE: cannot write the profile to '%s': %s", dest, strerror(errno));
+        return false;
     }
-    fqt_backend_profile_report(f);
-    if (f != stderr) fclose(f);
+    report_file = f;
+    atexit(report_at_exit);
+    return true;
 }
 
 void fqt_backend_profile_reset(void) {
@@ -246,7 +252,5 @@ const fqt_backend *fqt_backend_profiled(const fqt_backend *be) {
     profiled.sumsq_partials = p_sumsq_partials;
     profiled.count_nonfinite = p_count_nonfinite;
     fqt_backend_profile_reset();
-    report_to = getenv("FQT_PROFILE");
-    if (report_to && *report_to) atexit(report_at_exit);
     return &profiled;
 }

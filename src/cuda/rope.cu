@@ -3,7 +3,7 @@
  * rounded to float once, then the same two products and one add per output. CUDA's double
  * pow/cos/sin may differ from libm in the last bit of a double, which almost never changes
  * the float; the rotation itself is bit-identical given the same cos and sin. The cos and sin
- * are computed once per (t, i) into a table, not once per element. */
+ * are computed once per (t, i) into a table, not once per element, and kept across calls. */
 #include "cuda/common.cuh"
 
 /* The angles' cos and sin per (t, i), once per call: tab[t * half + i] = (cos, sin) rounded
@@ -40,10 +40,17 @@ static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float the
     FQT_ASSERT(HS % 2 == 0);
     if (B <= 0 || T <= 0 || H <= 0 || HS == 0) return;
     const int64_t half = HS / 2, total = B * T * H * half;
+    /* The table depends on (T, HS, theta) only: kept until they change (or its scratch moves). */
+    static const float2 *tab_at;
+    static int64_t tab_T, tab_HS;
+    static float tab_theta;
     float2 *tab = (float2 *)fqt_cuda_scratch(FQT_SCR_ROPE, (size_t)(T * half) * sizeof(float2));
-    unsigned nt = fqt_cuda_blocks(T * half, 256);
-    rope_table_kernel<<<nt > 65536 ? 65536 : nt, 256>>>(tab, T, HS, theta);
-    FQT_CUDA_LAUNCHED();
+    if (tab != tab_at || T != tab_T || HS != tab_HS || theta != tab_theta) {
+        unsigned nt = fqt_cuda_blocks(T * half, 256);
+        rope_table_kernel<<<nt > 65536 ? 65536 : nt, 256>>>(tab, T, HS, theta);
+        FQT_CUDA_LAUNCHED();
+        tab_at = tab, tab_T = T, tab_HS = HS, tab_theta = theta;
+    }
     unsigned nb = fqt_cuda_blocks(total, 256);
     if (nb > 65536) nb = 65536;
     FQT_DT_DISPATCH(fqt_cuda.act, TT,
