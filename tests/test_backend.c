@@ -253,8 +253,8 @@ static void test_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
     check_guards(&dout, what);
     check_guards(&dst, what);
     dbuf ddq = dalloc_guarded((size_t)nq * e), ddk = dalloc_guarded((size_t)nk * e), ddv = dalloc_guarded((size_t)nk * e);
-    BE->attention_bwd(dptr(&ddq), dptr(&ddk), dptr(&ddv), dptr(&dg), dptr(&dst), dptr(&dq), dptr(&dk), dptr(&dv),
-                      B, T, NH, NKV, HS);
+    BE->attention_bwd(dptr(&ddq), dptr(&ddk), dptr(&ddv), dptr(&dg), dptr(&dout), dptr(&dst), dptr(&dq), dptr(&dk),
+                      dptr(&dv), B, T, NH, NKV, HS);
     double *dqd = malloc((size_t)nq * 8), *dkd = malloc((size_t)nk * 8), *dvd = malloc((size_t)nk * 8);
     D->attention_bwd(dqd, dkd, dvd, gd, sd, qd, kd, vd, B, T, NH, NKV, HS);
     float *a = down(&ddq, nq, A), *b = down(&ddk, nk, A), *c = down(&ddv, nk, A);

@@ -93,7 +93,9 @@ int main(void) {
                              {16384, 50304, 768}, {768, 768, 16384}, {2048, 768, 16384}};
     for (int fi = 0; gf[fi]; fi++)
         for (int si = 0; si < 7; si++) {
-            if (fi == 4) setenv("FQT_CUDA_FP8", "blockscaled", 1); /* the last row set: cuBLASLt block-scaled FP8 */
+            /* fp8 twice: the FP32 path (FQT_CUDA_FP8=fp32), then the default, cuBLASLt block-scaled FP8 */
+            if (fi == 3) setenv("FQT_CUDA_FP8", "fp32", 1);
+            if (fi == 4) unsetenv("FQT_CUDA_FP8");
             fqt_format f;
             fqt_format_parse(gf[fi], &f);
             const int64_t M = gs[si][0], N = gs[si][1], K = gs[si][2];
@@ -106,24 +108,29 @@ int main(void) {
             be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL);
             void *c = be->alloc((size_t)(M * N) * 2);
             double t = TIME(5, be->qgemm(&qa, &qb, 1.0f, 0.0f, c, FQT_DT_BF16, N));
-            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 4 ? "fp8-bs" : gf[fi], (long long)M, (long long)N, (long long)K,
+            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 4 ? "fp8-bs" : fi == 3 ? "fp8-f32" : gf[fi], (long long)M, (long long)N, (long long)K,
                    t * 1e6, 2.0 * (double)M * (double)N * (double)K / t / 1e12);
             be->free(a); be->free(b); be->free(ma); be->free(mb); be->free(c);
         }
 
-    /* attention, bf16: B 16, T 1024, NH 12, HS 64 */
-    {
-        const int64_t B = 16, T = 1024, NH = 12, HS = 64, n = B * T * NH * HS;
+    /* attention, bf16, at the shapes of llama-124m (B 16, T 1024, NH 12, HS 64) and llama-1b
+     * (B 8, T 2048, NH 16, HS 128). TFLOP/s count the causal half only: forward 2 products of
+     * B NH T^2 HS multiply-adds halved, backward 2.5x that (the useful products of dQ, dK, dV
+     * and the recomputed P), whatever each path actually computes. */
+    static const int64_t as[][4] = {{16, 1024, 12, 64}, {8, 2048, 16, 128}};
+    for (int ai = 0; ai < 2; ai++) {
+        const int64_t B = as[ai][0], T = as[ai][1], NH = as[ai][2], HS = as[ai][3], n = B * T * NH * HS;
         void *q = dev_rand(n, 1.0f, FQT_DT_BF16), *k = dev_rand(n, 1.0f, FQT_DT_BF16), *v = dev_rand(n, 1.0f, FQT_DT_BF16);
         void *o = be->alloc((size_t)n * 2), *dq = be->alloc((size_t)n * 2), *dk = be->alloc((size_t)n * 2), *dv = be->alloc((size_t)n * 2);
         float *st = be->alloc((size_t)(B * NH * T * 2) * 4);
-        const double fl = 4.0 * (double)B * NH * T * T * HS; /* fwd, full (unmasked) products */
+        const double fl = 2.0 * (double)B * NH * T * T * HS;
         for (int flash = 0; flash < 2; flash++) {
-            if (flash) setenv("FQT_CUDA_ATTN", "flash", 1);
+            setenv("FQT_CUDA_ATTN", flash ? "flash" : "cublas", 1);
             double tf = TIME(3, be->attention_fwd(o, st, q, k, v, B, T, NH, NH, HS));
-            double tb = TIME(3, be->attention_bwd(dq, dk, dv, o, st, q, k, v, B, T, NH, NH, HS));
-            printf("\nattention %s bf16 B16 T1024 NH12 HS64: fwd %.2f ms (%.0f TFLOP/s counting all T^2), bwd %.2f ms\n",
-                   flash ? "flash (sm90_)" : "cuBLAS", tf * 1e3, fl / tf / 1e12, tb * 1e3);
+            double tb = TIME(3, be->attention_bwd(dq, dk, dv, o, o, st, q, k, v, B, T, NH, NH, HS));
+            printf("%sattention %-6s bf16 B%lld T%lld NH%lld HS%lld: fwd %.3f ms (%.0f TFLOP/s causal), bwd %.3f ms (%.0f)\n",
+                   ai + flash ? "" : "\n", flash ? "flash" : "cuBLAS", (long long)B, (long long)T, (long long)NH,
+                   (long long)HS, tf * 1e3, fl / tf / 1e12, tb * 1e3, 2.5 * fl / tb / 1e12);
         }
         unsetenv("FQT_CUDA_ATTN");
         be->free(q); be->free(k); be->free(v); be->free(o); be->free(dq); be->free(dk); be->free(dv); be->free(st);

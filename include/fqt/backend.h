@@ -91,10 +91,12 @@ typedef struct fqt_backend {
      * for bit. O(T) memory per row instead of the [T, T] probabilities. */
     void (*attention_fwd)(void *out, float *stats, const void *q, const void *k, const void *v,
                           int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
-    /* dq, dk, dv WRITTEN; probabilities recomputed from q, k and stats. */
-    void (*attention_bwd)(void *dq, void *dk, void *dv, const void *dout, const float *stats,
-                          const void *q, const void *k, const void *v, int64_t B, int64_t T,
-                          int64_t NH, int64_t NKV, int64_t HS);
+    /* dq, dk, dv WRITTEN; probabilities recomputed from q, k and stats. out is attention_fwd's
+     * output for these inputs: a backend may take the row dots sum_j P dP as sum_d dout out
+     * (equal in exact arithmetic; the fused CUDA kernels do, the CPU does not). */
+    void (*attention_bwd)(void *dq, void *dk, void *dv, const void *dout, const void *out,
+                          const float *stats, const void *q, const void *k, const void *v,
+                          int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
     void (*swiglu_fwd)(void *out, const void *gate, const void *up, int64_t n);
     void (*swiglu_bwd)(void *dgate, void *dup, const void *dout, const void *gate,
                        const void *up, int64_t n);

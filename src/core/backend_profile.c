@@ -91,9 +91,10 @@ static void p_attention_fwd(void *out, float *stats, const void *q, const void *
     TIMED(inner->attention_fwd(out, stats, q, k, v, B, T, NH, NKV, HS), "attention_fwd B%lld T%lld NH%lld KV%lld HS%lld",
           (long long)B, (long long)T, (long long)NH, (long long)NKV, (long long)HS);
 }
-static void p_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats, const void *q,
-                            const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
-    TIMED(inner->attention_bwd(dq, dk, dv, dout, stats, q, k, v, B, T, NH, NKV, HS),
+static void p_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *stats,
+                            const void *q, const void *k, const void *v, int64_t B, int64_t T, int64_t NH,
+                            int64_t NKV, int64_t HS) {
+    TIMED(inner->attention_bwd(dq, dk, dv, dout, out, stats, q, k, v, B, T, NH, NKV, HS),
           "attention_bwd B%lld T%lld NH%lld KV%lld HS%lld", (long long)B, (long long)T, (long long)NH,
           (long long)NKV, (long long)HS);
 }

@@ -519,7 +519,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
         fqt_linear_wgrad_x(ws, &QXt, y, N, QD, s, pass, id0 + L_O, id0 + L_O);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WO)), a->dx, N, C, &QXt, s, pass, id0 + L_O, id0 + L_O);
         ws->used = 0;
-        be->attention_bwd(a->dq, a->dk, a->dv, a->dy, att, q, k, v, B, T, NH, NKV, HS);
+        be->attention_bwd(a->dq, a->dk, a->dv, a->dy, y, att, q, k, v, B, T, NH, NKV, HS);
         be->rope_bwd(a->dq, B, T, NH, HS, c->rope_theta);
         be->rope_bwd(a->dk, B, T, NKV, HS, c->rope_theta);
         const void *dys[3] = {a->dq, a->dk, a->dv};

@@ -68,9 +68,10 @@ static void attention_fwd(void *out, float *stats, const void *q, const void *k,
                           int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
     fqt_ops_cpu.attention_fwd(F(out), stats, CF(q), CF(k), CF(v), B, T, NH, NKV, HS);
 }
-static void attention_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats,
-                          const void *q, const void *k, const void *v, int64_t B, int64_t T,
-                          int64_t NH, int64_t NKV, int64_t HS) {
+static void attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out,
+                          const float *stats, const void *q, const void *k, const void *v, int64_t B,
+                          int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
+    (void)out; /* the oracle forms sum_j P dP */
     fqt_ops_cpu.attention_bwd(F(dq), F(dk), F(dv), CF(dout), stats, CF(q), CF(k), CF(v), B, T,
                               NH, NKV, HS);
 }

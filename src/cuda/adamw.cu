@@ -10,6 +10,7 @@
 #include <vector>
 
 #define AW_THREADS 256
+#define AW_MAX_GRID 8192
 
 template <bool DRY>
 __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
@@ -39,49 +40,46 @@ __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, int64
     }
 }
 
-static int64_t launch(float *w, const float *g, float *m, float *v, int64_t b, int64_t e, float wd,
-                      const fqt_adamw_args *a) {
-    if (e <= b) return 0;
+/* One launch over [b, e); check_only: its per-block counts go to part[0..nb) (nb returned). */
+static unsigned launch(float *w, const float *g, float *m, float *v, int64_t b, int64_t e, float wd,
+                       const fqt_adamw_args *a, unsigned long long *part) {
     unsigned nb = fqt_cuda_blocks(e - b, AW_THREADS);
-    if (nb > 8192) nb = 8192;
-    if (!a->check_only) {
+    if (nb > AW_MAX_GRID) nb = AW_MAX_GRID;
+    if (!a->check_only)
         adamw_kernel<false><<<nb, AW_THREADS>>>(w, g, m, v, b, e, a->lr, a->beta1, a->beta2, a->eps, wd,
                                                 a->bias_corr1, a->bias_corr2, a->grad_scale, NULL);
-        FQT_CUDA_LAUNCHED();
-        return 0;
-    }
-    unsigned long long *part =
-        (unsigned long long *)fqt_cuda_scratch(FQT_SCR_PART, nb * sizeof(unsigned long long));
-    adamw_kernel<true><<<nb, AW_THREADS>>>(w, g, m, v, b, e, a->lr, a->beta1, a->beta2, a->eps, wd,
-                                           a->bias_corr1, a->bias_corr2, a->grad_scale, part);
+    else
+        adamw_kernel<true><<<nb, AW_THREADS>>>(w, g, m, v, b, e, a->lr, a->beta1, a->beta2, a->eps, wd,
+                                               a->bias_corr1, a->bias_corr2, a->grad_scale, part);
     FQT_CUDA_LAUNCHED();
-    std::vector<unsigned long long> h(nb);
-    FQT_CUDA_CHECK(cudaMemcpy(h.data(), part, nb * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
-    int64_t bad = 0;
-    for (unsigned i = 0; i < nb; i++) bad += (int64_t)h[i];
-    return bad;
+    return nb;
 }
 
+/* The segments in [begin, end) as runs of consecutive segments with one weight decay, one
+ * launch each; a check's counts from every launch come back in one copy at the end (one
+ * synchronisation per call, not one per run). */
 int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
                        const fqt_adamw_args *a) {
-    int64_t bad = 0;
-    int64_t run_b = -1, run_e = -1;
-    float run_wd = 0.0f;
+    struct run { int64_t b, e; float wd; };
+    std::vector<run> runs;
     for (int s = 0; s < a->n_segs; s++) {
         const fqt_param_segment *sg = &a->segs[s];
         int64_t b = sg->offset > begin ? sg->offset : begin;
         int64_t e = sg->offset + sg->numel < end ? sg->offset + sg->numel : end;
         if (e <= b) continue;
         const float wd = sg->decay ? a->weight_decay : 0.0f;
-        if (run_b >= 0 && b == run_e && wd == run_wd) {
-            run_e = e;
-            continue;
-        }
-        if (run_b >= 0) bad += launch(w, g, m, v, run_b, run_e, run_wd, a);
-        run_b = b;
-        run_e = e;
-        run_wd = wd;
+        if (!runs.empty() && b == runs.back().e && wd == runs.back().wd) runs.back().e = e;
+        else runs.push_back({b, e, wd});
     }
-    if (run_b >= 0) bad += launch(w, g, m, v, run_b, run_e, run_wd, a);
+    unsigned long long *part = NULL;
+    if (a->check_only && !runs.empty())
+        part = (unsigned long long *)fqt_cuda_scratch(FQT_SCR_PART, runs.size() * AW_MAX_GRID * sizeof(unsigned long long));
+    size_t np = 0;
+    for (const run &r : runs) np += launch(w, g, m, v, r.b, r.e, r.wd, a, part ? part + np : NULL);
+    if (!part) return 0;
+    std::vector<unsigned long long> h(np);
+    FQT_CUDA_CHECK(cudaMemcpy(h.data(), part, np * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+    int64_t bad = 0;
+    for (size_t i = 0; i < np; i++) bad += (int64_t)h[i];
     return bad;
 }

@@ -1,5 +1,7 @@
-/* cuda/attention.cu — causal grouped-query attention, forward and backward, on cuBLAS
- * batched GEMMs plus row kernels. Oracle: cpu/ops_impl.h attention_fwd/bwd.
+/* cuda/attention.cu — causal grouped-query attention, forward and backward: the dispatch to the
+ * fused kernels of sm90_flash_attention.cu (bf16, HS 64 or 128), and for every other case (and
+ * with FQT_CUDA_ATTN=cublas) cuBLAS batched GEMMs plus row kernels. Oracle: cpu/ops_impl.h
+ * attention_fwd/bwd.
  *
  * Per batch b and per query head offset hh < G = NH/NKV, one strided-batched GEMM over the
  * NKV kv heads (query head h = kh*G + hh) computes the full score block S = Q K^T [T, T] in
@@ -13,18 +15,18 @@
  *
  * Differs from the CPU in the accumulation order of the dot products (cuBLAS tiling) and in
  * expf's last bit: derived tolerances. With bf16 activations P and dS are rounded to bf16 for
- * the tensor-core GEMMs (as flash attention does). Memory: scratch of 3 NH T^2 values per b.
- * Not yet: a fused flash-style kernel (this version reads S from memory twice). */
+ * the tensor-core GEMMs (as flash attention does). Memory: scratch of 3 NH T^2 values per b. */
 #include "cuda/common.cuh"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* FQT_CUDA_ATTN=flash: the fused kernels of sm90_flash_attention.cu where they apply. */
+/* The fused kernels of sm90_flash_attention.cu where they apply (bf16, HS 64 or 128), unless
+ * FQT_CUDA_ATTN=cublas asks for this file's path. */
 static bool use_flash(int64_t HS) {
     const char *e = getenv("FQT_CUDA_ATTN");
-    return e && !strcmp(e, "flash") && fqt_cuda_flash_supported(HS);
+    return !(e && !strcmp(e, "cublas")) && fqt_cuda_flash_supported(HS);
 }
 
 #define AT_THREADS 256
@@ -237,13 +239,13 @@ void fqt_cuda_attention_fwd(void *out, float *stats, const void *q, const void *
                                                  (const A *)v, B, T, NH, NKV, HS));
 }
 
-void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats,
-                            const void *q, const void *k, const void *v, int64_t B, int64_t T,
-                            int64_t NH, int64_t NKV, int64_t HS) {
+void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out,
+                            const float *stats, const void *q, const void *k, const void *v, int64_t B,
+                            int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
     FQT_ASSERT(NKV > 0 && NH % NKV == 0);
     if (B <= 0 || T <= 0) return;
     if (use_flash(HS)) {
-        fqt_cuda_flash_bwd(dq, dk, dv, dout, stats, q, k, v, B, T, NH, NKV, HS);
+        fqt_cuda_flash_bwd(dq, dk, dv, dout, out, stats, q, k, v, B, T, NH, NKV, HS);
         return;
     }
     FQT_DT_DISPATCH(fqt_cuda.act, A, attn_bwd<A>((A *)dq, (A *)dk, (A *)dv, (const A *)dout, stats,

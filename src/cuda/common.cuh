@@ -51,6 +51,39 @@ template <typename T> struct act_cuda_type;
 template <> struct act_cuda_type<float> { static const cudaDataType_t v = CUDA_R_32F; };
 template <> struct act_cuda_type<bf16_t> { static const cudaDataType_t v = CUDA_R_16BF; };
 
+/* Eight consecutive act values as floats, and back (bf16 rounded to nearest even): one 16-byte
+ * access for bf16, two for float32. p must be 16-byte aligned. For the elementwise kernels'
+ * vector paths; the values and roundings are those of ldf/stf, so results are the same bits. */
+__device__ __forceinline__ void ld8(const bf16_t *p, float f[8]) {
+    const uint4 u = *(const uint4 *)p;
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        f[2 * k] = fqt_bf16_dec_i((uint16_t)(w[k] & 0xFFFFu));
+        f[2 * k + 1] = fqt_bf16_dec_i((uint16_t)(w[k] >> 16));
+    }
+}
+__device__ __forceinline__ void ld8(const float *p, float f[8]) {
+    const float4 a = ((const float4 *)p)[0], b = ((const float4 *)p)[1];
+    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+__device__ __forceinline__ void st8(bf16_t *p, const float f[8]) {
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) w[k] = (uint32_t)fqt_bf16_rne_i(f[2 * k]) | ((uint32_t)fqt_bf16_rne_i(f[2 * k + 1]) << 16);
+    *(uint4 *)p = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ void st8(float *p, const float f[8]) {
+    ((float4 *)p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+    ((float4 *)p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+/* Whether n elements at each of the pointers can go 8 at a time through ld8/st8. */
+static inline bool vec8_ok(int64_t n, const void *a, const void *b = NULL, const void *c = NULL,
+                           const void *d = NULL) {
+    return n % 8 == 0 && (uintptr_t)a % 16 == 0 && (uintptr_t)b % 16 == 0 && (uintptr_t)c % 16 == 0 &&
+           (uintptr_t)d % 16 == 0;
+}
+
 /* Run BODY with T the C type of dtype DT. */
 #define FQT_DT_DISPATCH(DT, T, ...)                                                       \
     do {                                                                                  \
@@ -131,9 +164,9 @@ void fqt_cuda_rope_fwd(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, flo
 void fqt_cuda_rope_bwd(void *dx, int64_t B, int64_t T, int64_t H, int64_t HS, float theta);
 void fqt_cuda_attention_fwd(void *out, float *stats, const void *q, const void *k, const void *v,
                             int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
-void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats,
-                            const void *q, const void *k, const void *v, int64_t B, int64_t T,
-                            int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out,
+                            const float *stats, const void *q, const void *k, const void *v, int64_t B,
+                            int64_t T, int64_t NH, int64_t NKV, int64_t HS);
 void fqt_cuda_swiglu_fwd(void *out, const void *gate, const void *up, int64_t n);
 void fqt_cuda_swiglu_bwd(void *dgate, void *dup, const void *dout, const void *gate,
                          const void *up, int64_t n);
@@ -158,8 +191,9 @@ int64_t fqt_cuda_count_nonfinite(const float *x, int64_t n);
 bool fqt_cuda_flash_supported(int64_t HS);
 void fqt_cuda_flash_fwd(void *out, float *stats, const void *q, const void *k, const void *v, int64_t B,
                         int64_t T, int64_t NH, int64_t NKV, int64_t HS);
-void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats, const void *q,
-                        const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *stats,
+                        const void *q, const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                        int64_t HS);
 
 /* Row-major batched GEMM through cuBLAS: C[M,N] = alpha op(A) op(B) + beta C per batch
  * element (strides in elements), FP32 compute (no TF32). ld* are row strides. */

@@ -14,11 +14,13 @@
  *    scale included, then an FP32 GEMM.
  * Both differ from the CPU only in the order of the float32 accumulation (and, on the BF16
  * path, in applying the tensor scales once after the sum instead of to every operand).
- *  - FP8 block-scaled (opt-in, FQT_CUDA_FP8=blockscaled): both operands e4m3 with FP32 1x128
- *    scales (the `fp8` preset), K % 128 == 0, rows % 4 == 0: the E4M3 codes go straight to
- *    cuBLASLt's VEC128_32F block-scaled FP8 GEMM (scales transposed to outer-dimension-major
- *    first). Not exact: the FP8 tensor cores accumulate each 128-term block with less than
- *    FP32 precision before the scales are applied; tests use a looser derived tolerance.
+ *  - FP8 block-scaled (the default on Hopper and later; FQT_CUDA_FP8=fp32 takes the FP32 path
+ *    instead): both operands e4m3 with FP32 scales per 1x128 (`fp8`) or 128x128 (`fp8-w`)
+ *    block, K % 128 == 0, rows % 4 == 0: the E4M3 codes go straight to cuBLASLt's VEC128_32F
+ *    block-scaled FP8 GEMM, the scales laid out outer-dimension-major first (a 128x128 block's
+ *    scale repeated for each of its rows: the same products). This is the DeepSeek-V3 recipe's
+ *    GEMM. Not exact: the FP8 tensor cores accumulate each 128-term block with less than FP32
+ *    precision before the scales are applied; tests use a looser derived tolerance.
  * Not yet: the fused kernel that reads packed codes in the mainloop, MXFP4 on FP8 tensor
  * cores, Blackwell's block-scaled FP4 modes. */
 #include "cuda/common.cuh"
@@ -121,15 +123,16 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
 
 static bool is_fp8_b128(const fqt_format *f) {
     return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
-           f->block_rows == 1 && !f->tensor_scale;
+           (f->block_rows == 1 || f->block_rows == 128) && !f->tensor_scale;
 }
 
-/* dst[kb * rows + r] = src[r * nkb + kb]: row-major block scales to outer-dimension-major. */
-__global__ void qg_scale_t_kernel(float *dst, const float *src, int64_t rows, int64_t nkb) {
+/* dst[kb * rows + r] = src[(r / br) * nkb + kb]: row-major scales of br x 128 blocks to one
+ * scale per row and 128-block, outer-dimension-major. */
+__global__ void qg_scale_t_kernel(float *dst, const float *src, int64_t rows, int64_t nkb, int br) {
     const int64_t n = rows * nkb;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t kb = i / rows, r = i - kb * rows;
-        dst[i] = src[r * nkb + kb];
+        dst[i] = src[(r / br) * nkb + kb];
     }
 }
 
@@ -140,10 +143,10 @@ static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float al
     float *sa = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * nkb) * sizeof(float));
     float *sb = (float *)fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * nkb) * sizeof(float));
     qg_scale_t_kernel<<<fqt_cuda_blocks(M * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(M * nkb, 256), 256>>>(
-        sa, (const float *)A->scales, M, nkb);
+        sa, (const float *)A->scales, M, nkb, A->fmt.block_rows);
     FQT_CUDA_LAUNCHED();
     qg_scale_t_kernel<<<fqt_cuda_blocks(N * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(N * nkb, 256), 256>>>(
-        sb, (const float *)B->scales, N, nkb);
+        sb, (const float *)B->scales, N, nkb, B->fmt.block_rows);
     FQT_CUDA_LAUNCHED();
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t lx, ly, lc;
@@ -199,7 +202,7 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
         return;
     }
     const char *fp8 = getenv("FQT_CUDA_FP8");
-    if (fp8 && !strcmp(fp8, "blockscaled") && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
+    if (!(fp8 && !strcmp(fp8, "fp32")) && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
         K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
         fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
         return;

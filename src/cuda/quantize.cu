@@ -17,7 +17,8 @@
  * The fused kernel below does stages 2 and 3 in one pass for 1-D blocks (the presets other
  * than fp8-w); FQT_CUDA_QUANT_GENERIC=1 forces the staged kernels (tests run both).
  * The 4-bit E2M1 presets have vector kernels (16-byte loads along rows, a shared-memory
- * transpose along columns), fp8's 1x128 blocks a warp per block. Not yet: the one-read
+ * transpose along columns), fp8's 1x128 blocks a warp per block (along columns through a
+ * shared-memory tile). Not yet: the one-read
  * two-copy quantizer for tensors needed in both orientations. */
 #include "cuda/common.cuh"
 
@@ -493,51 +494,100 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
 }
 
-/* ---- 8-bit codes with FP32 1x128 scales along rows (the fp8 preset): a warp per block ------
+/* ---- 8-bit codes with FP32 1x128 scales (the fp8 preset): a warp per block -----------------
  * Lane l holds elements 4l..4l+3 of the block; the block amax is a warp max (exact in any
- * order); one Philox call per lane gives its four SR words; each lane stores 4 codes. */
+ * order); one Philox call per lane gives its four SR words (element index ibase of its first
+ * element in the quantized layout, a multiple of 4); the lane's 4 codes come back packed. */
+__device__ __forceinline__ uint32_t qz_fp8_block(const qz_params &p, const float v[4], float s_enc, float s_dec,
+                                                 uint64_t ibase, uint8_t *scale, int lane) {
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    float amax = 0.0f;
+    int bad = 0;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const float a = fabsf(v[e]);
+        if (!(a <= FLT_MAX)) bad = 1;
+        else if (a > amax) amax = a;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+    }
+    uint8_t sc[4];
+    const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
+                                              s_enc, s_dec, sc);
+    if (lane == 0) {
+        if (bad) { const float nan = NAN; memcpy(scale, &nan, 4); }
+        else memcpy(scale, sc, 4);
+    }
+    uint32_t w[4] = {0, 0, 0, 0};
+    if (rd == FQT_ROUND_SR && !bad) fqt_sr_block4(p.seed, p.stream, ibase >> 2, w);
+    uint32_t out = 0;
+    if (!bad)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float scaled = m.div != 0.0f ? v[e] / m.div : v[e] * m.mul;
+            out |= (fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
+        }
+    return out;
+}
+
+/* Four consecutive source elements times pre, in one 8-byte (bf16) or 16-byte (float) load
+ * (the caller guarantees the alignment). */
+__device__ __forceinline__ void qz_load4(float v[4], const bf16_t *in, float pre) {
+    const uint2 u = *(const uint2 *)in;
+    v[0] = fqt_bf16_dec_i((bf16_t)(u.x & 0xFFFFu)) * pre, v[1] = fqt_bf16_dec_i((bf16_t)(u.x >> 16)) * pre;
+    v[2] = fqt_bf16_dec_i((bf16_t)(u.y & 0xFFFFu)) * pre, v[3] = fqt_bf16_dec_i((bf16_t)(u.y >> 16)) * pre;
+}
+__device__ __forceinline__ void qz_load4(float v[4], const float *in, float pre) {
+    const float4 u = *(const float4 *)in;
+    v[0] = u.x * pre, v[1] = u.y * pre, v[2] = u.z * pre, v[3] = u.w * pre;
+}
+
+/* AXIS_ROWS (cols a multiple of 128, source 16-byte aligned): warp i takes block i. */
 template <typename TS>
 __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
-    const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int lane = threadIdx.x & 31;
     const int64_t nblk = p.rows * p.scale_cols;
     const int64_t warps = (int64_t)gridDim.x * (QZ_THREADS / 32);
     for (int64_t i = blockIdx.x * (int64_t)(QZ_THREADS / 32) + threadIdx.x / 32; i < nblk; i += warps) {
         const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c = j * 128 + 4 * lane;
-        const TS *in = src + r * p.src_cols + c;
+        float v[4];
+        qz_load4(v, src + r * p.src_cols + c, pre);
+        const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(r * p.cols + c), scales + 4 * i, lane);
+        *(uint32_t *)(codes + r * p.row_bytes + c) = out;
+    }
+}
+
+/* AXIS_COLS (q->cols, the source rows, a multiple of 128): a CUDA block stages a 128 x 64 tile
+ * of the source (128 source rows = one quantization block of each of 64 quantized rows) in
+ * shared memory with coalesced reads; then each warp quantizes 8 of the 64 quantized rows,
+ * lane l taking elements 4l..4l+3 of the block as qz_rows8_kernel, and a warp's stores are 128
+ * contiguous bytes. Before this, one thread per block wrote its 128 codes alone: 4% of copy. */
+#define QZ_C8_COLS 64
+template <typename TS>
+__global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    __shared__ float tile[128][QZ_C8_COLS + 1];
+    const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
+    const int64_t scols = p.rows; /* source [p.cols, p.rows] */
+    const int64_t kb = blockIdx.y, r0 = kb * 128, j0 = (int64_t)blockIdx.x * QZ_C8_COLS;
+    for (int e = threadIdx.x; e < 128 * QZ_C8_COLS; e += QZ_THREADS) {
+        const int rr = e / QZ_C8_COLS, jj = e % QZ_C8_COLS;
+        tile[rr][jj] = j0 + jj < scols ? ldf(src, (r0 + rr) * p.src_cols + j0 + jj) * pre : 0.0f;
+    }
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+    for (int jj = warp; jj < QZ_C8_COLS; jj += QZ_THREADS / 32) {
+        const int64_t j = j0 + jj;
+        if (j >= scols) break;
         float v[4];
 #pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = ldf(in, e) * pre;
-        float amax = 0.0f;
-        int bad = 0;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float a = fabsf(v[e]);
-            if (!(a <= FLT_MAX)) bad = 1;
-            else if (a > amax) amax = a;
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-            bad |= __shfl_xor_sync(0xffffffffu, bad, o);
-        }
-        uint8_t sc[4];
-        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
-                                                  p.emax, amax, s_enc, s_dec, sc);
-        if (lane == 0) {
-            if (bad) { const float nan = NAN; memcpy(scales + 4 * i, &nan, 4); }
-            else memcpy(scales + 4 * i, sc, 4);
-        }
-        uint32_t w[4] = {0, 0, 0, 0};
-        if (rd == FQT_ROUND_SR && !bad) fqt_sr_block4(p.seed, p.stream, (uint64_t)(r * p.cols + c) >> 2, w);
-        uint32_t out = 0;
-        if (!bad)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float scaled = m.div != 0.0f ? v[e] / m.div : v[e] * m.mul;
-                out |= (fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
-            }
-        *(uint32_t *)(codes + r * p.row_bytes + c) = out;
+        for (int e = 0; e < 4; e++) v[e] = tile[4 * lane + e][jj];
+        const int64_t c = r0 + 4 * lane;
+        const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(j * p.cols + c),
+                                          scales + 4 * (j * p.scale_cols + kb), lane);
+        *(uint32_t *)(codes + j * p.row_bytes + c) = out;
     }
 }
 
@@ -742,10 +792,16 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
         FQT_CUDA_LAUNCHED();
         return;
     }
-    const bool rows8 = fused && p.bits == 8 && axis == FQT_AXIS_ROWS && p.block == 128 &&
-                       p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
-    if (rows8) {
+    const bool fp8b = fused && p.bits == 8 && p.block == 128 && p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 &&
+                      !getenv("FQT_CUDA_QUANT_SCALAR");
+    if (fp8b && axis == FQT_AXIS_ROWS && (uintptr_t)src % 16 == 0) {
         qz_rows8_kernel<TS><<<qz_grid(nblk * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    if (fp8b && axis == FQT_AXIS_COLS && p.cols / 128 < 65535 && q->rows < 65535LL * QZ_C8_COLS) {
+        dim3 grid((unsigned)((q->rows + QZ_C8_COLS - 1) / QZ_C8_COLS), (unsigned)(p.cols / 128));
+        qz_cols8_kernel<TS><<<grid, QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
         FQT_CUDA_LAUNCHED();
         return;
     }

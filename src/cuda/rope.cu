@@ -20,26 +20,29 @@ __global__ void rope_table_kernel(float2 *tab, int64_t T_, int64_t HS, float the
     }
 }
 
-template <typename T>
-__global__ void rope_kernel(T *x, const float2 *tab, int64_t BT, int64_t T_, int64_t H, int64_t HS, float sign) {
-    const int64_t half = HS / 2;
-    const int64_t total = BT * H * half;
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t i = e % half, bth = e / half, t = (bth / H) % T_;
-        const float2 a = tab[t * half + i];
-        const float cs = a.x, sn = sign * a.y;
-        T *v = x + bth * HS;
-        const float x0 = ldf(v, i), x1 = ldf(v, i + half);
-        stf(v, i, x0 * cs - x1 * sn);
-        stf(v, i + half, x1 * cs + x0 * sn);
+/* Rows (b, t, h) of HS elements; blockDim (32, 8): threadIdx.y picks the row, threadIdx.x the
+ * pairs (i, i + HS/2) of it. I: the index type, 32-bit where every row index fits (64-bit
+ * division per element cost more than the rotation). */
+template <typename T, typename I>
+__global__ void rope_kernel(T *x, const float2 *tab, I rows, I T_, I H, int half, float sign) {
+    for (I row = blockIdx.x * (I)blockDim.y + threadIdx.y; row < rows; row += (I)gridDim.x * blockDim.y) {
+        const I t = (row / H) % T_;
+        T *v = x + (int64_t)row * (2 * half);
+        const float2 *tb = tab + (int64_t)t * half;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            const float2 a = tb[i];
+            const float cs = a.x, sn = sign * a.y;
+            const float x0 = ldf(v, i), x1 = ldf(v, i + half);
+            stf(v, i, x0 * cs - x1 * sn);
+            stf(v, i + half, x1 * cs + x0 * sn);
+        }
     }
 }
 
 static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float theta, int sign) {
     FQT_ASSERT(HS % 2 == 0);
     if (B <= 0 || T <= 0 || H <= 0 || HS == 0) return;
-    const int64_t half = HS / 2, total = B * T * H * half;
+    const int64_t half = HS / 2;
     /* The table depends on (T, HS, theta) only: kept until they change (or its scratch moves). */
     static const float2 *tab_at;
     static int64_t tab_T, tab_HS;
@@ -51,10 +54,17 @@ static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float the
         FQT_CUDA_LAUNCHED();
         tab_at = tab, tab_T = T, tab_HS = HS, tab_theta = theta;
     }
-    unsigned nb = fqt_cuda_blocks(total, 256);
+    const int64_t rows = B * T * H;
+    unsigned nb = fqt_cuda_blocks(rows, 8);
     if (nb > 65536) nb = 65536;
-    FQT_DT_DISPATCH(fqt_cuda.act, TT,
-                    rope_kernel<TT><<<nb, 256>>>((TT *)x, tab, B * T, T, H, HS, sign > 0 ? 1.0f : -1.0f));
+    const float sg = sign > 0 ? 1.0f : -1.0f;
+    const dim3 blk(32, 8);
+    FQT_DT_DISPATCH(fqt_cuda.act, TT, {
+        if (rows < (1LL << 31) - 65536LL * 8)
+            rope_kernel<TT, uint32_t><<<nb, blk>>>((TT *)x, tab, (uint32_t)rows, (uint32_t)T, (uint32_t)H, (int)half, sg);
+        else
+            rope_kernel<TT, int64_t><<<nb, blk>>>((TT *)x, tab, rows, T, H, (int)half, sg);
+    });
     FQT_CUDA_LAUNCHED();
 }
 

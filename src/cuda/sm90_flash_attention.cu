@@ -1,326 +1,504 @@
-/* cuda/sm90_flash_attention.cu — fused causal attention on tensor cores (WMMA bf16 16x16x16,
- * FP32 accumulation) for bf16 activations and head size 64 or 128. Opt-in: FQT_CUDA_ATTN=flash
- * (attention.cu dispatches here); oracle: cpu/ops_impl.h attention_fwd/bwd, and the cuBLAS
- * path of attention.cu.
+/* cuda/sm90_flash_attention.cu — fused causal grouped-query attention on tensor cores, bf16
+ * activations, head size 64 or 128. The default where it applies (attention.cu dispatches here;
+ * FQT_CUDA_ATTN=cublas takes attention.cu's cuBLAS path). Oracle: cpu/ops_impl.h
+ * attention_fwd/bwd, and the cuBLAS path.
  *
- * Forward: one CUDA block per (64-query tile, b, h), 4 warps of 16 query rows; key/value tiles
- * of 64 are streamed through shared memory up to the diagonal; online softmax in FP32 (row max
- * m and sum l, rescaled per tile), P rounded to bf16 for the P V product (as flash attention
- * does). stats = (m, 1/l) in the layout of fqt/backend.h.
- * Backward, without atomics: kernel 1 per query tile recomputes P = exp(s - m) / l from the
- * stats, makes the row dot D = sum P dP (pass 1 over the keys), then dS = P (dP - D) scale and
- * dQ = dS K (pass 2); kernel 2 per (key tile, b, kv head) walks the query tiles of its G query
- * heads in a fixed order and accumulates dK = sum dS^T Q and dV = sum P^T dO in shared memory.
- * Every sum has a fixed order: deterministic. Written for this project (flash attention's
- * published algorithm; no code copied). */
+ * Flash attention (the published algorithm; written for this project, no code copied) with the
+ * score blocks kept in registers: mma.sync m16n8k16 bf16 with FP32 accumulation; the operands
+ * come from shared memory through ldmatrix, the tiles into shared memory through cp.async,
+ * double-buffered. Tiles are stored with their 16-byte chunks XOR-swizzled by row, so the
+ * eight rows of one 8x8 ldmatrix read fall in eight different bank groups. A warp owns 16
+ * rows; the C fragment of a score block, repacked to bf16 pairs, is the A fragment of the next
+ * product, so scores never touch memory.
+ *
+ * Forward: one CUDA block of 4 warps per (64-query tile, b, h), the longest tiles first. Over
+ * the key tiles up to the diagonal an online softmax in FP32: running row max m of the raw
+ * scores, p = 2^((s scale - m scale) log2 e), O and the sum rescaled when m grows; each thread
+ * keeps partial row sums, added over the 4 threads of a row at the end. P is rounded to bf16
+ * for P V (as flash attention does). stats = (m scale, 1 / sum), the layout of fqt/backend.h.
+ * Backward, no atomics, three kernels. dot: D = rowsum(dO o O), a warp per row (equal to
+ * rowsum(P o dP) in exact arithmetic, which the CPU forms). dq: per (64-query tile, b, h), over
+ * the keys up to the diagonal, P recomputed from the stats, dP = dO V^T, dS = P (dP - D) scale
+ * (rounded to bf16) and dQ += dS K. dkv: per (64-key tile, b, kv head),
+ * warp w owning keys 16w..16w+15, over the G query heads and the query tiles from the diagonal
+ * on, in that order: S^T = K Q^T, P^T, dP^T = V dO^T, dS^T, then dV += P^T dO, dK += dS^T Q in
+ * registers. Every sum has one fixed order: deterministic, independent of timing.
+ *
+ * Differs from the CPU in the order of the dot products and sums (FP32, not double, for the
+ * softmax sums and D), exp2f for expf, and P and dS rounded to bf16 for the tensor cores:
+ * derived tolerances in tests/cuda/test_cuda_backend.c. */
 #include "cuda/common.cuh"
 
 #include <cuda_bf16.h>
-#include <mma.h>
+#include <math.h>
 
-using namespace nvcuda;
+#define FA_THREADS 128 /* 4 warps */
+#define FA_TILE 64     /* query rows per forward / dq block, keys per dkv block */
+#define FA_LOG2E 1.4426950408889634f
 
-#define FA_Q 64  /* query rows per CUDA block */
-#define FA_K 64  /* keys per tile */
-#define FA_WARPS 4
+namespace {
 
-typedef __nv_bfloat16 fa_bf16;
+__device__ __forceinline__ uint32_t fa_smem(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
-__device__ __forceinline__ float fa_ld(const fa_bf16 *p) { return __bfloat162float(*p); }
+/* 16 (or 4) bytes global -> shared without the registers; zero-filled when !valid (then src is
+ * not read). */
+__device__ __forceinline__ void fa_cp16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(fa_smem(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void fa_cp4(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(fa_smem(dst)), "l"(src),
+                 "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* Wait until at most N committed groups are still in flight. */
+template <int N> __device__ __forceinline__ void fa_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
-/* Cooperative copy of a [64, HS] bf16 tile (row stride ld elements) into shared memory, rows
- * past `valid` zero. 16-byte loads (HS and ld multiples of 8). */
-template <int HS>
-__device__ void fa_load_tile(fa_bf16 *dst, const fa_bf16 *src, int64_t ld, int valid) {
-    constexpr int V = HS / 8;
-    for (int i = threadIdx.x; i < 64 * V; i += blockDim.x) {
-        const int r = i / V, c = (i % V) * 8;
-        uint4 u = make_uint4(0, 0, 0, 0);
-        if (r < valid) u = *(const uint4 *)(src + (int64_t)r * ld + c);
-        *(uint4 *)(dst + r * HS + c) = u;
+__device__ __forceinline__ void fa_ldsm4(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void fa_ldsm4t(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+/* c[16x8] += a[16x16] b[16x8], bf16 in, FP32 accumulate. */
+__device__ __forceinline__ void fa_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+/* Two floats as a bf16 pair (RNE), lo in the low half: the element of the lower column. */
+__device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* Element offset of chunk ch (8 elements) of row r in a swizzled [rows][HS] tile. */
+template <int HS> __device__ __forceinline__ int fa_off(int r, int ch) { return r * HS + ((ch ^ (r & 7)) << 3); }
+
+/* Issue the copy of a [R, HS] bf16 tile (global row stride ld elements) into a swizzled shared
+ * tile; rows >= valid are zeros. */
+template <int R, int HS> __device__ __forceinline__ void fa_load(bf16_t *dst, const bf16_t *src, int64_t ld, int valid) {
+    constexpr int CH = HS / 8;
+    static_assert((R * CH) % FA_THREADS == 0, "tile copy shape");
+#pragma unroll
+    for (int j = 0; j < R * CH / FA_THREADS; j++) {
+        const int i = threadIdx.x + j * FA_THREADS, r = i / CH, ch = i % CH;
+        const bool ok = r < valid;
+        fa_cp16(dst + fa_off<HS>(r, ch), ok ? src + (int64_t)r * ld + ch * 8 : src, ok);
     }
 }
 
-/* S[16][64] (float, ld 64) = A[16][HS] (bf16, ld lda) x B[64][HS]^T (bf16, ld HS), one warp. */
-template <int HS>
-__device__ void fa_mm_abt(float *S, const fa_bf16 *A, int lda, const fa_bf16 *B) {
-    for (int n = 0; n < 4; n++) {
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-        wmma::fill_fragment(acc, 0.0f);
-        for (int k = 0; k < HS / 16; k++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, fa_bf16, wmma::row_major> a;
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, fa_bf16, wmma::col_major> b;
-            wmma::load_matrix_sync(a, A + k * 16, lda);
-            wmma::load_matrix_sync(b, B + n * 16 * HS + k * 16, HS);
-            wmma::mma_sync(acc, a, b, acc);
+/* A fragment of rows r0..r0+15, columns 16kk..16kk+15 of a swizzled [rows][HS] tile. */
+template <int HS> __device__ __forceinline__ void fa_ldA(uint32_t a[4], const bf16_t *t, int r0, int kk, int lane) {
+    fa_ldsm4(a, fa_smem(t + fa_off<HS>(r0 + (lane & 15), kk * 2 + (lane >> 4))));
+}
+/* B fragments of the n-tiles n0 and n0+8 at k-step kk, for B^T stored as a [n][HS] tile (the
+ * tile's rows are the product's columns: K for Q K^T). b[0..1] tile n0, b[2..3] tile n0+8. */
+template <int HS> __device__ __forceinline__ void fa_ldBt(uint32_t b[4], const bf16_t *t, int n0, int kk, int lane) {
+    fa_ldsm4(b, fa_smem(t + fa_off<HS>(n0 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
+}
+/* B fragments of the n-tiles at columns c0 and c0+8, k rows k0..k0+15, for B stored as a
+ * [k][HS] tile (V for P V). */
+template <int HS> __device__ __forceinline__ void fa_ldB(uint32_t b[4], const bf16_t *t, int k0, int c0, int lane) {
+    fa_ldsm4t(b, fa_smem(t + fa_off<HS>(k0 + (lane & 7) + (((lane >> 3) & 1) << 3), (c0 >> 3) + (lane >> 4))));
+}
+
+/* s[16][NK] = A[16][HS] B^T, B^T the [NK][HS] tile bt; A from registers (AREG) or from rows
+ * ar0.. of the shared tile at. */
+template <int HS, int NK, bool AREG>
+__device__ __forceinline__ void fa_scores(float s[NK / 8][4], const uint32_t (*a)[4], const bf16_t *at, int ar0,
+                                          const bf16_t *bt, int lane) {
+#pragma unroll
+    for (int nt = 0; nt < NK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < HS / 16; kk++) {
+        uint32_t af[4];
+        if (AREG) af[0] = a[kk][0], af[1] = a[kk][1], af[2] = a[kk][2], af[3] = a[kk][3];
+        else fa_ldA<HS>(af, at, ar0, kk, lane);
+#pragma unroll
+        for (int np = 0; np < NK / 16; np++) {
+            uint32_t b[4];
+            fa_ldBt<HS>(b, bt, np * 16, kk, lane);
+            fa_mma(s[2 * np], af, b[0], b[1]);
+            fa_mma(s[2 * np + 1], af, b[2], b[3]);
         }
-        wmma::store_matrix_sync(S + n * 16, acc, 64, wmma::mem_row_major);
     }
 }
 
-/* C[16][NC] (float, ld ldc) += A[16][KD] (bf16, ld lda, row-major or its transpose) x B[KD][NC]
- * (bf16, ld ldb, row-major), one warp. TA: A is stored transposed (A^T row-major: col_major). */
-template <int KD, int NC, bool TA>
-__device__ void fa_mm_acc(float *C, int ldc, const fa_bf16 *A, int lda, const fa_bf16 *B, int ldb) {
-    for (int n = 0; n < NC / 16; n++) {
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-        wmma::load_matrix_sync(acc, C + n * 16, ldc, wmma::mem_row_major);
-        for (int k = 0; k < KD / 16; k++) {
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, fa_bf16, wmma::row_major> b;
-            wmma::load_matrix_sync(b, B + k * 16 * ldb + n * 16, ldb);
-            if (TA) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, fa_bf16, wmma::col_major> a;
-                wmma::load_matrix_sync(a, A + k * 16 * lda, lda);
-                wmma::mma_sync(acc, a, b, acc);
-            } else {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, fa_bf16, wmma::row_major> a;
-                wmma::load_matrix_sync(a, A + k * 16, lda);
-                wmma::mma_sync(acc, a, b, acc);
-            }
+/* o[16][HS] += P[16][NK] B, P in C-fragment layout (rounded to bf16 here), B the [NK][HS] tile. */
+template <int HS, int NK>
+__device__ __forceinline__ void fa_pv(float o[HS / 8][4], const float p[NK / 8][4], const bf16_t *bt, int lane) {
+#pragma unroll
+    for (int j = 0; j < NK / 16; j++) {
+        const uint32_t a[4] = {fa_pack(p[2 * j][0], p[2 * j][1]), fa_pack(p[2 * j][2], p[2 * j][3]),
+                               fa_pack(p[2 * j + 1][0], p[2 * j + 1][1]), fa_pack(p[2 * j + 1][2], p[2 * j + 1][3])};
+#pragma unroll
+        for (int np = 0; np < HS / 16; np++) {
+            uint32_t b[4];
+            fa_ldB<HS>(b, bt, j * 16, np * 16, lane);
+            fa_mma(o[2 * np], a, b[0], b[1]);
+            fa_mma(o[2 * np + 1], a, b[2], b[3]);
         }
-        wmma::store_matrix_sync(C + n * 16, acc, ldc, wmma::mem_row_major);
     }
 }
 
+/* Rows r and r+8 of a warp's [16][HS] FP32 accumulator (lane's share) times f[0], f[1], as bf16. */
+template <int HS>
+__device__ __forceinline__ void fa_store_rows(bf16_t *base, int64_t ld, const float o[HS / 8][4], const float f[2],
+                                              int row, int T, int lane) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (row + 8 * i >= T) continue;
+        bf16_t *p = base + (int64_t)(row + 8 * i) * ld + 2 * (lane & 3);
+#pragma unroll
+        for (int nt = 0; nt < HS / 8; nt++)
+            *reinterpret_cast<uint32_t *>(p + nt * 8) = fa_pack(o[nt][2 * i] * f[i], o[nt][2 * i + 1] * f[i]);
+    }
+}
+
+__device__ __forceinline__ float fa_quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float fa_quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+/* p = exp(s scale - m) with m the scaled row max: the one formula of forward and backward. */
+__device__ __forceinline__ float fa_exp(float s, float scale, float m) { return exp2f(fmaf(s, scale, -m) * FA_LOG2E); }
+
+} // namespace
+
+/* ---- forward ----------------------------------------------------------------------------- */
 template <int HS> struct fa_fwd_smem {
-    fa_bf16 q[FA_Q * HS], k[FA_K * HS], v[FA_K * HS];
-    float s[FA_WARPS][16 * 64];
-    fa_bf16 p[FA_WARPS][16 * 64];
-    float o[FA_WARPS][16 * HS];
-    float m[FA_Q], l[FA_Q];
+    bf16_t q[FA_TILE * HS], k[2][FA_TILE * HS], v[2][FA_TILE * HS];
 };
 
 template <int HS>
-__global__ void __launch_bounds__(128) sm90_flash_fwd_kernel(fa_bf16 *out, float *stats, const fa_bf16 *q,
-                                                              const fa_bf16 *k, const fa_bf16 *v, int T, int NH,
-                                                              int NKV, float scale) {
+__global__ void __launch_bounds__(FA_THREADS) sm90_flash_fwd_kernel(bf16_t *out, float *stats, const bf16_t *q,
+                                                                     const bf16_t *k, const bf16_t *v, int T,
+                                                                     int NH, int NKV, float scale) {
     extern __shared__ __align__(128) unsigned char fa_raw[];
     fa_fwd_smem<HS> &sm = *reinterpret_cast<fa_fwd_smem<HS> *>(fa_raw);
-    const int qt = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, kh = h / (NH / NKV);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int qt = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, kh = h / (NH / NKV);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t qs = (int64_t)NH * HS, ks = (int64_t)NKV * HS;
-    const int q0 = qt * FA_Q, qvalid = min(FA_Q, T - q0);
-    const fa_bf16 *qb = q + ((int64_t)b * T + q0) * qs + (int64_t)h * HS;
-    fa_load_tile<HS>(sm.q, qb, qs, qvalid);
-    for (int i = threadIdx.x; i < FA_WARPS * 16 * HS; i += blockDim.x) (&sm.o[0][0])[i] = 0.0f;
-    if (threadIdx.x < FA_Q) { sm.m[threadIdx.x] = -INFINITY; sm.l[threadIdx.x] = 0.0f; }
-    const int row = lane / 2, half = lane % 2, qrow = warp * 16 + row, t = q0 + qrow;
-    float *S = sm.s[warp];
-    fa_bf16 *P = sm.p[warp];
-    float *O = sm.o[warp];
-    const int last_kt = (q0 + qvalid - 1) / FA_K;
-    for (int kt = 0; kt <= last_kt; kt++) {
-        const int k0 = kt * FA_K, kvalid = min(FA_K, T - k0);
+    const int q0 = qt * FA_TILE, row = q0 + warp * 16 + (lane >> 2); /* this lane's rows: row, row + 8 */
+    const bf16_t *kb = k + (int64_t)b * T * ks + (int64_t)kh * HS, *vb = v + (int64_t)b * T * ks + (int64_t)kh * HS;
+    fa_load<FA_TILE, HS>(sm.q, q + ((int64_t)b * T + q0) * qs + (int64_t)h * HS, qs, T - q0);
+    fa_load<FA_TILE, HS>(sm.k[0], kb, ks, T);
+    fa_load<FA_TILE, HS>(sm.v[0], vb, ks, T);
+    fa_commit();
+    uint32_t qf[HS / 16][4];
+    float o[HS / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HS / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    float mraw[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int nkt = qt + 1;
+    for (int kt = 0; kt < nkt; kt++) {
+        const int cur = kt & 1;
+        if (kt + 1 < nkt) {
+            const int kn = (kt + 1) * FA_TILE;
+            fa_load<FA_TILE, HS>(sm.k[cur ^ 1], kb + (int64_t)kn * ks, ks, T - kn);
+            fa_load<FA_TILE, HS>(sm.v[cur ^ 1], vb + (int64_t)kn * ks, ks, T - kn);
+            fa_commit();
+            fa_wait<1>();
+        } else {
+            fa_wait<0>();
+        }
         __syncthreads();
-        fa_load_tile<HS>(sm.k, k + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-        fa_load_tile<HS>(sm.v, v + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-        __syncthreads();
-        fa_mm_abt<HS>(S, sm.q + warp * 16 * HS, HS, sm.k);
-        __syncwarp();
-        /* online softmax: lane (row, half) owns 32 scores of its row */
-        float mx = -INFINITY;
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            const int s = k0 + c;
-            const float x = (s <= t && c < kvalid) ? S[row * 64 + c] * scale : -INFINITY;
-            S[row * 64 + c] = x;
-            mx = fmaxf(mx, x);
+        if (kt == 0) {
+#pragma unroll
+            for (int kk = 0; kk < HS / 16; kk++) fa_ldA<HS>(qf[kk], sm.q, warp * 16, kk, lane);
         }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        const float m_old = sm.m[qrow], m_new = fmaxf(m_old, mx);
-        float sum = 0.0f;
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            const float x = S[row * 64 + c];
-            const float e = x == -INFINITY ? 0.0f : expf(x - m_new);
-            P[row * 64 + c] = __float2bfloat16_rn(e);
-            sum += e;
+        float s[FA_TILE / 8][4];
+        fa_scores<HS, FA_TILE, true>(s, qf, NULL, 0, sm.k[cur], lane);
+        if (kt == nkt - 1) { /* the diagonal tile: keys after the query are -inf */
+#pragma unroll
+            for (int nt = 0; nt < FA_TILE / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (kt * FA_TILE + nt * 8 + 2 * (lane & 3) + (e & 1) > row + 8 * (e >> 1)) s[nt][e] = -INFINITY;
         }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        const float alpha = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-        for (int d = half * (HS / 2); d < half * (HS / 2) + HS / 2; d++) O[row * HS + d] *= alpha;
-        __syncwarp();
-        if (half == 0) {
-            sm.m[qrow] = m_new;
-            sm.l[qrow] = sm.l[qrow] * alpha + sum;
+        float mx[2] = {mraw[0], mraw[1]};
+#pragma unroll
+        for (int nt = 0; nt < FA_TILE / 8; nt++) {
+            mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
         }
-        __syncwarp();
-        fa_mm_acc<64, HS, false>(O, HS, P, 64, sm.v, HS);
-        __syncwarp();
+        float alpha[2], ms[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            mx[i] = fa_quad_max(mx[i]); /* finite: key 0 of tile 0 precedes every query */
+            ms[i] = mx[i] * scale;
+            alpha[i] = fa_exp(mraw[i], scale, ms[i]); /* 0 on the first tile (mraw = -inf) */
+            mraw[i] = mx[i];
+        }
+        float ps[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int nt = 0; nt < FA_TILE / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[nt][e] = fa_exp(s[nt][e], scale, ms[e >> 1]);
+                ps[e >> 1] += s[nt][e];
+            }
+#pragma unroll
+        for (int i = 0; i < 2; i++) l[i] = l[i] * alpha[i] + ps[i];
+#pragma unroll
+        for (int nt = 0; nt < HS / 8; nt++) {
+            o[nt][0] *= alpha[0], o[nt][1] *= alpha[0];
+            o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
+        }
+        fa_pv<HS, FA_TILE>(o, s, sm.v[cur], lane);
+        __syncthreads(); /* buffer cur is refilled two iterations on */
     }
-    __syncthreads();
-    if (t < T) {
-        const float l = sm.l[qrow], inv = 1.0f / l;
-        fa_bf16 *ob = out + ((int64_t)b * T + t) * qs + (int64_t)h * HS;
-        for (int d = half * (HS / 2); d < half * (HS / 2) + HS / 2; d++) ob[d] = __float2bfloat16_rn(O[row * HS + d] * inv);
-        if (half == 0) {
-            float *st = stats + (((int64_t)b * NH + h) * T + t) * 2;
-            st[0] = sm.m[qrow];
-            st[1] = inv;
-        }
+    float inv[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) inv[i] = 1.0f / fa_quad_sum(l[i]);
+    fa_store_rows<HS>(out + (int64_t)b * T * qs + (int64_t)h * HS, qs, o, inv, row, T, lane);
+    if ((lane & 3) == 0)
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            if (row + 8 * i < T) {
+                float *st = stats + (((int64_t)b * NH + h) * T + row + 8 * i) * 2;
+                st[0] = mraw[i] * scale;
+                st[1] = inv[i];
+            }
+}
+
+/* ---- backward: D = rowsum(dO o O) ---------------------------------------------------------- */
+/* One warp per (b, t, h) row, HS / 32 products per lane, summed over the lanes in a fixed
+ * butterfly (every lane gets the same bits). */
+template <int HS>
+__global__ void sm90_flash_dot_kernel(float *D, const bf16_t *dout, const bf16_t *out, int64_t rows, int T, int NH) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; /* (b T + t) NH + h */
+    if (row >= rows) return;
+    const bf16_t *g = dout + row * HS + lane * (HS / 32), *o = out + row * HS + lane * (HS / 32);
+    float acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < HS / 32; e++) acc += fqt_bf16_dec_i(g[e]) * fqt_bf16_dec_i(o[e]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) {
+        const int64_t bt = row / NH, h = row % NH, b = bt / T, t = bt % T;
+        D[(b * NH + h) * T + t] = acc;
     }
 }
 
-/* ---- backward --------------------------------------------------------------------------- */
+/* ---- backward: dQ ------------------------------------------------------------------------ */
+/* Keys per tile: 64, or 32 at HS 128 (registers: Q, dO and dQ fragments are held throughout). */
+template <int HS> struct fa_dq_cfg { static const int NK = HS == 128 ? 32 : 64; };
 template <int HS> struct fa_dq_smem {
-    fa_bf16 q[FA_Q * HS], dO[FA_Q * HS], k[FA_K * HS], v[FA_K * HS];
-    float s[FA_WARPS][16 * 64], dp[FA_WARPS][16 * 64];
-    fa_bf16 ds[FA_WARPS][16 * 64];
-    float dq[FA_WARPS][16 * HS];
-    float D[FA_Q];
+    bf16_t q[FA_TILE * HS], dO[FA_TILE * HS], k[2][fa_dq_cfg<HS>::NK * HS], v[2][fa_dq_cfg<HS>::NK * HS];
 };
 
-/* Scores of the warp's 16 rows against a key tile: S = scale q k^T (masked to -inf), P = exp(S-m) inv. */
 template <int HS>
-__global__ void __launch_bounds__(128) sm90_flash_dq_kernel(fa_bf16 *dq, float *Dout, const fa_bf16 *dout,
-                                                             const float *stats, const fa_bf16 *q, const fa_bf16 *k,
-                                                             const fa_bf16 *v, int T, int NH, int NKV, float scale) {
+__global__ void __launch_bounds__(FA_THREADS) sm90_flash_dq_kernel(bf16_t *dq, const float *Dq, const bf16_t *dout,
+                                                                    const float *stats, const bf16_t *q,
+                                                                    const bf16_t *k, const bf16_t *v, int T, int NH,
+                                                                    int NKV, float scale) {
+    constexpr int NK = fa_dq_cfg<HS>::NK;
     extern __shared__ __align__(128) unsigned char fa_raw[];
     fa_dq_smem<HS> &sm = *reinterpret_cast<fa_dq_smem<HS> *>(fa_raw);
-    const int qt = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, kh = h / (NH / NKV);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int qt = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, kh = h / (NH / NKV);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t qs = (int64_t)NH * HS, ks = (int64_t)NKV * HS;
-    const int q0 = qt * FA_Q, qvalid = min(FA_Q, T - q0);
-    fa_load_tile<HS>(sm.q, q + ((int64_t)b * T + q0) * qs + (int64_t)h * HS, qs, qvalid);
-    fa_load_tile<HS>(sm.dO, dout + ((int64_t)b * T + q0) * qs + (int64_t)h * HS, qs, qvalid);
-    for (int i = threadIdx.x; i < FA_WARPS * 16 * HS; i += blockDim.x) (&sm.dq[0][0])[i] = 0.0f;
-    const int row = lane / 2, half = lane % 2, qrow = warp * 16 + row, t = q0 + qrow;
-    const float *st = stats + (((int64_t)b * NH + h) * T + min(t, T - 1)) * 2;
-    const float mrow = st[0], inv = st[1];
-    float *S = sm.s[warp], *dP = sm.dp[warp];
-    fa_bf16 *dS = sm.ds[warp];
-    const int last_kt = (q0 + qvalid - 1) / FA_K;
-    float Dsum = 0.0f;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            Dsum += __shfl_xor_sync(0xffffffffu, Dsum, 1);
-            if (half == 0) sm.D[qrow] = Dsum;
+    const int q0 = qt * FA_TILE, row = q0 + warp * 16 + (lane >> 2);
+    const bf16_t *kb = k + (int64_t)b * T * ks + (int64_t)kh * HS, *vb = v + (int64_t)b * T * ks + (int64_t)kh * HS;
+    const int64_t qoff = ((int64_t)b * T + q0) * qs + (int64_t)h * HS;
+    fa_load<FA_TILE, HS>(sm.q, q + qoff, qs, T - q0);
+    fa_load<FA_TILE, HS>(sm.dO, dout + qoff, qs, T - q0);
+    fa_load<NK, HS>(sm.k[0], kb, ks, T);
+    fa_load<NK, HS>(sm.v[0], vb, ks, T);
+    fa_commit();
+    float m[2], inv[2], D[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) { /* rows past T: inv 0, so P = 0 */
+        const bool ok = row + 8 * i < T;
+        const int64_t sr = ((int64_t)b * NH + h) * T + (ok ? row + 8 * i : 0);
+        m[i] = ok ? stats[2 * sr] : 0.0f;
+        inv[i] = ok ? stats[2 * sr + 1] : 0.0f;
+        D[i] = ok ? Dq[sr] : 0.0f;
+    }
+    uint32_t qf[HS / 16][4], df[HS / 16][4];
+    float acc[HS / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HS / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    const int nkt = (min(q0 + FA_TILE, T) + NK - 1) / NK;
+    for (int kt = 0; kt < nkt; kt++) {
+        const int cur = kt & 1;
+        if (kt + 1 < nkt) {
+            const int kn = (kt + 1) * NK;
+            fa_load<NK, HS>(sm.k[cur ^ 1], kb + (int64_t)kn * ks, ks, T - kn);
+            fa_load<NK, HS>(sm.v[cur ^ 1], vb + (int64_t)kn * ks, ks, T - kn);
+            fa_commit();
+            fa_wait<1>();
+        } else {
+            fa_wait<0>();
         }
-        for (int kt = 0; kt <= last_kt; kt++) {
-            const int k0 = kt * FA_K, kvalid = min(FA_K, T - k0);
-            __syncthreads();
-            fa_load_tile<HS>(sm.k, k + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-            fa_load_tile<HS>(sm.v, v + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-            __syncthreads();
-            fa_mm_abt<HS>(S, sm.q + warp * 16 * HS, HS, sm.k);
-            fa_mm_abt<HS>(dP, sm.dO + warp * 16 * HS, HS, sm.v);
-            __syncwarp();
-            const float Drow = pass ? sm.D[qrow] : 0.0f;
-            for (int c = half * 32; c < half * 32 + 32; c++) {
-                const int s = k0 + c;
-                const bool on = s <= t && c < kvalid && t < T;
-                const float p = on ? expf(S[row * 64 + c] * scale - mrow) * inv : 0.0f;
-                if (!pass) Dsum += p * dP[row * 64 + c];
-                else dS[row * 64 + c] = __float2bfloat16_rn(p * (dP[row * 64 + c] - Drow) * scale);
+        __syncthreads();
+        if (kt == 0) {
+#pragma unroll
+            for (int kk = 0; kk < HS / 16; kk++) {
+                fa_ldA<HS>(qf[kk], sm.q, warp * 16, kk, lane);
+                fa_ldA<HS>(df[kk], sm.dO, warp * 16, kk, lane);
             }
-            __syncwarp();
-            if (pass) fa_mm_acc<64, HS, false>(sm.dq[warp], HS, dS, 64, sm.k, HS);
-            __syncwarp();
         }
+        float s[NK / 8][4], dp[NK / 8][4];
+        fa_scores<HS, NK, true>(s, qf, NULL, 0, sm.k[cur], lane);
+        fa_scores<HS, NK, true>(dp, df, NULL, 0, sm.v[cur], lane);
+        const bool diag = kt * NK + NK - 1 > q0 + warp * 16;
+#pragma unroll
+        for (int nt = 0; nt < NK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int i = e >> 1;
+                const bool on = !diag || kt * NK + nt * 8 + 2 * (lane & 3) + (e & 1) <= row + 8 * i;
+                const float p = on ? fa_exp(s[nt][e], scale, m[i]) * inv[i] : 0.0f;
+                s[nt][e] = p * (dp[nt][e] - D[i]) * scale;
+            }
+        fa_pv<HS, NK>(acc, s, sm.k[cur], lane);
+        __syncthreads();
     }
-    __syncthreads();
-    if (t < T) {
-        fa_bf16 *o = dq + ((int64_t)b * T + t) * qs + (int64_t)h * HS;
-        for (int d = half * (HS / 2); d < half * (HS / 2) + HS / 2; d++) o[d] = __float2bfloat16_rn(sm.dq[warp][row * HS + d]);
-        if (half == 0) Dout[((int64_t)b * NH + h) * T + t] = sm.D[qrow];
-    }
+    const float one[2] = {1.0f, 1.0f};
+    fa_store_rows<HS>(dq + (int64_t)b * T * qs + (int64_t)h * HS, qs, acc, one, row, T, lane);
 }
 
+/* ---- backward: dK and dV ----------------------------------------------------------------- */
+/* Queries per tile: 64, or 32 at HS 128, where the K and V fragments are read from shared
+ * memory each time instead of being held (registers: dK and dV accumulate throughout). */
+template <int HS> struct fa_dkv_cfg {
+    static const int NQ = HS == 128 ? 32 : 64;
+    static const bool KV_REGS = HS != 128;
+};
 template <int HS> struct fa_dkv_smem {
-    fa_bf16 k[FA_K * HS], v[FA_K * HS], q[FA_Q * HS], dO[FA_Q * HS];
-    float s[FA_WARPS][16 * 64], dp[FA_WARPS][16 * 64];
-    fa_bf16 pT[FA_WARPS][16 * 64], dsT[FA_WARPS][16 * 64];
-    float dk[FA_WARPS][16 * HS], dv[FA_WARPS][16 * HS];
+    bf16_t k[FA_TILE * HS], v[FA_TILE * HS], q[2][fa_dkv_cfg<HS>::NQ * HS], dO[2][fa_dkv_cfg<HS>::NQ * HS];
+    float st[2][2 * fa_dkv_cfg<HS>::NQ], D[2][fa_dkv_cfg<HS>::NQ];
 };
 
-/* Warp w owns keys 16w..16w+15 of the tile: it computes the transposed blocks S^T = k q^T for
- * its keys against each query tile, P^T, dP^T = v dO^T, dS^T, and accumulates
- * dV += P^T dO, dK += dS^T Q, over the G query heads and the query tiles in order. */
 template <int HS>
-__global__ void __launch_bounds__(128) sm90_flash_dkv_kernel(fa_bf16 *dk, fa_bf16 *dv, const float *Dq,
-                                                              const fa_bf16 *dout, const float *stats,
-                                                              const fa_bf16 *q, const fa_bf16 *k,
-                                                              const fa_bf16 *v, int T, int NH, int NKV, float scale) {
+__global__ void __launch_bounds__(FA_THREADS) sm90_flash_dkv_kernel(bf16_t *dk, bf16_t *dv, const float *Dq,
+                                                                     const bf16_t *dout, const float *stats,
+                                                                     const bf16_t *q, const bf16_t *k,
+                                                                     const bf16_t *v, int T, int NH, int NKV,
+                                                                     float scale) {
+    constexpr int NQ = fa_dkv_cfg<HS>::NQ;
+    constexpr bool KVR = fa_dkv_cfg<HS>::KV_REGS;
     extern __shared__ __align__(128) unsigned char fa_raw[];
     fa_dkv_smem<HS> &sm = *reinterpret_cast<fa_dkv_smem<HS> *>(fa_raw);
     const int kt = blockIdx.x, bk = blockIdx.y, b = bk / NKV, kh = bk % NKV, G = NH / NKV;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t qs = (int64_t)NH * HS, ks = (int64_t)NKV * HS;
-    const int k0 = kt * FA_K, kvalid = min(FA_K, T - k0);
-    fa_load_tile<HS>(sm.k, k + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-    fa_load_tile<HS>(sm.v, v + ((int64_t)b * T + k0) * ks + (int64_t)kh * HS, ks, kvalid);
-    for (int i = threadIdx.x; i < FA_WARPS * 16 * HS; i += blockDim.x) {
-        (&sm.dk[0][0])[i] = 0.0f;
-        (&sm.dv[0][0])[i] = 0.0f;
+    const int k0 = kt * FA_TILE, key = k0 + warp * 16 + (lane >> 2); /* this lane's keys: key, key + 8 */
+    const int64_t koff = ((int64_t)b * T + k0) * ks + (int64_t)kh * HS;
+    fa_load<FA_TILE, HS>(sm.k, k + koff, ks, T - k0);
+    fa_load<FA_TILE, HS>(sm.v, v + koff, ks, T - k0);
+    const int qt0 = k0 / NQ, nq = (T + NQ - 1) / NQ - qt0, nit = G * nq;
+    /* Query tile it: head kh G + it / nq, rows from (qt0 + it % nq) NQ; with its stats and D. */
+    auto load_q = [&](int it, int buf) {
+        const int h = kh * G + it / nq, qa = (qt0 + it % nq) * NQ;
+        const int64_t qoff = ((int64_t)b * T + qa) * qs + (int64_t)h * HS, srow = ((int64_t)b * NH + h) * T + qa;
+        fa_load<NQ, HS>(sm.q[buf], q + qoff, qs, T - qa);
+        fa_load<NQ, HS>(sm.dO[buf], dout + qoff, qs, T - qa);
+        for (int i = threadIdx.x; i < 3 * NQ; i += FA_THREADS) {
+            const bool st = i < 2 * NQ, ok = qa + (st ? i / 2 : i - 2 * NQ) < T;
+            if (st) fa_cp4(&sm.st[buf][i], ok ? stats + 2 * srow + i : stats, ok);
+            else fa_cp4(&sm.D[buf][i - 2 * NQ], ok ? Dq + srow + (i - 2 * NQ) : Dq, ok);
+        }
+        fa_commit();
+    };
+    load_q(0, 0);
+    uint32_t kf[KVR ? HS / 16 : 1][4], vf[KVR ? HS / 16 : 1][4];
+    float dka[HS / 8][4], dva[HS / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HS / 8; nt++) {
+        dka[nt][0] = dka[nt][1] = dka[nt][2] = dka[nt][3] = 0.0f;
+        dva[nt][0] = dva[nt][1] = dva[nt][2] = dva[nt][3] = 0.0f;
     }
-    const int krow = lane / 2, half = lane % 2, s = k0 + warp * 16 + krow;
-    float *ST = sm.s[warp], *dPT = sm.dp[warp];
-    const int nqt = (T + FA_Q - 1) / FA_Q;
-    for (int hh = 0; hh < G; hh++) {
-        const int h = kh * G + hh;
-        for (int qt = k0 / FA_Q; qt < nqt; qt++) {
-            const int q0 = qt * FA_Q, qvalid = min(FA_Q, T - q0);
-            __syncthreads();
-            fa_load_tile<HS>(sm.q, q + ((int64_t)b * T + q0) * qs + (int64_t)h * HS, qs, qvalid);
-            fa_load_tile<HS>(sm.dO, dout + ((int64_t)b * T + q0) * qs + (int64_t)h * HS, qs, qvalid);
-            __syncthreads();
-            fa_mm_abt<HS>(ST, sm.k + warp * 16 * HS, HS, sm.q);   /* [16 keys][64 queries] */
-            fa_mm_abt<HS>(dPT, sm.v + warp * 16 * HS, HS, sm.dO);
-            __syncwarp();
-            for (int c = half * 32; c < half * 32 + 32; c++) {
-                const int t = q0 + c;
-                const bool on = s <= t && t < T && s < T;
-                float p = 0.0f, ds = 0.0f;
-                if (on) {
-                    const float *st = stats + (((int64_t)b * NH + h) * T + t) * 2;
-                    p = expf(ST[krow * 64 + c] * scale - st[0]) * st[1];
-                    ds = p * (dPT[krow * 64 + c] - Dq[((int64_t)b * NH + h) * T + t]) * scale;
-                }
-                sm.pT[warp][krow * 64 + c] = __float2bfloat16_rn(p);
-                sm.dsT[warp][krow * 64 + c] = __float2bfloat16_rn(ds);
+    for (int it = 0; it < nit; it++) {
+        const int cur = it & 1, qa = (qt0 + it % nq) * NQ;
+        if (it + 1 < nit) {
+            load_q(it + 1, cur ^ 1);
+            fa_wait<1>();
+        } else {
+            fa_wait<0>();
+        }
+        __syncthreads();
+        if (KVR && it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < (KVR ? HS / 16 : 0); kk++) {
+                fa_ldA<HS>(kf[kk], sm.k, warp * 16, kk, lane);
+                fa_ldA<HS>(vf[kk], sm.v, warp * 16, kk, lane);
             }
-            __syncwarp();
-            fa_mm_acc<64, HS, false>(sm.dv[warp], HS, sm.pT[warp], 64, sm.dO, HS);
-            fa_mm_acc<64, HS, false>(sm.dk[warp], HS, sm.dsT[warp], 64, sm.q, HS);
-            __syncwarp();
         }
+        float s[NQ / 8][4], dp[NQ / 8][4]; /* S^T, dP^T: [16 keys][NQ queries] */
+        fa_scores<HS, NQ, KVR>(s, kf, sm.k, warp * 16, sm.q[cur], lane);
+        fa_scores<HS, NQ, KVR>(dp, vf, sm.v, warp * 16, sm.dO[cur], lane);
+        const bool diag = qa < k0 + warp * 16 + 15;
+#pragma unroll
+        for (int nt = 0; nt < NQ / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int c = nt * 8 + 2 * (lane & 3) + (e & 1); /* query qa + c; rows past T: inv 0 */
+                const bool on = !diag || key + 8 * (e >> 1) <= qa + c;
+                const float p = on ? fa_exp(s[nt][e], scale, sm.st[cur][2 * c]) * sm.st[cur][2 * c + 1] : 0.0f;
+                s[nt][e] = p;
+                dp[nt][e] = p * (dp[nt][e] - sm.D[cur][c]) * scale;
+            }
+        fa_pv<HS, NQ>(dva, s, sm.dO[cur], lane);
+        fa_pv<HS, NQ>(dka, dp, sm.q[cur], lane);
+        __syncthreads();
     }
-    __syncthreads();
-    if (s < T) {
-        fa_bf16 *okk = dk + ((int64_t)b * T + s) * ks + (int64_t)kh * HS;
-        fa_bf16 *ovv = dv + ((int64_t)b * T + s) * ks + (int64_t)kh * HS;
-        for (int d = half * (HS / 2); d < half * (HS / 2) + HS / 2; d++) {
-            okk[d] = __float2bfloat16_rn(sm.dk[warp][krow * HS + d]);
-            ovv[d] = __float2bfloat16_rn(sm.dv[warp][krow * HS + d]);
-        }
-    }
+    const float one[2] = {1.0f, 1.0f};
+    fa_store_rows<HS>(dk + (int64_t)b * T * ks + (int64_t)kh * HS, ks, dka, one, key, T, lane);
+    fa_store_rows<HS>(dv + (int64_t)b * T * ks + (int64_t)kh * HS, ks, dva, one, key, T, lane);
+}
+
+/* ---- launchers --------------------------------------------------------------------------- */
+template <typename K> static void fa_smem_attr(K kernel, size_t bytes) {
+    FQT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
 template <int HS> static void fa_fwd(void *out, float *stats, const void *q, const void *k, const void *v,
                                      int64_t B, int64_t T, int64_t NH, int64_t NKV) {
     const size_t sm = sizeof(fa_fwd_smem<HS>);
-    FQT_CUDA_CHECK(cudaFuncSetAttribute(sm90_flash_fwd_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    dim3 grid((unsigned)((T + FA_Q - 1) / FA_Q), (unsigned)(B * NH));
-    sm90_flash_fwd_kernel<HS><<<grid, 128, sm>>>((fa_bf16 *)out, stats, (const fa_bf16 *)q, (const fa_bf16 *)k,
-                                                 (const fa_bf16 *)v, (int)T, (int)NH, (int)NKV,
-                                                 (float)(1.0 / sqrt((double)HS)));
+    fa_smem_attr(sm90_flash_fwd_kernel<HS>, sm);
+    dim3 grid((unsigned)((T + FA_TILE - 1) / FA_TILE), (unsigned)(B * NH));
+    sm90_flash_fwd_kernel<HS><<<grid, FA_THREADS, sm>>>((bf16_t *)out, stats, (const bf16_t *)q, (const bf16_t *)k,
+                                                        (const bf16_t *)v, (int)T, (int)NH, (int)NKV,
+                                                        (float)(1.0 / sqrt((double)HS)));
     FQT_CUDA_LAUNCHED();
 }
 
-template <int HS> static void fa_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats,
-                                     const void *q, const void *k, const void *v, int64_t B, int64_t T,
-                                     int64_t NH, int64_t NKV) {
+template <int HS> static void fa_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out,
+                                     const float *stats, const void *q, const void *k, const void *v, int64_t B,
+                                     int64_t T, int64_t NH, int64_t NKV) {
     const float scale = (float)(1.0 / sqrt((double)HS));
     float *D = (float *)fqt_cuda_scratch(FQT_SCR_ATT_DS, (size_t)(B * NH * T) * sizeof(float));
-    const size_t s1 = sizeof(fa_dq_smem<HS>), s2 = sizeof(fa_dkv_smem<HS>);
-    FQT_CUDA_CHECK(cudaFuncSetAttribute(sm90_flash_dq_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1));
-    FQT_CUDA_CHECK(cudaFuncSetAttribute(sm90_flash_dkv_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2));
-    dim3 g1((unsigned)((T + FA_Q - 1) / FA_Q), (unsigned)(B * NH));
-    sm90_flash_dq_kernel<HS><<<g1, 128, s1>>>((fa_bf16 *)dq, D, (const fa_bf16 *)dout, stats, (const fa_bf16 *)q,
-                                              (const fa_bf16 *)k, (const fa_bf16 *)v, (int)T, (int)NH, (int)NKV, scale);
+    const int64_t rows = B * T * NH;
+    sm90_flash_dot_kernel<HS><<<fqt_cuda_blocks(rows * 32, 256), 256>>>(D, (const bf16_t *)dout, (const bf16_t *)out,
+                                                                      rows, (int)T, (int)NH);
     FQT_CUDA_LAUNCHED();
-    dim3 g2((unsigned)((T + FA_K - 1) / FA_K), (unsigned)(B * NKV));
-    sm90_flash_dkv_kernel<HS><<<g2, 128, s2>>>((fa_bf16 *)dk, (fa_bf16 *)dv, D, (const fa_bf16 *)dout, stats,
-                                               (const fa_bf16 *)q, (const fa_bf16 *)k, (const fa_bf16 *)v, (int)T,
-                                               (int)NH, (int)NKV, scale);
+    const size_t s1 = sizeof(fa_dq_smem<HS>), s2 = sizeof(fa_dkv_smem<HS>);
+    fa_smem_attr(sm90_flash_dq_kernel<HS>, s1);
+    fa_smem_attr(sm90_flash_dkv_kernel<HS>, s2);
+    const unsigned nt = (unsigned)((T + FA_TILE - 1) / FA_TILE);
+    sm90_flash_dq_kernel<HS><<<dim3(nt, (unsigned)(B * NH)), FA_THREADS, s1>>>(
+        (bf16_t *)dq, D, (const bf16_t *)dout, stats, (const bf16_t *)q, (const bf16_t *)k, (const bf16_t *)v,
+        (int)T, (int)NH, (int)NKV, scale);
+    FQT_CUDA_LAUNCHED();
+    sm90_flash_dkv_kernel<HS><<<dim3(nt, (unsigned)(B * NKV)), FA_THREADS, s2>>>(
+        (bf16_t *)dk, (bf16_t *)dv, D, (const bf16_t *)dout, stats, (const bf16_t *)q, (const bf16_t *)k,
+        (const bf16_t *)v, (int)T, (int)NH, (int)NKV, scale);
     FQT_CUDA_LAUNCHED();
 }
 
@@ -334,8 +512,9 @@ void fqt_cuda_flash_fwd(void *out, float *stats, const void *q, const void *k, c
     else fa_fwd<128>(out, stats, q, k, v, B, T, NH, NKV);
 }
 
-void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const float *stats, const void *q,
-                        const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
-    if (HS == 64) fa_bwd<64>(dq, dk, dv, dout, stats, q, k, v, B, T, NH, NKV);
-    else fa_bwd<128>(dq, dk, dv, dout, stats, q, k, v, B, T, NH, NKV);
+void fqt_cuda_flash_bwd(void *dq, void *dk, void *dv, const void *dout, const void *out, const float *stats,
+                        const void *q, const void *k, const void *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                        int64_t HS) {
+    if (HS == 64) fa_bwd<64>(dq, dk, dv, dout, out, stats, q, k, v, B, T, NH, NKV);
+    else fa_bwd<128>(dq, dk, dv, dout, out, stats, q, k, v, B, T, NH, NKV);
 }

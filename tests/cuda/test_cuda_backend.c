@@ -112,7 +112,7 @@ static void check_same(const char *what, const float *got, const float *ref, int
 static const char *qformats[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "int4", "nf4", "bf16",
                                  "fp16", "fp32", "e2m1:b16x16:ue4m3:tensor", "e2m1:b32:e8m0:ceil",
                                  "e5m2:b32:e8m0", "e2m1:b15:ue4m3", "e4m3:b7:fp32", NULL};
-static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}, {96, 3}, {130, 256}, {64, 384}};
+static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}, {96, 3}, {130, 256}, {64, 384}, {128, 100}};
 
 static int stats_match(const fqt_qstats *a, const fqt_qstats *b) {
     int ok = a->n == b->n && a->n_nonfinite == b->n_nonfinite && a->n_saturated == b->n_saturated &&
@@ -317,21 +317,23 @@ static void test_qgemm_formats(const char *const *gf, double loose) {
 }
 
 static void test_qgemm(void) {
-    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "bf16", "fp32", "int4", NULL};
+    /* fp8 and fp8-w through the FP32 path here (FQT_CUDA_FP8=fp32): exact products, FP32 sums */
+    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "bf16", "fp32", "int4", NULL};
+    setenv("FQT_CUDA_FP8", "fp32", 1);
     test_qgemm_formats(gf, 0);
-    /* block-scaled FP8 tensor cores: products exact, each 128-term block accumulated with at
-     * least 2^-10 relative precision (a bound, not a measurement: the note lines report it) */
-    static const char *f8[] = {"fp8", NULL};
-    setenv("FQT_CUDA_FP8", "blockscaled", 1);
-    test_qgemm_formats(f8, 0x1p-10);
     unsetenv("FQT_CUDA_FP8");
+    /* the default on Hopper: block-scaled FP8 tensor cores (fp8-w's 128x128 scales repeated per
+     * row), products exact, each 128-term block accumulated with at least 2^-10 relative
+     * precision (a bound, not a measurement: the note lines report it) */
+    static const char *f8[] = {"fp8", "fp8-w", NULL};
+    test_qgemm_formats(f8, 0x1p-10);
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
 static double tol_act(void) { return be->act_dtype == FQT_DT_BF16 ? 0x1p-7 : 0x1p-19; }
 
-static void test_elementwise(void) {
-    const int64_t n = 1001;
+/* n: 1001 takes the kernels' one-element paths, 1024 their 8-wide vector paths */
+static void test_elementwise(int64_t n) {
     float *g = randv(n, 3.0f), *u = randv(n, 1.0f), *d = randv(n, 1.0f);
     if (be->act_dtype == FQT_DT_BF16)
         for (int64_t i = 0; i < n; i++) { g[i] = bf16r(g[i]); u[i] = bf16r(u[i]); d[i] = bf16r(d[i]); }
@@ -378,8 +380,10 @@ static void test_elementwise(void) {
     free(g); free(u); free(d); free(ref); free(ref2);
 }
 
-static void test_embedding_rmsnorm_rope(void) {
-    const int64_t N = 37, C = 67, V = 11;
+/* C: 67 takes RMSNorm's one-element path, 264 its 8-wide path (a warp's second pass partial);
+ * HS: RoPE's head size (16: fewer pairs than a warp's lanes, 128: more) */
+static void test_embedding_rmsnorm_rope(int64_t C, int64_t HS) {
+    const int64_t N = 37, V = 11;
     int32_t tok[37];
     for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7 + i / 3) % V);
     float *wte = randv(V * C, 1.0f);
@@ -438,7 +442,7 @@ static void test_embedding_rmsnorm_rope(void) {
     free(got);
 
     /* RoPE on [B=2, T=5, H=3, HS=16] */
-    const int64_t B = 2, T = 5, H = 3, HS = 16, nr = B * T * H * HS;
+    const int64_t B = 2, T = 5, H = 3, nr = B * T * H * HS;
     float *r = randv(nr, 1.0f);
     if (be->act_dtype == FQT_DT_BF16) for (int64_t i = 0; i < nr; i++) r[i] = bf16r(r[i]);
     void *rd = act_up(r, nr);
@@ -462,7 +466,8 @@ static void test_embedding_rmsnorm_rope(void) {
 
 static void test_attention(void) {
     static const int64_t cfg[][5] = {{1, 1, 2, 1, 8},   {2, 7, 4, 2, 16},   {1, 33, 3, 3, 16}, {2, 64, 4, 1, 32},
-                                     {1, 1, 2, 2, 64},  {2, 100, 4, 2, 64}, {1, 130, 2, 1, 128}};
+                                     {1, 1, 2, 2, 64},  {2, 100, 4, 2, 64}, {1, 130, 2, 1, 128},
+                                     {1, 65, 2, 1, 64}, {2, 256, 2, 2, 64}, {1, 200, 4, 2, 128}};
     for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++) {
         const int64_t B = cfg[ci][0], T = cfg[ci][1], NH = cfg[ci][2], NKV = cfg[ci][3], HS = cfg[ci][4];
         const int64_t nq = B * T * NH * HS, nk = B * T * NKV * HS;
@@ -480,7 +485,7 @@ static void test_attention(void) {
         void *od = dnew(nq * es), *dqd = dnew(nq * es), *dkd = dnew(nk * es), *dvd = dnew(nk * es);
         float *st = dnew((size_t)(B * NH * T * 2) * 4);
         be->attention_fwd(od, st, qd, kd, vd, B, T, NH, NKV, HS);
-        be->attention_bwd(dqd, dkd, dvd, gd, st, qd, kd, vd, B, T, NH, NKV, HS);
+        be->attention_bwd(dqd, dkd, dvd, gd, od, st, qd, kd, vd, B, T, NH, NKV, HS);
         const double tl = be->act_dtype == FQT_DT_BF16 ? 0x1p-6 : 1e-5;
         float *got = act_down(od, nq);
         check_close("attention_fwd", got, out, nq, tl, tl);
@@ -500,6 +505,19 @@ static void test_attention(void) {
         free(got);
         CHECK(guards_ok(od, nq * es) && guards_ok(dqd, nq * es) && guards_ok(dkd, nk * es) &&
               guards_ok(dvd, nk * es) && guards_ok(st, (size_t)(B * NH * T * 2) * 4));
+        { /* deterministic: a second backward writes the same bits */
+            void *const outs[3] = {dqd, dkd, dvd};
+            const size_t nb[3] = {nq * es, nk * es, nk * es};
+            unsigned char *first[3], *again = malloc(nq * es);
+            for (int o = 0; o < 3; o++) be->download(first[o] = malloc(nb[o]), outs[o], nb[o]);
+            be->attention_bwd(dqd, dkd, dvd, gd, od, st, qd, kd, vd, B, T, NH, NKV, HS);
+            for (int o = 0; o < 3; o++) {
+                be->download(again, outs[o], nb[o]);
+                CHECK_MSG(!memcmp(again, first[o], nb[o]), "attention_bwd output %d differs between two runs", o);
+                free(first[o]);
+            }
+            free(again);
+        }
         dfree(qd); dfree(kd); dfree(vd); dfree(gd); dfree(od); dfree(dqd); dfree(dkd); dfree(dvd); dfree(st);
         free(q); free(k); free(v); free(g); free(out); free(att); free(dq); free(dk); free(dv);
     }
@@ -637,11 +655,13 @@ static void run_all(fqt_dtype act) {
     SECTION(test_quantize());
     unsetenv("FQT_CUDA_QUANT_GENERIC");
     if (act == FQT_DT_F32) SECTION(test_qgemm());
-    SECTION(test_elementwise());
-    SECTION(test_embedding_rmsnorm_rope());
-    SECTION(test_attention());
+    SECTION(test_elementwise(1001));
+    SECTION(test_elementwise(1024));
+    SECTION(test_embedding_rmsnorm_rope(67, 16));
+    SECTION(test_embedding_rmsnorm_rope(264, 128));
+    SECTION(test_attention()); /* bf16: the fused tensor-core kernels where HS is 64 or 128 */
     if (act == FQT_DT_BF16) {
-        setenv("FQT_CUDA_ATTN", "flash", 1); /* the fused tensor-core kernels (HS 64, 128) */
+        setenv("FQT_CUDA_ATTN", "cublas", 1); /* and the cuBLAS path for every shape */
         SECTION(test_attention());
         unsetenv("FQT_CUDA_ATTN");
     }
