@@ -5,7 +5,7 @@
 # nvidia-smi reports while the run lasts (sampled every 100 ms; includes the CUDA context),
 # the same method for both. Usage: bench/cuda_train_bench.sh [STEPS] [RECIPES] [PEER_RECIPES]
 # Environment: MODEL (llama-124m; llama-1b), BATCH and SEQ (16 and 1024; 8 and 2048 for
-# llama-1b), ATTNS (attention paths to run, "cublas flash"), FQT (the binary, ./fqt),
+# llama-1b), ATTNS (attention paths to run, "cublas flash"; flash is the default path), FQT (the binary, ./fqt),
 # TABLE_OUT (a file the table is copied to after every row), PEER_TIMEOUT (seconds, 300),
 # PROFILE=1 (also one profiled run per recipe: FQT_PROFILE's per-op table into
 # $BENCH_DIR/prof-RECIPE.txt; its syncs slow that run, so it is not in the table).

@@ -41,13 +41,13 @@ fi
 export FQT=$PWD/$BIN/fqt BENCH_DIR=/tmp/fqt_cuda_bench
 if want train; then
   stamp train
-  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-cublas} timeout 300 bench/cuda_train_bench.sh 12 \
+  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} timeout 300 bench/cuda_train_bench.sh 12 \
     "${RECIPES:-bf16 nvfp4 mxfp4 fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
   cat "$O/table124m.txt"
 fi
 if want train1b; then
   stamp train1b
-  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-cublas} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 300 \
+  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 300 \
     bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
   cat "$O/table1b.txt"
 fi
@@ -57,7 +57,7 @@ if want kernels; then
 fi
 if want profile; then
   stamp profile
-  PROFILE=1 ATTNS=${PROF_ATTN:-cublas} timeout 200 bench/cuda_train_bench.sh 0 "${PROF_RECIPES:-bf16 nvfp4 mxfp4 fp8}" "" > /dev/null 2>&1
+  PROFILE=1 ATTNS=${PROF_ATTN:-flash} timeout 200 bench/cuda_train_bench.sh 0 "${PROF_RECIPES:-bf16 nvfp4 mxfp4 fp8}" "" > /dev/null 2>&1
   for f in "$BENCH_DIR"/prof-*.txt; do
     [ -f "$f" ] || continue
     { echo "### $(basename "$f")"; cat "$f"; } >> "$O/profile.txt"

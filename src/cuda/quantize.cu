@@ -636,7 +636,13 @@ __global__ void qz_plain_cols_kernel(qz_params p, const TS *src, uint8_t *codes)
 
 /* The same for 16-bit codes from bf16 storage with every dimension a multiple of 8 (the
  * activations' case): 64x64 tiles, 16-byte loads of src rows and 16-byte stores of q rows,
- * the SR bits of 8 consecutive elements from two Philox blocks. 256 threads. */
+ * the SR bits of 8 consecutive elements from two Philox blocks. 256 threads. BF16: the
+ * format is bf16 itself, where RNE and SR alike give the source code back (SR adds fewer than
+ * 2^16 to a float whose low 16 bits are zero: no carry) and RNE quiets a NaN (fqt_bf16_rne_i's
+ * 0x40): a transpose, without Philox bits or the element codec. */
+__device__ __forceinline__ uint32_t qz_bf16_same(uint32_t c) { return (c & 0x7FFFu) > 0x7F80u ? c | 0x40u : c; }
+
+template <bool BF16>
 __global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t *codes) {
     __shared__ uint16_t tile[64][66]; /* [src row][src column]; 66: 2-way bank conflicts at most */
     const fqt_rounding rd = (fqt_rounding)p.rounding;
@@ -659,15 +665,20 @@ __global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t 
                 if (r < p.rows && c < p.cols) {
                     const int64_t i = r * p.cols + c; /* a multiple of 8 */
                     uint32_t bits[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                    if (rd == FQT_ROUND_SR) {
+                    if (!BF16 && rd == FQT_ROUND_SR) {
                         fqt_sr_block4(p.seed, p.stream, (uint64_t)i >> 2, bits);
                         fqt_sr_block4(p.seed, p.stream, ((uint64_t)i >> 2) + 1, bits + 4);
                     }
                     uint32_t w[4];
 #pragma unroll
                     for (int e = 0; e < 8; e += 2) {
-                        const uint32_t lo = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e][lq]), rd, bits[e]);
-                        const uint32_t hi = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e + 1][lq]), rd, bits[e + 1]);
+                        uint32_t lo, hi;
+                        if (BF16) {
+                            lo = qz_bf16_same(tile[lj + e][lq]), hi = qz_bf16_same(tile[lj + e + 1][lq]);
+                        } else {
+                            lo = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e][lq]), rd, bits[e]);
+                            hi = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e + 1][lq]), rd, bits[e + 1]);
+                        }
                         w[e >> 1] = (lo & 0xFFFFu) | (hi << 16);
                     }
                     *(uint4 *)(codes + i) = make_uint4(w[0], w[1], w[2], w[3]);
@@ -762,7 +773,10 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
             (uintptr_t)q->codes % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR")) {
             const int64_t tr = (q->rows + 63) / 64, tc = (q->cols + 63) / 64;
             dim3 grid((unsigned)(tr < 65535 ? tr : 65535), (unsigned)(tc < 65535 ? tc : 65535));
-            qz_plain_cols16_kernel<<<grid, 256>>>(p, (const bf16_t *)(const void *)src, (uint16_t *)(void *)q->codes);
+            if (p.elem == FQT_ELEM_BF16)
+                qz_plain_cols16_kernel<true><<<grid, 256>>>(p, (const bf16_t *)(const void *)src, (uint16_t *)(void *)q->codes);
+            else
+                qz_plain_cols16_kernel<false><<<grid, 256>>>(p, (const bf16_t *)(const void *)src, (uint16_t *)(void *)q->codes);
             FQT_CUDA_LAUNCHED();
             return;
         }
