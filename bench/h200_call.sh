@@ -41,13 +41,14 @@ fi
 export FQT=$PWD/$BIN/fqt BENCH_DIR=/tmp/fqt_cuda_bench
 if want train; then
   stamp train
-  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} timeout 300 bench/cuda_train_bench.sh 12 \
+  # the peer's own limit (PEER_TIMEOUT) below the stage's, so a slow peer still leaves its rows
+  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} timeout 420 bench/cuda_train_bench.sh 12 \
     "${RECIPES:-bf16 nvfp4 mxfp4 fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
   cat "$O/table124m.txt"
 fi
 if want train1b; then
   stamp train1b
-  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 300 \
+  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 420 \
     bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
   cat "$O/table1b.txt"
 fi
