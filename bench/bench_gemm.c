@@ -7,7 +7,8 @@
  *        bench_gemm M N K [reps]    the same for one shape
  * The OpenBLAS column is there when the Makefile found OpenBLAS (USE_BLAS); OpenBLAS runs
  * with openblas_set_num_threads(t), fqt with omp_set_num_threads(t) and, unless
- * OMP_WAIT_POLICY is set, the passive wait policy the fqt command line uses. */
+ * OMP_WAIT_POLICY is set, the wait policy the fqt command line uses
+ * (fqt_omp_wait_policy_default). */
 #include "fqt/gemm.h"
 
 #include <stdio.h>

@@ -4,7 +4,8 @@
  * Usage: bench_train [steps] [recipes...]   (default: 6 steps; fp32 bf16 nvfp4 mxfp4 fp8
  * nvfp4-nvidia). Model: the tiny default (vocabulary 4096), B=16, T=128. A step is
  * forward + backward (the AdamW update, ~1.9 M parameters, is not timed). Without
- * OMP_WAIT_POLICY it runs with the policy the fqt command line sets (passive). */
+ * OMP_WAIT_POLICY it runs with the policy the fqt command line sets
+ * (fqt_omp_wait_policy_default). */
 #include "fqt/model.h"
 
 #include <stdio.h>

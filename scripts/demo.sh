@@ -11,7 +11,6 @@ dir=${DEMO_DIR:-runs/demo}
 steps=${DEMO_STEPS:-200}
 extra=()
 [ -n "$steps" ] && extra+=(--steps "$steps")
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 start=$(date +%s)
 ./fqt prepare

@@ -81,11 +81,15 @@ double fqt_prof_get(fqt_prof_kind k);
 void fqt_prof_reset(void);
 
 /* The OpenMP wait policy of fqt's programs, unless the user chose one (OMP_WAIT_POLICY or
- * GOMP_SPINCOUNT set): passive, so that idle threads sleep instead of spinning (spinning made
- * steps ~7x slower beside one busy process, docs/PERF.md). libgomp reads the variable once,
- * when it is loaded, before main runs, so this sets it and executes the program again
+ * GOMP_SPINCOUNT set): a thread that waits spins FQT_OMP_SPINCOUNT times (a few microseconds),
+ * then sleeps. libgomp's default spins 300000 times, which made steps ~7x slower beside one
+ * busy process; never spinning (OMP_WAIT_POLICY=passive) made every short parallel region pay
+ * a wake-up: 10-20% of a small model's step and half the 2-thread speed of small GEMMs on a
+ * 2-core VM, with no gain beside a busy process (docs/PERF.md). libgomp reads the variable
+ * once, when it is loaded, before main runs, so this sets it and executes the program again
  * (/proc/self/exe with argv; the second run finds it set). Call first thing in main; if the
  * exec fails it returns and the runtime's default stays. */
+#define FQT_OMP_SPINCOUNT "300"
 void fqt_omp_wait_policy_default(char **argv);
 
 /* malloc that aborts with a message on failure; for sizes derived from a validated config. */

@@ -127,9 +127,9 @@ void *fqt_scratch(fqt_scratch_slot slot, size_t bytes) {
 void fqt_omp_wait_policy_default(char **argv) {
 #ifdef _OPENMP
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    if (setenv("GOMP_SPINCOUNT", FQT_OMP_SPINCOUNT, 1)) return;
     execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");
+    unsetenv("GOMP_SPINCOUNT");
 #else
     (void)argv;
 #endif
