@@ -95,6 +95,28 @@ template <int R, int HS> __device__ __forceinline__ void fa_load(bf16_t *dst, co
     }
 }
 
+/* One step of the double-buffered key/value stream: when there is a next tile (R rows from
+ * row kn), start its copy into kd, vd; then wait for the current tile's copy and sync. */
+template <int R, int HS>
+__device__ __forceinline__ void fa_kv_step(bf16_t *kd, bf16_t *vd, const bf16_t *kb, const bf16_t *vb, int64_t ks,
+                                           int T, int kn, bool next) {
+    if (next) {
+        fa_load<R, HS>(kd, kb + (int64_t)kn * ks, ks, T - kn);
+        fa_load<R, HS>(vd, vb + (int64_t)kn * ks, ks, T - kn);
+        fa_commit();
+        fa_wait<1>();
+    } else {
+        fa_wait<0>();
+    }
+    __syncthreads();
+}
+
+/* Zero an [N][4] accumulator (N C fragments). */
+template <int N> __device__ __forceinline__ void fa_zero(float a[N][4]) {
+#pragma unroll
+    for (int nt = 0; nt < N; nt++) a[nt][0] = a[nt][1] = a[nt][2] = a[nt][3] = 0.0f;
+}
+
 /* A fragment of rows r0..r0+15, columns 16kk..16kk+15 of a swizzled [rows][HS] tile. */
 template <int HS> __device__ __forceinline__ void fa_ldA(uint32_t a[4], const bf16_t *t, int r0, int kk, int lane) {
     fa_ldsm4(a, fa_smem(t + fa_off<HS>(r0 + (lane & 15), kk * 2 + (lane >> 4))));
@@ -115,8 +137,7 @@ template <int HS> __device__ __forceinline__ void fa_ldB(uint32_t b[4], const bf
 template <int HS, int NK, bool AREG>
 __device__ __forceinline__ void fa_scores(float s[NK / 8][4], const uint32_t (*a)[4], const bf16_t *at, int ar0,
                                           const bf16_t *bt, int lane) {
-#pragma unroll
-    for (int nt = 0; nt < NK / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    fa_zero<NK / 8>(s);
 #pragma unroll
     for (int kk = 0; kk < HS / 16; kk++) {
         uint32_t af[4];
@@ -199,22 +220,12 @@ __global__ void __launch_bounds__(FA_THREADS) sm90_flash_fwd_kernel(bf16_t *out,
     fa_commit();
     uint32_t qf[HS / 16][4];
     float o[HS / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < HS / 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    fa_zero<HS / 8>(o);
     float mraw[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const int nkt = qt + 1;
     for (int kt = 0; kt < nkt; kt++) {
         const int cur = kt & 1;
-        if (kt + 1 < nkt) {
-            const int kn = (kt + 1) * FA_TILE;
-            fa_load<FA_TILE, HS>(sm.k[cur ^ 1], kb + (int64_t)kn * ks, ks, T - kn);
-            fa_load<FA_TILE, HS>(sm.v[cur ^ 1], vb + (int64_t)kn * ks, ks, T - kn);
-            fa_commit();
-            fa_wait<1>();
-        } else {
-            fa_wait<0>();
-        }
-        __syncthreads();
+        fa_kv_step<FA_TILE, HS>(sm.k[cur ^ 1], sm.v[cur ^ 1], kb, vb, ks, T, (kt + 1) * FA_TILE, kt + 1 < nkt);
         if (kt == 0) {
 #pragma unroll
             for (int kk = 0; kk < HS / 16; kk++) fa_ldA<HS>(qf[kk], sm.q, warp * 16, kk, lane);
@@ -331,21 +342,11 @@ __global__ void __launch_bounds__(FA_THREADS) sm90_flash_dq_kernel(bf16_t *dq, c
     }
     uint32_t qf[HS / 16][4], df[HS / 16][4];
     float acc[HS / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < HS / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    fa_zero<HS / 8>(acc);
     const int nkt = (min(q0 + FA_TILE, T) + NK - 1) / NK;
     for (int kt = 0; kt < nkt; kt++) {
         const int cur = kt & 1;
-        if (kt + 1 < nkt) {
-            const int kn = (kt + 1) * NK;
-            fa_load<NK, HS>(sm.k[cur ^ 1], kb + (int64_t)kn * ks, ks, T - kn);
-            fa_load<NK, HS>(sm.v[cur ^ 1], vb + (int64_t)kn * ks, ks, T - kn);
-            fa_commit();
-            fa_wait<1>();
-        } else {
-            fa_wait<0>();
-        }
-        __syncthreads();
+        fa_kv_step<NK, HS>(sm.k[cur ^ 1], sm.v[cur ^ 1], kb, vb, ks, T, (kt + 1) * NK, kt + 1 < nkt);
         if (kt == 0) {
 #pragma unroll
             for (int kk = 0; kk < HS / 16; kk++) {
@@ -419,11 +420,8 @@ __global__ void __launch_bounds__(FA_THREADS) sm90_flash_dkv_kernel(bf16_t *dk, 
     load_q(0, 0);
     uint32_t kf[KVR ? HS / 16 : 1][4], vf[KVR ? HS / 16 : 1][4];
     float dka[HS / 8][4], dva[HS / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < HS / 8; nt++) {
-        dka[nt][0] = dka[nt][1] = dka[nt][2] = dka[nt][3] = 0.0f;
-        dva[nt][0] = dva[nt][1] = dva[nt][2] = dva[nt][3] = 0.0f;
-    }
+    fa_zero<HS / 8>(dka);
+    fa_zero<HS / 8>(dva);
     for (int it = 0; it < nit; it++) {
         const int cur = it & 1, qa = (qt0 + it % nq) * NQ;
         if (it + 1 < nit) {
