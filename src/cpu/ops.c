@@ -3,11 +3,12 @@
  *
  * Not for: the op math itself (ops_impl.h), GEMMs. */
 #include "fqt/ops.h"
+#include "cpu/exp_f32.h"
 #include "cpu/ops_f64.h"
 
 #define REAL float
 #define SUFFIX(name) name##_f32
-#define REXP(x) expf(x)
+#define REXP(x) fqt_exp_f32(x)
 #include "cpu/ops_impl.h"
 #undef REAL
 #undef SUFFIX

@@ -7,7 +7,7 @@
  * The includer defines
  *   REAL          the scalar type of every tensor and scalar parameter
  *   SUFFIX(name)  name decorated with the type (name##_f32, name##_f64)
- *   REXP(x)       exp in REAL (expf / exp)
+ *   REXP(x)       exp in REAL (fqt_exp_f32 of cpu/exp_f32.h / libm's exp)
  * and undefines them afterwards. Every function is static; only the tables leave ops.c.
  *
  * Numerics (both instantiations): row reductions whose length is C, T or V (sum of squares,
@@ -249,11 +249,10 @@ static void SUFFIX(attention_fwd)(REAL *out, REAL *stats, const REAL *q, const R
                     p[s] *= scale;
                     if (p[s] > mx) mx = p[s];
                 }
+                FQT_OMP(simd)
+                for (int64_t s = 0; s < ns; s++) p[s] = REXP(p[s] - mx);
                 double sum = 0.0;
-                for (int64_t s = 0; s < ns; s++) {
-                    p[s] = REXP(p[s] - mx);
-                    sum += (double)p[s];
-                }
+                for (int64_t s = 0; s < ns; s++) sum += (double)p[s];
                 const REAL inv = (REAL)(1.0 / sum);
                 st[2 * t] = mx;
                 st[2 * t + 1] = inv;
@@ -321,6 +320,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
                     const int64_t ns = t + 1;
                     const REAL mx = st[2 * t], inv = st[2 * t + 1];
                     SUFFIX(row_times_T)(prow, qt, kT, T, HS, ns);
+                    FQT_OMP(simd)
                     for (int64_t s = 0; s < ns; s++) {
                         prow[s] *= scale;
                         prow[s] = REXP(prow[s] - mx);
@@ -358,7 +358,7 @@ static void SUFFIX(attention_bwd)(REAL *dq, REAL *dk, REAL *dv, const REAL *dout
 /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (written). Elementwise: out
  * may alias gate or up. exp(-g) overflowing to +Inf for very negative g gives silu = -0. */
 static void SUFFIX(swiglu_fwd)(REAL *out, const REAL *gate, const REAL *up, int64_t n) {
-    FQT_OMP(parallel for schedule(guided) if (n >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for simd schedule(guided) if (n >= FQT_OPS_MIN_PAR))
     for (int64_t i = 0; i < n; i++) {
         const REAL g = gate[i], u = up[i];
         const REAL sg = 1 / (1 + REXP(-g));
@@ -370,7 +370,7 @@ static void SUFFIX(swiglu_fwd)(REAL *out, const REAL *gate, const REAL *up, int6
  * written). Elementwise: the outputs may alias any input. */
 static void SUFFIX(swiglu_bwd)(REAL *dgate, REAL *dup, const REAL *dout, const REAL *gate,
                                const REAL *up, int64_t n) {
-    FQT_OMP(parallel for schedule(guided) if (n >= FQT_OPS_MIN_PAR))
+    FQT_OMP(parallel for simd schedule(guided) if (n >= FQT_OPS_MIN_PAR))
     for (int64_t i = 0; i < n; i++) {
         const REAL g = gate[i], u = up[i], d = dout[i];
         const REAL sg = 1 / (1 + REXP(-g));
@@ -409,16 +409,16 @@ static double SUFFIX(xent_fwd_bwd)(REAL *dlogits, REAL *losses, const REAL *logi
         for (int64_t j = 0; j < V; j++)
             if (x[j] > mx) mx = x[j];
         const REAL xy = x[y];
+        /* exp(x - max) a chunk at a time (a vector loop), summed in order: into dl, which
+         * holds it until the row is normalized (x is dead once read), or into a buffer. */
         double sum = 0.0;
-        if (dl) {
-            /* dl holds exp(x - max) until the row is normalized (x is dead once read). */
-            for (int64_t j = 0; j < V; j++) {
-                const REAL e = REXP(x[j] - mx);
-                dl[j] = e;
-                sum += (double)e;
-            }
-        } else {
-            for (int64_t j = 0; j < V; j++) sum += (double)REXP(x[j] - mx);
+        REAL ebuf[256];
+        for (int64_t j0 = 0; j0 < V; j0 += 256) {
+            const int64_t nj = V - j0 < 256 ? V - j0 : 256;
+            REAL *e = dl ? dl + j0 : ebuf;
+            FQT_OMP(simd)
+            for (int64_t j = 0; j < nj; j++) e[j] = REXP(x[j0 + j] - mx);
+            for (int64_t j = 0; j < nj; j++) sum += (double)e[j];
         }
         const double l = log(sum) + (double)mx - (double)xy;
         rowloss[n] = l;
