@@ -50,7 +50,7 @@ __global__ void rmsnorm_fwd_kernel(T *out, float *rstd, const T *in, const float
         float f[8];
         rn_ld8<V8>(x, j0, C, f);
 #pragma unroll
-        for (int k = 0; k < 8; k++) f[k] = f[k] * r * (j0 + k < C ? w[j0 + k] : 0.0f);
+        for (int k = 0; k < 8; k++) f[k] = f[k] * r * (V8 || j0 + k < C ? w[j0 + k] : 0.0f);
         if (V8) st8(o + j0, f);
         else
             for (int k = 0; k < 8 && j0 + k < C; k++) stf(o, j0 + k, f[k]);
@@ -84,7 +84,7 @@ __global__ void rmsnorm_bwd_din_kernel(T *din, const T *dout, const T *in, const
         rn_ld8<V8>(x, j0, C, fx);
         rn_ld8<V8>(dx, j0, C, fd);
 #pragma unroll
-        for (int k = 0; k < 8; k++) fd[k] = fd[k] + (r * (j0 + k < C ? w[j0 + k] : 0.0f) * fg[k] - c * fx[k]);
+        for (int k = 0; k < 8; k++) fd[k] = fd[k] + (r * (V8 || j0 + k < C ? w[j0 + k] : 0.0f) * fg[k] - c * fx[k]);
         if (V8) st8(dx + j0, fd);
         else
             for (int k = 0; k < 8 && j0 + k < C; k++) stf(dx, j0 + k, fd[k]);
