@@ -35,7 +35,7 @@ if want tests; then
   t test_cuda_backend "$BIN/test_cuda_backend"
   t "test_backend (FQT_BACKEND=cuda)" env FQT_BACKEND=cuda "$BIN/test_backend"
   t test_cuda_train env FQT_SRC="$PWD" FQT_BIN="$PWD/$BIN/fqt" "$BIN/test_cuda_train"
-  t "test_cuda_train (FQT_CUDA_ACT=bf16)" env FQT_CUDA_ACT=bf16 FQT_SRC="$PWD" FQT_BIN="$PWD/$BIN/fqt" "$BIN/test_cuda_train"
+  t "test_cuda_train (FQT_CUDA_ACT=f32)" env FQT_CUDA_ACT=f32 FQT_SRC="$PWD" FQT_BIN="$PWD/$BIN/fqt" "$BIN/test_cuda_train"
   rm -f "$O/t.log"
 fi
 export FQT=$PWD/$BIN/fqt BENCH_DIR=/tmp/fqt_cuda_bench

@@ -138,7 +138,34 @@ static void test_scale_layout(void) {
     }
 }
 
+/* An unknown value of a CUDA switch is an error naming it and the known values, with --device
+ * auto too (which otherwise falls back to the CPU on a machine without a GPU). */
+static void test_env_switches(void) {
+#ifdef FQT_HAVE_CUDA
+    const char *vars[][3] = {{"FQT_CUDA_ATTN", "flsh", "flash cublas"},
+                             {"FQT_CUDA_FP8", "FP32", "blockscaled fp32"},
+                             {"FQT_CUDA_ACT", "bfloat16", "bf16 f32 fp32"}};
+    for (int i = 0; i < 3; i++) {
+        setenv(vars[i][0], vars[i][1], 1);
+        for (int d = 0; d < 2; d++) {
+            const char *dev = d ? "auto" : "cuda";
+            CHECK_MSG(fqt_backend_get(dev) == NULL, "%s=%s accepted by --device %s", vars[i][0], vars[i][1], dev);
+            char want[96];
+            snprintf(want, sizeof want, "%s=%s is not a known value (one of: %s)", vars[i][0], vars[i][1], vars[i][2]);
+            CHECK_MSG(strstr(fqt_last_error(), want) != NULL, "message: %s", fqt_last_error());
+        }
+        unsetenv(vars[i][0]);
+    }
+    setenv("FQT_CUDA_ATTN", "cublas", 1);
+    CHECK_MSG(fqt_backend_get("auto") != NULL, "a known value refused: %s", fqt_last_error());
+    unsetenv("FQT_CUDA_ATTN");
+#else
+    printf("SKIP env switches: built without CUDA\n");
+#endif
+}
+
 int main(void) {
+    test_env_switches();
     test_scale_layout();
     test_workspace();
     test_sr_launch_shape();

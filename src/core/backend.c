@@ -2,7 +2,8 @@
  * fqt/backend.h (quantized-tensor placement in workspaces, the ordered sum of squares).
  *
  * The CUDA backend is linked in when the build found nvcc (FQT_HAVE_CUDA); it provides
- * fqt_backend_cuda_open, which returns NULL with a message when no GPU is present. */
+ * fqt_backend_cuda_open, which returns NULL with a message when no GPU is present, and
+ * fqt_backend_cuda_env_valid, which rejects unknown values of its environment switches. */
 #include "fqt/backend.h"
 
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #ifdef FQT_HAVE_CUDA
 const fqt_backend *fqt_backend_cuda_open(void);
+bool fqt_backend_cuda_env_valid(void);
 #endif
 
 size_t fqt_dtype_size(fqt_dtype t) { return t == FQT_DT_BF16 ? 2 : 4; }
@@ -27,6 +29,7 @@ static const fqt_backend *backend_by_name(const char *name) {
     if (!name || !strcmp(name, "cpu")) return &fqt_backend_cpu;
     if (!strcmp(name, "cuda") || !strcmp(name, "auto")) {
 #ifdef FQT_HAVE_CUDA
+        if (!fqt_backend_cuda_env_valid()) return NULL; /* a mistyped switch, even with auto */
         const fqt_backend *be = fqt_backend_cuda_open();
         if (be) return be;
         if (!strcmp(name, "auto")) return &fqt_backend_cpu;

@@ -24,9 +24,9 @@
 
 /* The fused kernels of sm90_flash_attention.cu where they apply (bf16, HS 64 or 128), unless
  * FQT_CUDA_ATTN=cublas asks for this file's path. */
+const char *const fqt_cuda_env_attn[] = {"flash", "cublas", NULL};
 static bool use_flash(int64_t HS) {
-    const char *e = getenv("FQT_CUDA_ATTN");
-    return !(e && !strcmp(e, "cublas")) && fqt_cuda_flash_supported(HS);
+    return fqt_cuda_env_choice("FQT_CUDA_ATTN", fqt_cuda_env_attn) != 1 && fqt_cuda_flash_supported(HS);
 }
 
 #define AT_THREADS 256

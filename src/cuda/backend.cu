@@ -120,10 +120,40 @@ static const fqt_backend cuda_bf16 = FQT_CUDA_TABLE("cuda-bf16", FQT_DT_BF16);
 static int cuda_state = 0; /* 0 not tried, 1 ready, -1 failed */
 static char cuda_fail_msg[512];
 
+int fqt_cuda_env_choice(const char *name, const char *const *vals) {
+    const char *e = getenv(name);
+    if (!e || !e[0]) return 0;
+    for (int i = 0; vals[i]; i++)
+        if (!strcmp(e, vals[i])) return i;
+    return -1;
+}
+
+/* The environment variables of the backend and their values (the first is the default). */
+static const char *const env_act[] = {"bf16", "f32", "fp32", NULL};
+static const char *const env_sync[] = {"0", "1", NULL};
+static const struct { const char *name; const char *const *vals; } env_known[] = {
+    {"FQT_CUDA_ACT", env_act},           {"FQT_CUDA_SYNC", env_sync},
+    {"FQT_CUDA_ATTN", fqt_cuda_env_attn}, {"FQT_CUDA_FP8", fqt_cuda_env_fp8},
+};
+
+/* false, with the message set, when a variable has a value the backend does not know. */
+static bool env_check(void) {
+    for (size_t i = 0; i < sizeof env_known / sizeof *env_known; i++) {
+        if (fqt_cuda_env_choice(env_known[i].name, env_known[i].vals) >= 0) continue;
+        int n = snprintf(cuda_fail_msg, sizeof cuda_fail_msg, "--device cuda: %s=%s is not a known value (one of:",
+                         env_known[i].name, getenv(env_known[i].name));
+        for (int k = 0; env_known[i].vals[k] && n < (int)sizeof cuda_fail_msg; k++)
+            n += snprintf(cuda_fail_msg + n, sizeof cuda_fail_msg - (size_t)n, " %s", env_known[i].vals[k]);
+        if (n < (int)sizeof cuda_fail_msg) snprintf(cuda_fail_msg + n, sizeof cuda_fail_msg - (size_t)n, ")");
+        return false;
+    }
+    return true;
+}
+
 static int cuda_init(void) {
     if (cuda_state) return cuda_state;
-    const char *dbg = getenv("FQT_CUDA_SYNC");
-    if (dbg && dbg[0] == '1') fqt_cuda_debug_sync = 1;
+    if (!env_check()) return -1; /* not cached: the environment may be mended before a retry */
+    if (fqt_cuda_env_choice("FQT_CUDA_SYNC", env_sync) == 1) fqt_cuda_debug_sync = 1;
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
@@ -164,7 +194,13 @@ extern "C" const fqt_backend *fqt_backend_cuda_open_act(fqt_dtype act) {
     return act == FQT_DT_BF16 ? &cuda_bf16 : &cuda_f32;
 }
 
+extern "C" bool fqt_backend_cuda_env_valid(void) {
+    if (env_check()) return true;
+    fqt_set_error("%s", cuda_fail_msg);
+    return false;
+}
+
 extern "C" const fqt_backend *fqt_backend_cuda_open(void) {
-    const char *a = getenv("FQT_CUDA_ACT");
-    return fqt_backend_cuda_open_act(a && !strcmp(a, "bf16") ? FQT_DT_BF16 : FQT_DT_F32);
+    if (!fqt_backend_cuda_env_valid()) return NULL;
+    return fqt_backend_cuda_open_act(fqt_cuda_env_choice("FQT_CUDA_ACT", env_act) == 0 ? FQT_DT_BF16 : FQT_DT_F32);
 }

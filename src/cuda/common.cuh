@@ -106,6 +106,14 @@ typedef struct {
 } fqt_cuda_state;
 extern fqt_cuda_state fqt_cuda;
 
+/* The index in vals (NULL-terminated; vals[0] the default) of environment variable name's
+ * value: 0 when unset or empty, -1 for a value not in the list. The backend checks every
+ * variable it reads when it opens (an unknown value is an error there, with the list); the
+ * ops read them per call, so a test can switch paths with setenv. */
+int fqt_cuda_env_choice(const char *name, const char *const *vals);
+extern const char *const fqt_cuda_env_attn[]; /* FQT_CUDA_ATTN: flash, cublas (attention.cu) */
+extern const char *const fqt_cuda_env_fp8[];  /* FQT_CUDA_FP8: blockscaled, fp32 (qgemm.cu) */
+
 /* Scratch buffers owned by the backend, grown on demand (never shrunk). A slot's contents
  * are valid until the next call that asks for the same slot. */
 typedef enum {

@@ -1,9 +1,12 @@
 /* cuda/cuda_backend.h — the C-visible entry points of the CUDA backend (no CUDA types).
  *
  * fqt_backend_cuda_open: the backend that core/backend.c hands out for "cuda"; activations in
- * float32, or in bf16 when the environment has FQT_CUDA_ACT=bf16. NULL with fqt_last_error()
- * set when no GPU is usable. fqt_backend_cuda_open_act: the same with the activation storage
- * chosen by the caller (tests run both). Not for: anything else (the table is the interface). */
+ * bf16, or in float32 when the environment has FQT_CUDA_ACT=f32 (or fp32). NULL with
+ * fqt_last_error() set when no GPU is usable or a FQT_CUDA_* variable has an unknown value.
+ * fqt_backend_cuda_open_act: the same with the activation storage chosen by the caller (tests
+ * run both). fqt_backend_cuda_env_valid: whether every FQT_CUDA_* variable has a known value
+ * (checked before looking for a GPU, so also on machines without one). Not for: anything else
+ * (the table is the interface). */
 #ifndef FQT_CUDA_BACKEND_H
 #define FQT_CUDA_BACKEND_H
 
@@ -14,6 +17,7 @@ extern "C" {
 #endif
 const fqt_backend *fqt_backend_cuda_open(void);
 const fqt_backend *fqt_backend_cuda_open_act(fqt_dtype act);
+bool fqt_backend_cuda_env_valid(void); /* false, with fqt_last_error(), for an unknown value */
 #ifdef __cplusplus
 }
 #endif

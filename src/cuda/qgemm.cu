@@ -121,6 +121,8 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
     FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
 }
 
+const char *const fqt_cuda_env_fp8[] = {"blockscaled", "fp32", NULL};
+
 static bool is_fp8_b128(const fqt_format *f) {
     return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
            (f->block_rows == 1 || f->block_rows == 128) && !f->tensor_scale;
@@ -201,8 +203,7 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
         FQT_CUDA_LAUNCHED();
         return;
     }
-    const char *fp8 = getenv("FQT_CUDA_FP8");
-    if (!(fp8 && !strcmp(fp8, "fp32")) && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
+    if (fqt_cuda_env_choice("FQT_CUDA_FP8", fqt_cuda_env_fp8) != 1 && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
         K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
         fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
         return;

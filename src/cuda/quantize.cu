@@ -17,7 +17,8 @@
  * The fused kernel below does stages 2 and 3 in one pass for 1-D blocks (the presets other
  * than fp8-w); FQT_CUDA_QUANT_GENERIC=1 forces the staged kernels (tests run both).
  * The 4-bit E2M1 presets have vector kernels (16-byte loads along rows, a shared-memory
- * transpose along columns), fp8's 1x128 blocks a warp per block (along columns through a
+ * transpose along columns; codes from codec.h's bit-arithmetic E2M1 encoders, equal to the
+ * reference ones for every input), fp8's 1x128 blocks a warp per block (along columns through a
  * shared-memory tile). Not yet: the one-read
  * two-copy quantizer for tensors needed in both orientations. */
 #include "cuda/common.cuh"
@@ -424,7 +425,7 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
                 for (int e = 0; e < 4; e++) {
                     const int k = q4 * 4 + e;
                     const float scaled = v[k] * m.mul;
-                    const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                    const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
                     packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
                 }
             }
@@ -484,7 +485,7 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
             for (int e = 0; e < 4; e++) {
                 const int k = q4 * 4 + e;
                 const float scaled = tile[b * BLK + k][jj] * m.mul;
-                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_i(scaled, w[e]) : fqt_e2m1_rne_i(scaled);
+                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
                 packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
             }
         }

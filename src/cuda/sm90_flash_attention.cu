@@ -462,8 +462,15 @@ __global__ void __launch_bounds__(FA_THREADS) sm90_flash_dkv_kernel(bf16_t *dk, 
 }
 
 /* ---- launchers --------------------------------------------------------------------------- */
+/* The kernel's dynamic shared-memory limit, raised once per kernel (its size is a constant of
+ * the kernel; kernels of one signature share a type, so the record is by address). */
 template <typename K> static void fa_smem_attr(K kernel, size_t bytes) {
+    static const void *done[8];
+    static int ndone;
+    for (int i = 0; i < ndone; i++)
+        if (done[i] == (const void *)kernel) return;
     FQT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    if (ndone < 8) done[ndone++] = (const void *)kernel;
 }
 
 template <int HS> static void fa_fwd(void *out, float *stats, const void *q, const void *k, const void *v,

@@ -109,6 +109,36 @@ FQT_INLINE uint8_t fqt_e2m1_sr_i(float x, uint32_t rnd) {
     return (uint8_t)(s | (c + (fqt_sr_uniform(rnd) < frac ? 1u : 0u)));
 }
 
+/* The same two functions in integer arithmetic on the float's bits, for the GPU's quantizer
+ * kernels (where the compare ladders above cost more than the memory traffic). Equal to
+ * fqt_e2m1_rne_i / fqt_e2m1_sr_i for every input and every rnd (tests/test_e2m1_fast.c;
+ * checked once over all 2^32 inputs). Why they agree: for 1 <= a < 8 the top mantissa bit of
+ * a is E2M1's mantissa bit, so the code is the bits from the exponent field down to it, minus
+ * 252 (1.0f's 254 less code 2); rounding those bits to nearest-even is adding 2^21 - 1 plus
+ * the kept bit, and the 22 bits below are the distance to the grid point under a in units of
+ * the grid step, which is SR's fraction. Below 1 the grid step is 0.5: 2a is exact and is
+ * rounded (rintf: half to even) or split into floor and fraction. */
+FQT_INLINE uint8_t fqt_e2m1_rne_bits_i(float x) {
+    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu;
+    const uint32_t hi = ((ua + 0x1FFFFFu + ((ua >> 22) & 1u)) >> 22) - 252u; /* a >= 1 */
+    const uint32_t lo = (uint32_t)rintf(fqt_u2f(ua) * 2.0f);                  /* a < 1: 0..2 */
+    const uint32_t c = ua >= 0x3F800000u ? (hi > 7u ? 7u : hi) : lo;
+    return ua > 0x7F800000u ? 0 : (uint8_t)(((u >> 28) & 8u) | c);
+}
+
+FQT_INLINE uint8_t fqt_e2m1_sr_bits_i(float x, uint32_t rnd) {
+    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu;
+    const float q = fqt_u2f(ua) * 2.0f;                             /* a < 1: 2a in [0, 2) */
+    const uint32_t lo = q >= 1.0f ? 1u : 0u;
+    const float flo = q - (float)lo;
+    const uint32_t hi = (ua >> 22) - 252u;                           /* 1 <= a < 6 */
+    const float fhi = (float)(ua & 0x3FFFFFu) * 0x1p-22f;
+    const bool small = ua < 0x3F800000u;
+    const uint32_t c = (small ? lo : hi) + (fqt_sr_uniform(rnd) < (small ? flo : fhi) ? 1u : 0u);
+    const uint32_t s = (u >> 28) & 8u;
+    return ua > 0x7F800000u ? 0 : ua >= 0x40C00000u ? (uint8_t)(s | 7u) : (uint8_t)(s | c);
+}
+
 FQT_INLINE float fqt_e2m1_dec_i(uint8_t code) {
     float m = fqt_e2m1_mag(code & 7u);
     return (code & 8u) ? -m : m;

@@ -5,7 +5,7 @@
  * runs start from the same weights and see the same batches; they differ only in the order of
  * float accumulations (GEMMs, reductions), and for the SR recipes in the stochastic roundings
  * that such a difference flips, so the losses track rather than match: step 1 agrees to 1e-4
- * relative (one forward, no update yet), every step within TRACK_REL and the mean of the last
+ * relative (one forward, no update yet), every step within track_rel() and the mean of the last
  * 10 steps within MEAN_REL (bounds chosen well above the measured spread printed by the test;
  * see the note lines). Then on the GPU: 25 steps, stop, resume to 50 gives bit-identical losses,
  * model and optimizer state to the 50-step run. Not for: op-level checks (test_cuda_backend). */
@@ -23,8 +23,15 @@
 #include <unistd.h>
 
 #define STEPS 50
-#define TRACK_REL 0.10
 #define MEAN_REL 0.05
+/* The per-step bound: 0.10 with float32 activations (measured 0.001-0.023); 0.15 with the
+ * default bf16 activations, whose roundings flip more of the SR recipes' stochastic roundings
+ * (measured: nvfp4 0.114 at one step, the other recipes within 0.10, every last-10 mean within
+ * 0.4%). */
+static double track_rel(void) {
+    const char *a = getenv("FQT_CUDA_ACT");
+    return a && (!strcmp(a, "f32") || !strcmp(a, "fp32")) ? 0.10 : 0.15;
+}
 
 static char base_dir[256], train_glob[512], val_glob[512];
 
@@ -159,7 +166,8 @@ static void test_tracking(const char *recipe) {
     }
     CHECK_MSG(all, "%s: missing or non-finite losses", recipe);
     CHECK_MSG(fabs(lg[1] - lc[1]) <= 1e-4 * fabs(lc[1]), "%s: step 1 loss cpu %.9g cuda %.9g", recipe, lc[1], lg[1]);
-    CHECK_MSG(worst <= TRACK_REL, "%s: a step's loss differs by %.3g relative", recipe, worst);
+    CHECK_MSG(worst <= track_rel(), "%s: a step's loss differs by %.3g relative (bound %.2f)", recipe, worst,
+              track_rel());
     CHECK_MSG(fabs(mg - mc) <= MEAN_REL * mc, "%s: last-10 mean cpu %.5f cuda %.5f", recipe, mc, mg);
     printf("  %-6s step1 cpu %.6f cuda %.6f | step %d cpu %.5f cuda %.5f | last-10 mean cpu %.5f cuda %.5f | max step rel diff %.4f\n",
            recipe, lc[1], lg[1], STEPS, lc[STEPS], lg[STEPS], mc, mg, worst);
