@@ -1,7 +1,8 @@
 /* bench/cuda/bench_cuda_kernels.c — speed of the CUDA backend's kernels on llama-124m shapes
  * (built and run by `make bench-cuda`): device copy bandwidth (the ceiling of the
  * quantizers), the quantizers in GB/s and as a fraction of copy, the quantized GEMM per
- * format in TFLOP/s (dequantize + cuBLASLt included), and attention forward + backward.
+ * format in TFLOP/s (dequantize + cuBLASLt included), attention forward + backward, the
+ * cross-entropy and the AdamW step.
  * Timing: be->sync() around REPS repetitions after one warm-up, wall clock. Prints one table.
  * Not for: correctness (tests/cuda/). */
 #include "cuda/cuda_backend.h"
@@ -134,6 +135,35 @@ int main(void) {
         }
         unsetenv("FQT_CUDA_ATTN");
         be->free(q); be->free(k); be->free(v); be->free(o); be->free(dq); be->free(dk); be->free(dv); be->free(st);
+    }
+
+    /* cross-entropy over llama-124m's logits (16384 x 50304 bf16, dlogits in place) and the
+     * AdamW step over its 124 M parameters in two segments (check, then update); GB/s count
+     * the bytes each must move at least (xent: read + write the logits; AdamW check: w, g, m, v
+     * read; update: those read, w, m, v written) */
+    {
+        const int64_t N = 16384, V = 50304;
+        void *x = dev_rand(N * V, 8.0f, FQT_DT_BF16);
+        int32_t *tg = malloc((size_t)N * 4);
+        for (int64_t i = 0; i < N; i++) tg[i] = (int32_t)((i * 7919) % V);
+        int32_t *td = be->alloc((size_t)N * 4);
+        be->upload(td, tg, (size_t)N * 4);
+        double t = TIME(3, be->xent_fwd_bwd(x, NULL, x, td, N, V, 1.0f / (float)N));
+        printf("\nxent bf16 %lldx%lld: %.3f ms, %.0f GB/s\n", (long long)N, (long long)V, t * 1e3,
+               4.0 * (double)(N * V) / t / 1e9);
+        be->free(x); be->free(td); free(tg);
+        const int64_t P = 124000000;
+        float *w = dev_rand(P, 0.1f, FQT_DT_F32), *g = dev_rand(P, 0.01f, FQT_DT_F32);
+        float *m = dev_rand(P, 0.001f, FQT_DT_F32), *v = be->alloc((size_t)P * 4);
+        be->zero(v, (size_t)P * 4);
+        const fqt_param_segment segs[2] = {{0, P / 2, true}, {P / 2, P - P / 2, false}};
+        fqt_adamw_args a = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0.25f, 1.0f, segs, 2, true};
+        double tcheck = TIME(3, be->adamw(w, g, m, v, 0, P, &a));
+        a.check_only = false;
+        double tup = TIME(3, be->adamw(w, g, m, v, 0, P, &a));
+        printf("adamw %lld params: check %.3f ms (%.0f GB/s), update %.3f ms (%.0f GB/s)\n", (long long)P,
+               tcheck * 1e3, 16.0 * (double)P / tcheck / 1e9, tup * 1e3, 28.0 * (double)P / tup / 1e9);
+        be->free(w); be->free(g); be->free(m); be->free(v);
     }
     return 0;
 }

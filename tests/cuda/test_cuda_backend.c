@@ -613,6 +613,31 @@ static void test_hadamard_adamw_reduce(void) {
     check_same("adamw v", got, v, n);
     free(got);
     CHECK(guards_ok(wd, n * 4) && guards_ok(md, n * 4) && guards_ok(vd, n * 4));
+    /* base pointers off 16-byte alignment (a data-parallel shard's slice): by one index on
+     * all four (the vector path from the next aligned index), then g by a different one (the
+     * scalar path) */
+    for (int k = 0; k < 2; k++) {
+        const int64_t og = k ? 3 : 1, len = 1001;
+        fqt_param_segment one = {0, len, true};
+        fqt_adamw_args b1 = a;
+        b1.segs = &one;
+        b1.n_segs = 1;
+        CHECK(be->adamw(wd + 1, gd + og, md + 1, vd + 1, 0, len, &b1) == 0);
+        for (int64_t j = 0; j < len; j++) {
+            float gj = g[og + j] * a.grad_scale;
+            float *wj = &w[1 + j], *mj = &m[1 + j], *vj = &v[1 + j];
+            *mj = a.beta1 * *mj + (1.0f - a.beta1) * gj;
+            *vj = a.beta2 * *vj + (1.0f - a.beta2) * gj * gj;
+            float mh = *mj / a.bias_corr1, vh = *vj / a.bias_corr2;
+            *wj -= a.lr * (mh / (sqrtf(vh) + a.eps) + a.weight_decay * *wj);
+        }
+        got = f32_down(wd, n);
+        check_same(k ? "adamw w (unaligned, g offset differs)" : "adamw w (unaligned base)", got, w, n);
+        free(got);
+        got = f32_down(vd, n);
+        check_same("adamw v (unaligned)", got, v, n);
+        free(got);
+    }
 
     /* sums of squares per chunk, and non-finite counts */
     const int64_t nc = (n + FQT_SUMSQ_CHUNK - 1) / FQT_SUMSQ_CHUNK;
