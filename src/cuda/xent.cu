@@ -13,6 +13,13 @@
 
 #define XE_THREADS 512
 
+/* Row n's loss, written by thread 0. */
+__device__ __forceinline__ void xe_store_loss(double *rowloss, float *losses, int64_t n, double l) {
+    if (threadIdx.x != 0) return;
+    rowloss[n] = l;
+    if (losses) losses[n] = (float)l;
+}
+
 template <typename T>
 __global__ void xent_kernel(T *dlogits, float *losses, double *rowloss, const T *logits,
                             const int32_t *targets, int64_t V, float dscale) {
@@ -23,10 +30,7 @@ __global__ void xent_kernel(T *dlogits, float *losses, double *rowloss, const T 
     T *dl = dlogits ? dlogits + n * V : NULL;
     const int32_t y = targets[n];
     if (y < 0) {
-        if (threadIdx.x == 0) {
-            rowloss[n] = 0.0;
-            if (losses) losses[n] = 0.0f;
-        }
+        xe_store_loss(rowloss, losses, n, 0.0);
         if (dl)
             for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) stf(dl, j, 0.0f);
         return;
@@ -39,10 +43,7 @@ __global__ void xent_kernel(T *dlogits, float *losses, double *rowloss, const T 
     for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) sum += (double)expf(ldf(x, j) - mx);
     sum = block_sum<XE_THREADS>(sum, shd); /* ends with a barrier: all reads of x are done */
     const double l = log(sum) + (double)mx - (double)xy;
-    if (threadIdx.x == 0) {
-        rowloss[n] = l;
-        if (losses) losses[n] = (float)l;
-    }
+    xe_store_loss(rowloss, losses, n, l);
     if (dl) {
         const float inv = (float)(1.0 / sum);
         for (int64_t j = threadIdx.x; j < V; j += XE_THREADS) {
@@ -67,10 +68,7 @@ __global__ void __launch_bounds__(XE_THREADS) xent_reg_kernel(bf16_t *dlogits, f
     bf16_t *dl = dlogits ? dlogits + n * V : NULL;
     const int32_t y = targets[n];
     if (y < 0) {
-        if (threadIdx.x == 0) {
-            rowloss[n] = 0.0;
-            if (losses) losses[n] = 0.0f;
-        }
+        xe_store_loss(rowloss, losses, n, 0.0);
         if (dl)
             for (int64_t j = threadIdx.x; j < nv; j += XE_THREADS) ((uint4 *)dl)[j] = make_uint4(0u, 0u, 0u, 0u);
         return;
@@ -101,10 +99,7 @@ __global__ void __launch_bounds__(XE_THREADS) xent_reg_kernel(bf16_t *dlogits, f
         }
     sum = block_sum<XE_THREADS>(sum, shd); /* ends with a barrier: all reads of x are done */
     const double l = log(sum) + (double)mx - (double)xy;
-    if (threadIdx.x == 0) {
-        rowloss[n] = l;
-        if (losses) losses[n] = (float)l;
-    }
+    xe_store_loss(rowloss, losses, n, l);
     if (!dl) return;
     const float inv = (float)(1.0 / sum);
 #pragma unroll
