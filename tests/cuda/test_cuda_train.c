@@ -29,8 +29,8 @@
  * (measured: nvfp4 0.114 at one step, the other recipes within 0.10, every last-10 mean within
  * 0.4%). */
 static double track_rel(void) {
-    const char *a = getenv("FQT_CUDA_ACT");
-    return a && (!strcmp(a, "f32") || !strcmp(a, "fp32")) ? 0.10 : 0.15;
+    const fqt_backend *be = fqt_backend_get("cuda");
+    return be && be->act_dtype == FQT_DT_F32 ? 0.10 : 0.15;
 }
 
 static char base_dir[256], train_glob[512], val_glob[512];
