@@ -65,4 +65,34 @@ if want profile; then
     echo "--- $(basename "$f"): $(head -1 "$f")"; sed -n '/# per op/,$p' "$f" | head -8
   done
 fi
+if want ncu; then
+  stamp ncu
+  FQT_BENCH_ONLY=quant FQT_BENCH_REPS=1 timeout 150 ncu --clock-control none -k regex:qz_ \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+    --section MemoryWorkloadAnalysis "$BIN/bench_cuda_kernels" > "$O/ncu_quant.txt" 2>&1
+  echo "ncu quantizers rc=$? $(grep -c 'qz_' "$O/ncu_quant.txt") kernel lines"
+  bench/cuda_train_bench.sh 0 "" "" > /dev/null 2>&1 # the synthetic shards only
+  for r in ${NCU_RECIPES:-bf16 nvfp4}; do
+    rm -rf /tmp/ncu_run
+    timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      --log-file "/tmp/ncu_$r.csv" "$FQT" train --device cuda --model llama-124m --recipe "$r" --batch 16 \
+      --seq 1024 --steps 2 --warmup 1 --val-every 0 --val-tokens 16384 --sample-tokens 0 --log-every 1 \
+      --gnr-every 0 --diag-every 0 --vocab '' --train-data "$BENCH_DIR/train_*.bin" \
+      --val-data "$BENCH_DIR/val_*.bin" --run-dir /tmp/ncu_run > /tmp/ncu_$r.log 2>&1
+    echo "ncu step $r rc=$?"
+    python3 bench/ncu_sum.py "/tmp/ncu_$r.csv" "$r" >> "$O/ncu_step.txt"
+    tail -4 /tmp/ncu_$r.log >> "$O/ncu_step.txt"
+  done
+  head -30 "$O/ncu_step.txt"
+fi
+if want sanitize; then
+  stamp sanitize
+  for tool in memcheck racecheck; do
+    echo "### $tool" >> "$O/sanitize.txt"
+    timeout "${SAN_TIMEOUT:-200}" compute-sanitizer --tool "$tool" --print-limit 20 "$BIN/test_cuda_backend" \
+      > /tmp/san.log 2>&1
+    echo "$tool rc=$?: $(tail -1 /tmp/san.log)"
+    grep -v "^ok\|^  ok" /tmp/san.log | tail -60 >> "$O/sanitize.txt"
+  done
+fi
 stamp done

@@ -4,6 +4,8 @@
  * format in TFLOP/s (dequantize + cuBLASLt included), attention forward + backward, the
  * cross-entropy and the AdamW step.
  * Timing: be->sync() around REPS repetitions after one warm-up, wall clock. Prints one table.
+ * FQT_BENCH_ONLY=quant runs the quantizers only, FQT_BENCH_REPS=n sets their repetitions (both
+ * for Nsight Compute: `FQT_BENCH_ONLY=quant FQT_BENCH_REPS=1 ncu ... bench_cuda_kernels`).
  * Not for: correctness (tests/cuda/). */
 #include "cuda/cuda_backend.h"
 #include "fqt/backend.h"
@@ -60,6 +62,8 @@ int main(void) {
     be->free(ca);
     be->free(cbuf);
 
+    const char *only = getenv("FQT_BENCH_ONLY");
+    const int qreps = getenv("FQT_BENCH_REPS") ? atoi(getenv("FQT_BENCH_REPS")) : 10;
     /* quantizers on activations [16384, 768] and [16384, 2048], bf16 source */
     printf("\n%-8s %-14s %-5s %-4s %9s %8s %8s\n", "format", "shape", "axis", "rnd", "us", "GB/s", "of copy");
     const char *qf[] = {"nvfp4", "mxfp4", "fp8", "bf16", NULL};
@@ -76,7 +80,7 @@ int main(void) {
                     fqt_qtensor q;
                     void *mem = be->alloc(fqt_backend_qtensor_bytes(&f, qr, qc));
                     fqt_backend_qtensor_bind(&q, &f, qr, qc, mem);
-                    double t = TIME(10, be->quantize(&q, x, FQT_DT_BF16, R, C, (fqt_axis)axis,
+                    double t = TIME(qreps > 0 ? qreps : 1, be->quantize(&q, x, FQT_DT_BF16, R, C, (fqt_axis)axis,
                                                      (fqt_rounding)rd, 1, 2, NULL));
                     const double bytes = (double)(R * C) * 2 + (double)fqt_qtensor_code_bytes(&q) +
                                          (double)fqt_qtensor_scale_bytes(&q);
@@ -86,6 +90,7 @@ int main(void) {
                     be->free(mem);
                     be->free(x);
                 }
+    if (only && !strcmp(only, "quant")) return 0;
 
     /* GEMMs: fprop, dgrad and wgrad shapes of llama-124m (N = 16 x 1024 tokens) */
     printf("\n%-8s %-22s %9s %8s\n", "format", "M x N x K", "us", "TFLOP/s");

@@ -64,6 +64,9 @@ typedef struct fqt_backend {
     const char *name;
     fqt_dtype act_dtype;  /* storage of activations and their gradients */
     bool host_memory;     /* backend memory is host memory (pointers usable directly) */
+    bool qgemm_colmajor_bf16; /* qgemm takes plain bf16 operands with colmajor set: a bf16
+                                 source quantized to plain bf16 along columns is then that
+                                 source itself, no transposed copy (core/linear.c) */
 
     /* ---- buffers ---------------------------------------------------------------------- */
     /* NULL with fqt_last_error() set when out of memory. Alignment at least 256 bytes. */

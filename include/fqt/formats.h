@@ -123,6 +123,9 @@ typedef struct {
     uint8_t *scales;        /* scale codes: 1 byte (E8M0, UE4M3) or 4 (FP32) each, row-major */
     float tensor_scale;     /* s_dec of §5.3 (1 when unused) */
     int64_t n_nonfinite;    /* NaN/Inf inputs seen by the quantizer; their blocks decode to NaN */
+    bool colmajor;          /* plain bf16 only: element (r, c) at codes[c * rows + r], a view of a
+                               [cols, rows] row-major source that only a backend's qgemm reads
+                               (fqt_backend.qgemm_colmajor_bf16); false everywhere else */
 } fqt_qtensor;
 
 /* Shape q as a [rows, cols] tensor in format f without storage (codes, scales NULL): for

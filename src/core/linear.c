@@ -79,6 +79,18 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
         q->scales = NULL;
         return;
     }
+    if (axis == FQT_AXIS_COLS && dt == FQT_DT_BF16 && !st && o->fmt.elem == FQT_ELEM_BF16 &&
+        o->fmt.scale == FQT_SCALE_NONE && !o->fmt.tensor_scale && ws->be->qgemm_colmajor_bf16) {
+        /* Along columns the same identity is the transpose: a column-major view of the source
+         * (row-major [R, C] is the [C, R] operand stored column by column), read by the
+         * backend's GEMM with a transposed layout. The source outlives the GEMMs that read
+         * the view (the saved activation, or dY until its wgrad). */
+        FQT_ASSERT(fqt_qtensor_shape(q, &o->fmt, qr, qc) == FQT_OK);
+        q->codes = (uint8_t *)(uintptr_t)src;
+        q->scales = NULL;
+        q->colmajor = true;
+        return;
+    }
     fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
     ws->be->quantize(q, src, dt, R, C, axis, o->rounding, pass->seed,
                      fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st);

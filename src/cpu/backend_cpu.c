@@ -109,7 +109,7 @@ static void dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt) {
 
 static void qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                   fqt_dtype c_dt, int64_t ldc) {
-    FQT_ASSERT(c_dt == FQT_DT_F32);
+    FQT_ASSERT(c_dt == FQT_DT_F32 && !A->colmajor && !B->colmajor); /* no column-major views here */
     fqt_qgemm(A, B, alpha, beta, F(C), ldc);
 }
 

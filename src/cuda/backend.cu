@@ -104,8 +104,9 @@ void fqt_cuda_gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
 /* ---- the tables ------------------------------------------------------------------------- */
 #define FQT_CUDA_TABLE(NAME, ACT)                                                          \
     {                                                                                      \
-        NAME, ACT, false, fqt_cuda_alloc, fqt_cuda_free, fqt_cuda_upload, fqt_cuda_download, \
-            fqt_cuda_copy, fqt_cuda_zero, fqt_cuda_convert, fqt_cuda_embedding_fwd,        \
+        NAME, ACT, false, true, fqt_cuda_alloc, fqt_cuda_free, fqt_cuda_upload,          \
+            fqt_cuda_download, fqt_cuda_copy, fqt_cuda_zero, fqt_cuda_convert,             \
+            fqt_cuda_embedding_fwd,                                                        \
             fqt_cuda_embedding_bwd, fqt_cuda_rmsnorm_fwd, fqt_cuda_rmsnorm_bwd,            \
             fqt_cuda_rope_fwd, fqt_cuda_rope_bwd, fqt_cuda_attention_fwd,                  \
             fqt_cuda_attention_bwd, fqt_cuda_swiglu_fwd, fqt_cuda_swiglu_bwd,              \

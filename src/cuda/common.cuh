@@ -186,8 +186,23 @@ void fqt_cuda_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_
                        fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
                        fqt_qstats *stats);
 void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt);
-/* Dequantize without the tensor scale into dst (bf16 or f32), for the GEMM. */
-void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale);
+/* A GEMM's device-side alpha and beta: ab[0] = alpha * (s_dec(A) * s_dec(B)) (sa, sb the
+ * tensors' trailing floats, NULL for 1), ab[1] = beta; written by a kernel the GEMM launches
+ * anyway (the second dequantize), or by its own. */
+typedef struct {
+    float *ab;
+    const float *sa, *sb;
+    float alpha, beta;
+} fqt_cuda_alpha;
+__device__ __forceinline__ void fqt_cuda_alpha_put(const fqt_cuda_alpha &a) {
+    const float x = a.sa ? *a.sa : 1.0f, y = a.sb ? *a.sb : 1.0f;
+    a.ab[0] = a.alpha * (x * y);
+    a.ab[1] = a.beta;
+}
+/* Dequantize into dst (bf16 or f32), without the tensor scale unless asked, for the GEMM;
+ * al (may be NULL): one thread of the kernel also writes that GEMM's alpha and beta. */
+void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale,
+                             const fqt_cuda_alpha *al);
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc);
 int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,

@@ -35,7 +35,9 @@ __device__ __forceinline__ float mul_as_cpu(float a, float b) {
 
 /* Rows over blockIdx.y (grid-stride), columns over x: no 64-bit division per element. */
 template <typename TD>
-__global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
+__global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst,
+                          fqt_cuda_alpha al) {
+    if (al.ab && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) fqt_cuda_alpha_put(al);
     const float s_dec = p.tensor_scale ? *slot : 1.0f;
     const int cols = (int)p.cols;
     for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
@@ -58,43 +60,83 @@ __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scal
     }
 }
 
+/* |E2M1 code| (3 bits) times a finite block scale sc >= 0, as bf16 bits, sign added: the
+ * product has at most 6 significant bits and stays within bf16's range for every UE4M3 and
+ * E8M0 scale (E8M0 exponents are clamped so that 6 * 2^e is finite), so it is exact in
+ * float32 and in bf16, and its top 16 bits are what fqt_bf16_rne_i(mul_as_cpu(decode, sc))
+ * gives. The magnitude's float bits: (m + 252) << 22 for m >= 2 (1, 1.5, 2, ..., 6), 0.5 for
+ * m = 1, 0 for m = 0. */
+__device__ __forceinline__ uint32_t dq_e2m1_bf16_exact(uint32_t code, float sc) {
+    const uint32_t m = code & 7u;
+    const uint32_t mag = m >= 2u ? (m + 252u) << 22 : (m ? 0x3F000000u : 0u);
+    return (fqt_f2u(fqt_u2f(mag) * sc) >> 16) | ((code & 8u) << 12);
+}
+
 /* E2M1 codes with 1-D blocks of 16 or 32 along rows (the FP4 formats' layout, cols % 16 == 0):
- * one thread per 16 codes, one 8-byte load, one scale, the same per-element math as dq_kernel
- * (so the same bits), 16-byte stores. */
-template <typename TD>
-__global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst) {
+ * one thread per G = 16 or 32 codes (8- or 16-byte loads; 32 when cols % 32 == 0 and the rows
+ * are 16-byte aligned), a scale per 16 codes, the same per-element math as dq_kernel (so the
+ * same bits), 16-byte stores. bf16 output without the tensor scale (the GEMM's operands) takes
+ * dq_e2m1_bf16_exact for 16 codes whose block scale is finite. */
+template <typename TD, int G>
+__global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t *scales, const float *slot, TD *dst,
+                               fqt_cuda_alpha al) {
+    if (al.ab && blockIdx.x == 0 && threadIdx.x == 0) fqt_cuda_alpha_put(al);
     const float s_dec = p.tensor_scale ? *slot : 1.0f;
-    const int64_t cpr = p.cols / 16, n = p.rows * cpr;
+    const int64_t cpr = p.cols / G, n = p.rows * cpr;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t r = i / cpr, j = i - r * cpr;
-        const uint2 raw = *(const uint2 *)(codes + r * p.row_bytes + j * 8);
-        const float sc = dq_scale(p.scale, scales + r * p.scale_cols, (j * 16) / p.block);
-        float v[16];
-#pragma unroll
-        for (int k = 0; k < 16; k++) {
-            const uint32_t word = k < 8 ? raw.x : raw.y;
-            const uint32_t code = (word >> ((k & 7) * 4)) & 0xFu;
-            float x = mul_as_cpu(fqt_elem_decode_i(FQT_ELEM_E2M1, code), sc);
-            if (p.tensor_scale) x = mul_as_cpu(x, s_dec);
-            v[k] = x;
-        }
-        TD *out = dst + r * p.cols + j * 16;
-        if (sizeof(TD) == 2) {
-            uint32_t w[8];
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k] = (uint32_t)fqt_bf16_rne_i(v[2 * k]) | ((uint32_t)fqt_bf16_rne_i(v[2 * k + 1]) << 16);
-            ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
-            ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+        uint32_t raw[G / 8];
+        if (G == 32) {
+            const uint4 u = *(const uint4 *)(codes + r * p.row_bytes + j * 16);
+            raw[0] = u.x, raw[1] = u.y, raw[2 % (G / 8)] = u.z, raw[3 % (G / 8)] = u.w;
         } else {
+            const uint2 u = *(const uint2 *)(codes + r * p.row_bytes + j * 8);
+            raw[0] = u.x, raw[1] = u.y;
+        }
 #pragma unroll
-            for (int k = 0; k < 16; k += 4)
-                *(float4 *)((float *)(void *)out + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
+        for (int h = 0; h < G / 16; h++) { /* 16 codes: words raw[2h], raw[2h + 1] */
+            const float sc = dq_scale(p.scale, scales + r * p.scale_cols, (j * G + 16 * h) / p.block);
+            TD *out = dst + r * p.cols + j * G + 16 * h;
+            if (sizeof(TD) == 2 && !p.tensor_scale && sc == sc) {
+                uint32_t w[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++) {
+                    const uint32_t word = raw[2 * h + k / 4], sh = (uint32_t)(k & 3) * 8;
+                    w[k] = dq_e2m1_bf16_exact(word >> sh, sc) | (dq_e2m1_bf16_exact(word >> (sh + 4), sc) << 16);
+                }
+                ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
+                ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+                continue;
+            }
+            float v[16];
+#pragma unroll
+            for (int k = 0; k < 16; k++) {
+                const uint32_t code = (raw[2 * h + k / 8] >> ((k & 7) * 4)) & 0xFu;
+                float x = mul_as_cpu(fqt_elem_decode_i(FQT_ELEM_E2M1, code), sc);
+                if (p.tensor_scale) x = mul_as_cpu(x, s_dec);
+                v[k] = x;
+            }
+            if (sizeof(TD) == 2) {
+                uint32_t w[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    w[k] = (uint32_t)fqt_bf16_rne_i(v[2 * k]) | ((uint32_t)fqt_bf16_rne_i(v[2 * k + 1]) << 16);
+                ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
+                ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 16; k += 4)
+                    *(float4 *)((float *)(void *)out + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
+            }
         }
     }
 }
 
-void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale) {
+void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale,
+                             const fqt_cuda_alpha *alpha) {
+    FQT_ASSERT(!q->colmajor); /* views are GEMM operands only */
+    fqt_cuda_alpha al = {NULL, NULL, NULL, 0.0f, 0.0f};
+    if (alpha) al = *alpha;
     const fqt_format *f = &q->fmt;
     dq_params p;
     p.elem = f->elem;
@@ -108,7 +150,10 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
     p.row_bytes = q->row_bytes;
     p.scale_cols = q->scale_cols;
     const int64_t n = q->rows * q->cols;
-    if (n <= 0) return;
+    if (n <= 0) {
+        FQT_ASSERT(!al.ab);
+        return;
+    }
     FQT_ASSERT(q->cols < 2147483647);
     dim3 grid((unsigned)((q->cols + 255) / 256 < 8 ? (q->cols + 255) / 256 : 8),
               (unsigned)(q->rows < 65535 ? q->rows : 65535));
@@ -117,16 +162,18 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
                      (p.block == 16 || p.block == 32) && p.block_rows == 1 && q->cols % 16 == 0 &&
                      q->row_bytes % 8 == 0 && ((uintptr_t)q->codes & 7) == 0 && ((uintptr_t)dst & 15) == 0;
     if (vec) {
-        unsigned nb = fqt_cuda_blocks(n / 16, 256);
+        const bool g32 = q->cols % 32 == 0 && q->row_bytes % 16 == 0 && ((uintptr_t)q->codes & 15) == 0;
+        unsigned nb = fqt_cuda_blocks(n / (g32 ? 32 : 16), 256);
         if (nb > 65536) nb = 65536;
-        FQT_DT_DISPATCH(dst_dt, TD, dq_e2m1_kernel<TD><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
+        if (g32) FQT_DT_DISPATCH(dst_dt, TD, dq_e2m1_kernel<TD, 32><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst, al));
+        else FQT_DT_DISPATCH(dst_dt, TD, dq_e2m1_kernel<TD, 16><<<nb, 256>>>(p, q->codes, q->scales, slot, (TD *)dst, al));
         FQT_CUDA_LAUNCHED();
         return;
     }
-    FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<grid, 256>>>(p, q->codes, q->scales, slot, (TD *)dst));
+    FQT_DT_DISPATCH(dst_dt, TD, dq_kernel<TD><<<grid, 256>>>(p, q->codes, q->scales, slot, (TD *)dst, al));
     FQT_CUDA_LAUNCHED();
 }
 
 void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt) {
-    fqt_cuda_dequantize_raw(q, dst, dst_dt, true);
+    fqt_cuda_dequantize_raw(q, dst, dst_dt, true, NULL);
 }

@@ -42,11 +42,7 @@ static bool is_plain_bf16(const fqt_format *f) {
 }
 
 /* ab[0] = alpha * (s_dec(A) * s_dec(B)) (each 1 unless given), ab[1] = beta. */
-__global__ void qg_alpha_kernel(float *ab, float alpha, float beta, const float *sa, const float *sb) {
-    const float a = sa ? *sa : 1.0f, b = sb ? *sb : 1.0f;
-    ab[0] = alpha * (a * b);
-    ab[1] = beta;
-}
+__global__ void qg_alpha_kernel(fqt_cuda_alpha a) { fqt_cuda_alpha_put(a); }
 
 /* C (bf16) = T (float32, ld N) + beta C, or T when beta == 0. */
 __global__ void qg_blend_kernel(bf16_t *C, int64_t ldc, const float *T, int64_t M, int64_t N, float beta) {
@@ -71,26 +67,31 @@ template <typename TC> __global__ void qg_scale_kernel(TC *C, int64_t ldc, int64
  * query costs tens of microseconds of host time. Same key, same algorithm: deterministic. */
 typedef struct {
     int64_t M, N, K, ldc;
-    int in_t, d_t;
+    int in_t, d_t, dev_ab, a_cm, b_cm;
     cublasLtMatmulHeuristicResult_t res;
 } lt_cache_entry;
 static lt_cache_entry lt_cache[128];
 static int lt_cache_n;
 
-/* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous. */
-static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *A, const void *B,
-                  cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
+/* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous, or
+ * M- (a_cm) and N-contiguous (b_cm): column-major views (fqt_qtensor.colmajor); ab in device
+ * memory when dev_ab, else on the host. */
+static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab, const void *A, bool a_cm,
+                  const void *B, bool b_cm, cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t lx, ly, lc;
     FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t tx = CUBLAS_OP_T, ty = CUBLAS_OP_N;
-    const cublasLtPointerMode_t pm = CUBLASLT_POINTER_MODE_DEVICE;
+    const cublasOperation_t tx = b_cm ? CUBLAS_OP_N : CUBLAS_OP_T, ty = a_cm ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasLtPointerMode_t pm = dev_ab ? CUBLASLT_POINTER_MODE_DEVICE : CUBLASLT_POINTER_MODE_HOST;
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pm, sizeof pm));
-    /* Column-major view: D^T [N, M] = B_cm^T [N, K] x A_cm [K, M]. */
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)K, (uint64_t)N, K));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)K, (uint64_t)M, K));
+    /* Column-major view: D^T [N, M] = op(B) [N, K] x op(A) [K, M]; a K-contiguous B is the
+     * column-major [K, N] (transposed), an N-contiguous one the column-major [N, K]. */
+    if (b_cm) FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)N, (uint64_t)K, N));
+    else FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)K, (uint64_t)N, K));
+    if (a_cm) FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)M, (uint64_t)K, M));
+    else FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)K, (uint64_t)M, K));
     FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, d_t, (uint64_t)N, (uint64_t)M, ldc));
     cublasLtMatmulPreference_t pref;
     FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -101,7 +102,8 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
     int hit = -1;
     for (int i = 0; i < lt_cache_n; i++)
         if (lt_cache[i].M == M && lt_cache[i].N == N && lt_cache[i].K == K && lt_cache[i].ldc == ldc &&
-            lt_cache[i].in_t == (int)in_t && lt_cache[i].d_t == (int)d_t)
+            lt_cache[i].in_t == (int)in_t && lt_cache[i].d_t == (int)d_t && lt_cache[i].dev_ab == (int)dev_ab &&
+            lt_cache[i].a_cm == (int)a_cm && lt_cache[i].b_cm == (int)b_cm)
             hit = i;
     if (hit >= 0) {
         res = lt_cache[hit].res;
@@ -109,7 +111,7 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, const void *
         int nres = 0;
         FQT_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres));
         FQT_ASSERT(nres > 0);
-        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = (lt_cache_entry){M, N, K, ldc, (int)in_t, (int)d_t, res};
+        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = (lt_cache_entry){M, N, K, ldc, (int)in_t, (int)d_t, (int)dev_ab, (int)a_cm, (int)b_cm, res};
     }
     void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
     FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, ab, B, lx, A, ly, ab + 1, D, lc, D, lc, &res.algo,
@@ -194,6 +196,7 @@ static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float al
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc) {
     FQT_ASSERT(A->cols == B->cols);
+    FQT_ASSERT((!A->colmajor || is_plain_bf16(&A->fmt)) && (!B->colmajor || is_plain_bf16(&B->fmt)));
     const int64_t M = A->rows, N = B->rows, K = A->cols;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -210,34 +213,40 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
     const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;
     const size_t es = fqt_dtype_size(dt);
+    const bool f32_to_bf16 = !bf && c_dt == FQT_DT_BF16;
+    const float *sa = bf && A->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(A) : NULL;
+    const float *sb = bf && B->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(B) : NULL;
+    /* alpha and beta from the host unless a tensor scale (on the device) goes into alpha; then
+     * B's dequantize writes them (or a kernel of their own when B needs none) */
+    const float ab_host[2] = {alpha, f32_to_bf16 ? 0.0f : beta};
+    const float *ab = ab_host;
+    fqt_cuda_alpha al = {NULL, sa, sb, alpha, ab_host[1]};
+    if (sa || sb) ab = al.ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
     /* Plain bf16 operands are their own dequantization: cuBLASLt reads the codes. */
     const void *a = A->codes, *b = B->codes;
     if (!is_plain_bf16(&A->fmt)) {
         void *t = fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * K) * es);
-        fqt_cuda_dequantize_raw(A, t, dt, !bf);
+        fqt_cuda_dequantize_raw(A, t, dt, !bf, NULL);
         a = t;
     }
     if (!is_plain_bf16(&B->fmt)) {
         void *t = fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * K) * es);
-        fqt_cuda_dequantize_raw(B, t, dt, !bf);
+        fqt_cuda_dequantize_raw(B, t, dt, !bf, al.ab ? &al : NULL);
         b = t;
+    } else if (al.ab) {
+        qg_alpha_kernel<<<1, 1>>>(al);
+        FQT_CUDA_LAUNCHED();
     }
-    float *ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
-    const bool f32_to_bf16 = !bf && c_dt == FQT_DT_BF16;
-    qg_alpha_kernel<<<1, 1>>>(ab, alpha, f32_to_bf16 ? 0.0f : beta,
-                              bf && A->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(A) : NULL,
-                              bf && B->fmt.tensor_scale ? fqt_backend_qtensor_scale_slot(B) : NULL);
-    FQT_CUDA_LAUNCHED();
     const cudaDataType_t in_t = bf ? CUDA_R_16BF : CUDA_R_32F;
     if (f32_to_bf16) {
         /* cuBLASLt has no FP32-input, BF16-output mode: through a float32 temporary. */
         float *t = (float *)fqt_cuda_scratch(FQT_SCR_GEMM_C, (size_t)(M * N) * sizeof(float));
-        lt_nt(M, N, K, ab, a, b, in_t, t, CUDA_R_32F, N);
+        lt_nt(M, N, K, ab, ab != ab_host, a, false, b, false, in_t, t, CUDA_R_32F, N);
         unsigned nb = fqt_cuda_blocks(M * N, 256);
         if (nb > 65536) nb = 65536;
         qg_blend_kernel<<<nb, 256>>>((bf16_t *)C, ldc, t, M, N, beta);
         FQT_CUDA_LAUNCHED();
     } else {
-        lt_nt(M, N, K, ab, a, b, in_t, C, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, ldc);
+        lt_nt(M, N, K, ab, ab != ab_host, a, A->colmajor, b, B->colmajor, in_t, C, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, ldc);
     }
 }

@@ -3,10 +3,11 @@
  *
  * One source: the element codecs, the block-scale rule and the Philox bits all come from
  * formats/codec.h, compiled here for the device. Stages (all on the default stream):
- *   1. tensor amax (NVFP4 §5.3): per-block maxima of |x| over the finite inputs, then one
- *      block combines them; max is exact in any order. s_enc, s_dec, the pre factor and the
- *      stored s_dec_out as fqt_tscale_i (tiny tensors included); s_dec_out goes to the
- *      tensor's trailing float (fqt_backend_qtensor_scale_slot).
+ *   1. tensor amax (NVFP4 §5.3): per-block maxima of |x| over the finite inputs, then the
+ *      last block to finish combines them; max is exact in any order. s_enc, s_dec, the pre
+ *      factor and the stored s_dec_out as fqt_tscale_i (tiny tensors included); s_dec_out goes
+ *      to the tensor's trailing float (fqt_backend_qtensor_scale_slot). Formats without a
+ *      tensor scale skip the stage: the next kernel writes the trailing 1.
  *   2. one thread per quantization block (1-D or 2-D tile): amax, the §5.1 non-finite rule,
  *      the scale code (fqt_block_scale_i) and its mapping, kept in scratch.
  *   3. one thread per output byte (4-bit: two codes) or element: the codes. SR bits are keyed
@@ -42,7 +43,14 @@ typedef struct {
     int emax;
     uint64_t seed, stream;
     int64_t rows, cols, row_bytes, scale_rows, scale_cols, src_cols;
+    float *slot; /* formats without a tensor scale: the tensor's trailing float, set to 1 here */
 } qz_params;
+
+/* The trailing float of a tensor without a tensor scale is 1 (as the CPU stores it); one
+ * thread of the kernel writes it, so no separate launch is needed. */
+__device__ __forceinline__ void qz_put_slot(const qz_params &p) {
+    if (p.slot && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.slot = 1.0f;
+}
 
 typedef struct {
     double sse, ss;
@@ -93,49 +101,83 @@ __device__ __forceinline__ uint32_t qz_bits(const qz_params &p, uint64_t index) 
     return w[index & 3];
 }
 
+__device__ float qz_ones[4] = {1.0f, 1.0f, 1.0f, 1.0f}; /* tsc of the formats without a tensor scale */
+
 /* ---- stage 1: tensor amax ------------------------------------------------------------ */
-template <typename TS> __global__ void qz_amax_kernel(const TS *src, int64_t n, float *part) {
+/* max(m, the largest finite |x| of the 16 bytes u). */
+template <typename TS> __device__ __forceinline__ float qz_amax16(uint4 u, float m) {
+    constexpr int PER16 = 16 / (int)sizeof(TS);
+    TS t[PER16];
+    memcpy(t, &u, 16);
+#pragma unroll
+    for (int e = 0; e < PER16; e++) {
+        const float a = fabsf(ldf(t, e));
+        if (a <= FLT_MAX && a > m) m = a;
+    }
+    return m;
+}
+
+/* tsc[0] = s_enc, tsc[1] = s_dec, tsc[2] = pre, tsc[3] = *slot = s_dec_out, by the §5.3 rule
+ * of codec.h (fqt_tscale_i) for the tensor's amax m and the element's largest magnitude
+ * elem_max (all 1 for an empty tensor, !any): the kernels below quantize x * pre (exact), as
+ * the CPU does, so tensors with amax below 2^-64 get the CPU's bits too. */
+__device__ __forceinline__ void qz_tscale_put(float m, bool any, float elem_max, float *tsc, float *slot) {
+    const fqt_tscale t = any ? fqt_tscale_i(m, elem_max) : fqt_tscale{1.0f, 1.0f, 1.0f, 1.0f};
+    tsc[0] = t.s_enc;
+    tsc[1] = t.s_dec;
+    tsc[2] = t.pre;
+    tsc[3] = t.s_dec_out;
+    *slot = t.s_dec_out;
+}
+
+/* Blocks of the running qz_amax_kernel that have finished; 0 between launches (kernels on one
+ * stream run one after the other). */
+__device__ unsigned int qz_amax_done;
+
+/* Per-block maxima into part[blockIdx.x]; the block that finishes last (an integer counter:
+ * which block that is varies, the max of the parts does not) combines them and writes the
+ * tensor scale (qz_tscale_put), so the scale costs no launch of its own. */
+template <typename TS>
+__global__ void qz_amax_kernel(const TS *src, int64_t n, float *part, float elem_max, float *tsc, float *slot) {
     __shared__ float sh[QZ_THREADS];
+    __shared__ bool last;
     constexpr int PER16 = 16 / (int)sizeof(TS);
     float m = 0.0f;
     const int64_t nv = ((uintptr_t)src % 16 == 0) ? n / PER16 : 0; /* 16-byte loads where aligned */
     const int64_t tid = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x, nth = (int64_t)gridDim.x * QZ_THREADS;
-    for (int64_t i = tid; i < nv; i += nth) {
-        const uint4 u = ((const uint4 *)src)[i];
-        TS t[PER16];
-        memcpy(t, &u, 16);
+    int64_t i = tid;
+    for (; i + 3 * nth < nv; i += 4 * nth) { /* four independent 16-byte loads in flight */
+        uint4 u[4];
 #pragma unroll
-        for (int e = 0; e < PER16; e++) {
-            const float a = fabsf(ldf(t, e));
-            if (a <= FLT_MAX && a > m) m = a;
-        }
+        for (int k = 0; k < 4; k++) u[k] = ((const uint4 *)src)[i + k * nth];
+#pragma unroll
+        for (int k = 0; k < 4; k++) m = qz_amax16<TS>(u[k], m);
     }
+    for (; i < nv; i += nth) m = qz_amax16<TS>(((const uint4 *)src)[i], m);
     for (int64_t i = nv * PER16 + tid; i < n; i += nth) {
         const float a = fabsf(ldf(src, i));
         if (a <= FLT_MAX && a > m) m = a;
     }
     m = block_max<QZ_THREADS>(m, sh);
-    if (threadIdx.x == 0) part[blockIdx.x] = m;
-}
-
-/* tsc[0] = s_enc, tsc[1] = s_dec, tsc[2] = pre, tsc[3] = *slot = s_dec_out (all 1 without a
- * tensor scale), by the §5.3 rule of codec.h (fqt_tscale_i) for the element's largest
- * magnitude elem_max: the kernels below quantize x * pre (exact), as the CPU does, so tensors
- * with amax below 2^-64 get the CPU's bits too. */
-__global__ void qz_tscale_kernel(const float *part, int nparts, float elem_max, float *tsc, float *slot) {
-    __shared__ float sh[QZ_THREADS];
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < nparts; i += QZ_THREADS) m = fmaxf(m, part[i]);
-    m = block_max<QZ_THREADS>(m, sh);
     if (threadIdx.x == 0) {
-        const fqt_tscale t = nparts ? fqt_tscale_i(m, elem_max) : fqt_tscale{1.0f, 1.0f, 1.0f, 1.0f};
-        tsc[0] = t.s_enc;
-        tsc[1] = t.s_dec;
-        tsc[2] = t.pre;
-        tsc[3] = t.s_dec_out;
-        *slot = t.s_dec_out;
+        part[blockIdx.x] = m;
+        __threadfence(); /* the part is visible before the count says so */
+        last = atomicAdd(&qz_amax_done, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    float mm = 0.0f;
+    for (unsigned k = threadIdx.x; k < gridDim.x; k += QZ_THREADS) mm = fmaxf(mm, __ldcg(part + k));
+    mm = block_max<QZ_THREADS>(mm, sh);
+    if (threadIdx.x == 0) {
+        qz_tscale_put(mm, true, elem_max, tsc, slot);
+        qz_amax_done = 0;
     }
 }
+
+/* The tensor scale of an empty tensor (all 1): one thread. */
+__global__ void qz_tscale_one_kernel(float *tsc, float *slot) { qz_tscale_put(0.0f, false, 1.0f, tsc, slot); }
 
 /* ---- stage 2: block scales ------------------------------------------------------------ */
 /* A block's scale (written to sp) and its map from the block's amax (of x * pre); a block
@@ -170,6 +212,7 @@ __device__ __forceinline__ qz_map qz_block_map(const qz_params &p, float amax, b
  * qz_scale_kernel, whose one thread per block leaves most of the GPU idle on them. */
 template <typename TS>
 __global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, qz_map *maps, const float *tsc) {
+    qz_put_slot(p);
     __shared__ float sh[QZ_THREADS];
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.scale_rows * p.scale_cols;
@@ -197,6 +240,7 @@ __global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, q
 template <typename TS, bool STATS>
 __global__ void qz_scale_kernel(qz_params p, const TS *src, uint8_t *scales, qz_map *maps,
                                 const float *tsc, qz_part *part) {
+    qz_put_slot(p);
     qz_acc acc;
     if (STATS) acc.init();
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2], s_dec_out = tsc[3];
@@ -283,6 +327,7 @@ __device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src
 template <typename TS, bool STATS>
 __global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, const qz_map *maps,
                                 const float *tsc, qz_part *part) {
+    qz_put_slot(p);
     qz_acc acc;
     if (STATS) acc.init();
     const float pre = tsc[2], s_dec_out = tsc[3];
@@ -317,6 +362,7 @@ __global__ void qz_codes_kernel(qz_params p, const TS *src, uint8_t *codes, cons
  * quantized tensor (AXIS_COLS: each of the block's loads is contiguous across the warp). */
 template <typename TS>
 __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.rows * p.scale_cols;
     const int sbytes = p.scale == FQT_SCALE_FP32 ? 4 : 1;
@@ -381,6 +427,7 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * one read of the source. Same arithmetic as qz_fused_kernel. */
 template <typename TS, int BLK>
 __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.rows * p.scale_cols;
     const fqt_rounding rd = (fqt_rounding)p.rounding;
@@ -444,16 +491,29 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
 #define QZ_TILE 64
 template <typename TS, int BLK>
 __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    qz_put_slot(p);
     __shared__ float tile[QZ_TILE][QZ_TILE + 1];
     constexpr int NB = QZ_TILE / BLK; /* blocks per tile column */
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int64_t srows = p.cols, scols = p.rows; /* source [srows, scols] */
     const int64_t r0 = (int64_t)blockIdx.y * QZ_TILE, j0 = (int64_t)blockIdx.x * QZ_TILE;
-    for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
-        const int rr = e / QZ_TILE, jj = e % QZ_TILE;
-        const int64_t r = r0 + rr, j = j0 + jj;
-        tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) * pre : 0.0f;
+    constexpr int PER16 = 16 / (int)sizeof(TS), V = QZ_TILE / PER16; /* 16-byte loads per tile row */
+    if (r0 + QZ_TILE <= srows && j0 + QZ_TILE <= scols && p.src_cols % PER16 == 0 && (uintptr_t)src % 16 == 0) {
+        for (int e = threadIdx.x; e < QZ_TILE * V; e += blockDim.x) { /* a whole tile: 16-byte loads */
+            const int rr = e / V, jj = (e % V) * PER16;
+            const uint4 u = *(const uint4 *)(src + (r0 + rr) * p.src_cols + j0 + jj);
+            TS t[PER16];
+            memcpy(t, &u, 16);
+#pragma unroll
+            for (int k = 0; k < PER16; k++) tile[rr][jj + k] = ldf(t, k) * pre;
+        }
+    } else {
+        for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
+            const int rr = e / QZ_TILE, jj = e % QZ_TILE;
+            const int64_t r = r0 + rr, j = j0 + jj;
+            tile[rr][jj] = (r < srows && j < scols) ? ldf(src, r * p.src_cols + j) * pre : 0.0f;
+        }
     }
     __syncthreads();
     const int b = threadIdx.x % NB, jj = threadIdx.x / NB;
@@ -548,6 +608,7 @@ __device__ __forceinline__ void qz_load4(float v[4], const float *in, float pre)
 /* AXIS_ROWS (cols a multiple of 128, source 16-byte aligned): warp i takes block i. */
 template <typename TS>
 __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int lane = threadIdx.x & 31;
     const int64_t nblk = p.rows * p.scale_cols;
@@ -569,6 +630,7 @@ __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
 #define QZ_C8_COLS 64
 template <typename TS>
 __global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+    qz_put_slot(p);
     __shared__ float tile[128][QZ_C8_COLS + 1];
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t scols = p.rows; /* source [p.cols, p.rows] */
@@ -595,6 +657,7 @@ __global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
 /* ---- unscaled formats along rows: the quantized layout is the source layout -------------- */
 template <typename TS>
 __global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes, int64_t n) {
+    qz_put_slot(p);
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
         const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
@@ -610,6 +673,7 @@ __global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes,
  * generic path; coalesced loads of src rows and stores of q rows. blockDim (32, 8). */
 template <typename TS>
 __global__ void qz_plain_cols_kernel(qz_params p, const TS *src, uint8_t *codes) {
+    qz_put_slot(p);
     __shared__ float tile[32][33];
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -645,6 +709,7 @@ __device__ __forceinline__ uint32_t qz_bf16_same(uint32_t c) { return (c & 0x7FF
 
 template <bool BF16>
 __global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t *codes) {
+    qz_put_slot(p);
     __shared__ uint16_t tile[64][66]; /* [src row][src column]; 66: 2-way bank conflicts at most */
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int t = threadIdx.x;
@@ -751,14 +816,22 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     float *apart = tsc + 4;
     float *slot = fqt_backend_qtensor_scale_slot(q);
     const int64_t n = R * C;
-    int nparts = 0;
+    p.slot = NULL;
+    if (!f->tensor_scale && n > 0) { /* s_enc = s_dec = pre = 1: no amax, no tscale launch */
+        static float *ones;
+        if (!ones) FQT_CUDA_CHECK(cudaGetSymbolAddress((void **)&ones, qz_ones));
+        tsc = ones;
+        p.slot = slot;
+    }
     if (f->tensor_scale && n > 0) {
-        nparts = (int)qz_grid(n);
-        qz_amax_kernel<TS><<<nparts, QZ_THREADS>>>(src, n, apart);
+        unsigned nparts = qz_grid(n / 32 + 1); /* at most 1024 blocks: enough loads per thread to hide latency */
+        if (nparts > 1024) nparts = 1024;
+        qz_amax_kernel<TS><<<nparts, QZ_THREADS>>>(src, n, apart, fqt_elem_max(f->elem), tsc, slot);
+        FQT_CUDA_LAUNCHED();
+    } else if (!p.slot) {
+        qz_tscale_one_kernel<<<1, 1>>>(tsc, slot);
         FQT_CUDA_LAUNCHED();
     }
-    qz_tscale_kernel<<<1, QZ_THREADS>>>(apart, nparts, fqt_elem_max(f->elem), tsc, slot);
-    FQT_CUDA_LAUNCHED();
     if (n == 0) return;
 
     const int64_t nblk = f->scale == FQT_SCALE_NONE ? 0 : q->scale_rows * q->scale_cols;

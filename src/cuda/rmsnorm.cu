@@ -3,8 +3,9 @@
  * One warp per row; the row's sum of squares (and the backward's row dot) is accumulated in
  * double in a fixed order (each lane's elements in turn, then a butterfly over the lanes), so it
  * differs from the CPU's sequential double sum only in the last bits of a double, and rstd
- * (rounded to float) almost always agrees to the bit. dw is reduced in two fixed stages: partial sums over RN_CHUNK rows (in row order), then
- * the partials in chunk order, added to dw. Deterministic, no atomics. */
+ * (rounded to float) almost always agrees to the bit. dw is reduced in fixed stages: partial
+ * sums over RN_CHUNK rows (in row order), then the partials in a fixed two-level order (every
+ * eighth chunk, then the eight sums), added to dw. Deterministic, no atomics. */
 #include "cuda/common.cuh"
 
 #define RN_WARPS 8 /* rows per CUDA block */
@@ -102,12 +103,21 @@ __global__ void rmsnorm_bwd_dw_part_kernel(float *part, const T *dout, const T *
     part[k * C + j] = s;
 }
 
+/* Block (32 columns, 8 lanes): lane y sums the chunks k = y, y + 8, ... in order, then lane 0
+ * adds the eight sums in order: a fixed tree, eight loads in flight per column. */
 __global__ void rmsnorm_bwd_dw_sum_kernel(float *dw, const float *part, int64_t nchunk, int64_t C) {
-    const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (j >= C) return;
+    __shared__ float sh[8][33];
+    const int64_t j = blockIdx.x * 32 + threadIdx.x;
     float s = 0.0f;
-    for (int64_t k = 0; k < nchunk; k++) s = s + part[k * C + j];
-    dw[j] = dw[j] + s;
+    if (j < C)
+        for (int64_t k = threadIdx.y; k < nchunk; k += 8) s = s + part[k * C + j];
+    sh[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < C) {
+        float t = 0.0f;
+        for (int y = 0; y < 8; y++) t = t + sh[y][threadIdx.x];
+        dw[j] = dw[j] + t;
+    }
 }
 
 void fqt_cuda_rmsnorm_fwd(void *out, float *rstd, const void *in, const float *w, int64_t N,
@@ -139,6 +149,6 @@ void fqt_cuda_rmsnorm_bwd(void *din, float *dw, const void *dout, const void *in
         rmsnorm_bwd_dw_part_kernel<T><<<grid, 128>>>(part, (const T *)dout, (const T *)in, rstd, N, C);
         FQT_CUDA_LAUNCHED();
     });
-    rmsnorm_bwd_dw_sum_kernel<<<(unsigned)((C + 127) / 128), 128>>>(dw, part, nchunk, C);
+    rmsnorm_bwd_dw_sum_kernel<<<(unsigned)((C + 31) / 32), dim3(32, 8)>>>(dw, part, nchunk, C);
     FQT_CUDA_LAUNCHED();
 }

@@ -3,7 +3,8 @@
  * rounded to float once, then the same two products and one add per output. CUDA's double
  * pow/cos/sin may differ from libm in the last bit of a double, which almost never changes
  * the float; the rotation itself is bit-identical given the same cos and sin. The cos and sin
- * are computed once per (t, i) into a table, not once per element, and kept across calls. */
+ * are computed once per (t, i) into a table, not once per element, and kept across calls.
+ * HS % 8 == 0 (every model's head size) takes the four-pairs-a-thread kernel. */
 #include "cuda/common.cuh"
 
 /* The angles' cos and sin per (t, i), once per call: tab[t * half + i] = (cos, sin) rounded
@@ -39,6 +40,49 @@ __global__ void rope_kernel(T *x, const float2 *tab, I rows, I T_, I H, int half
     }
 }
 
+/* Four pairs a thread (half % 4 == 0): 8- (bf16) or 16-byte (float) loads and stores of
+ * x[i..i+3] and x[i+half..i+half+3], two 16-byte table loads; the same arithmetic per element
+ * as rope_kernel. Threads run over (row, group of 4) pairs. */
+__device__ __forceinline__ void rope_ld4(const float *p, float v[4]) {
+    const float4 u = *(const float4 *)p;
+    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+}
+__device__ __forceinline__ void rope_ld4(const bf16_t *p, float v[4]) {
+    const uint2 u = *(const uint2 *)p;
+    v[0] = fqt_bf16_dec_i((bf16_t)(u.x & 0xFFFFu)), v[1] = fqt_bf16_dec_i((bf16_t)(u.x >> 16));
+    v[2] = fqt_bf16_dec_i((bf16_t)(u.y & 0xFFFFu)), v[3] = fqt_bf16_dec_i((bf16_t)(u.y >> 16));
+}
+__device__ __forceinline__ void rope_st4(float *p, const float v[4]) { *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]); }
+__device__ __forceinline__ void rope_st4(bf16_t *p, const float v[4]) {
+    *(uint2 *)p = make_uint2((uint32_t)fqt_bf16_rne_i(v[0]) | ((uint32_t)fqt_bf16_rne_i(v[1]) << 16),
+                             (uint32_t)fqt_bf16_rne_i(v[2]) | ((uint32_t)fqt_bf16_rne_i(v[3]) << 16));
+}
+
+template <typename T, typename I>
+__global__ void rope4_kernel(T *x, const float2 *tab, I rows, I T_, I H, int half, float sign) {
+    const I q = (I)(half / 4), n = rows * q;
+    for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
+        const I row = e / q;
+        const int i = (int)(e - row * q) * 4;
+        const I t = (row / H) % T_;
+        T *v = x + (int64_t)row * (2 * half);
+        const float4 *tb = (const float4 *)(tab + (int64_t)t * half + i);
+        const float4 a01 = tb[0], a23 = tb[1];
+        const float cs[4] = {a01.x, a01.z, a23.x, a23.z};
+        const float sn[4] = {sign * a01.y, sign * a01.w, sign * a23.y, sign * a23.w};
+        float x0[4], x1[4], y0[4], y1[4];
+        rope_ld4(v + i, x0);
+        rope_ld4(v + i + half, x1);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            y0[k] = x0[k] * cs[k] - x1[k] * sn[k];
+            y1[k] = x1[k] * cs[k] + x0[k] * sn[k];
+        }
+        rope_st4(v + i, y0);
+        rope_st4(v + i + half, y1);
+    }
+}
+
 static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float theta, int sign) {
     FQT_ASSERT(HS % 2 == 0);
     if (B <= 0 || T <= 0 || H <= 0 || HS == 0) return;
@@ -55,9 +99,18 @@ static void rope(void *x, int64_t B, int64_t T, int64_t H, int64_t HS, float the
         tab_at = tab, tab_T = T, tab_HS = HS, tab_theta = theta;
     }
     const int64_t rows = B * T * H;
+    const float sg = sign > 0 ? 1.0f : -1.0f;
+    if (half % 4 == 0 && (uintptr_t)x % 16 == 0 && rows * (half / 4) < (1LL << 31) - 65536LL * 256) {
+        unsigned nb = fqt_cuda_blocks(rows * (half / 4), 256);
+        if (nb > 65536) nb = 65536;
+        FQT_DT_DISPATCH(fqt_cuda.act, TT,
+                        rope4_kernel<TT, uint32_t><<<nb, 256>>>((TT *)x, tab, (uint32_t)rows, (uint32_t)T,
+                                                                 (uint32_t)H, (int)half, sg));
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
     unsigned nb = fqt_cuda_blocks(rows, 8);
     if (nb > 65536) nb = 65536;
-    const float sg = sign > 0 ? 1.0f : -1.0f;
     const dim3 blk(32, 8);
     FQT_DT_DISPATCH(fqt_cuda.act, TT, {
         if (rows < (1LL << 31) - 65536LL * 8)

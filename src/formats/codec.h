@@ -117,24 +117,29 @@ FQT_INLINE uint8_t fqt_e2m1_sr_i(float x, uint32_t rnd) {
  * 252 (1.0f's 254 less code 2); rounding those bits to nearest-even is adding 2^21 - 1 plus
  * the kept bit, and the 22 bits below are the distance to the grid point under a in units of
  * the grid step, which is SR's fraction. Below 1 the grid step is 0.5: 2a is exact and is
- * rounded (rintf: half to even) or split into floor and fraction. */
+ * rounded half to even (0 up to a = 0.25, 2 from a = 0.75: two compares) or split into floor
+ * and fraction. No int-float conversions (a GPU issues those at an eighth of the rate of
+ * other arithmetic): SR's 24-bit uniform u24 2^-24 is compared with the fraction m22 2^-22 of
+ * a >= 1 as integers, and built as a float for a < 1 from (1 + (u24 >> 1) 2^-23) - 1 plus its
+ * low bit's 2^-24 (each step exact). */
 FQT_INLINE uint8_t fqt_e2m1_rne_bits_i(float x) {
     const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu;
     const uint32_t hi = ((ua + 0x1FFFFFu + ((ua >> 22) & 1u)) >> 22) - 252u; /* a >= 1 */
-    const uint32_t lo = (uint32_t)rintf(fqt_u2f(ua) * 2.0f);                  /* a < 1: 0..2 */
+    const uint32_t lo = (ua > 0x3E800000u ? 1u : 0u) + (ua >= 0x3F400000u ? 1u : 0u); /* a < 1 */
     const uint32_t c = ua >= 0x3F800000u ? (hi > 7u ? 7u : hi) : lo;
     return ua > 0x7F800000u ? 0 : (uint8_t)(((u >> 28) & 8u) | c);
 }
 
 FQT_INLINE uint8_t fqt_e2m1_sr_bits_i(float x, uint32_t rnd) {
-    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu;
+    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu, u24 = rnd >> 8;
     const float q = fqt_u2f(ua) * 2.0f;                             /* a < 1: 2a in [0, 2) */
     const uint32_t lo = q >= 1.0f ? 1u : 0u;
-    const float flo = q - (float)lo;
+    const float flo = q - (lo ? 1.0f : 0.0f);
+    const float uni = (fqt_u2f(0x3F800000u | (u24 >> 1)) - 1.0f) + ((u24 & 1u) ? 0x1p-24f : 0.0f);
     const uint32_t hi = (ua >> 22) - 252u;                           /* 1 <= a < 6 */
-    const float fhi = (float)(ua & 0x3FFFFFu) * 0x1p-22f;
     const bool small = ua < 0x3F800000u;
-    const uint32_t c = (small ? lo : hi) + (fqt_sr_uniform(rnd) < (small ? flo : fhi) ? 1u : 0u);
+    const bool up = small ? uni < flo : u24 < ((ua & 0x3FFFFFu) << 2);
+    const uint32_t c = (small ? lo : hi) + (up ? 1u : 0u);
     const uint32_t s = (u >> 28) & 8u;
     return ua > 0x7F800000u ? 0 : ua >= 0x40C00000u ? (uint8_t)(s | 7u) : (uint8_t)(s | c);
 }

@@ -111,8 +111,10 @@ static void check_same(const char *what, const float *got, const float *ref, int
 /* ---- quantize / dequantize ----------------------------------------------------------- */
 static const char *qformats[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "int4", "nf4", "bf16",
                                  "fp16", "fp32", "e2m1:b16x16:ue4m3:tensor", "e2m1:b32:e8m0:ceil",
-                                 "e5m2:b32:e8m0", "e2m1:b15:ue4m3", "e4m3:b7:fp32", NULL};
-static const int64_t qshapes[][2] = {{1, 1}, {1, 37}, {37, 1}, {33, 129}, {130, 257}, {256, 512}, {3, 96}, {96, 3}, {130, 256}, {64, 384}, {128, 100}};
+                                 "e5m2:b32:e8m0", "e2m1:b15:ue4m3", "e4m3:b7:fp32", "e2m1:b16:ue4m3",
+                                 NULL};
+static const int64_t qshapes[][2] = {{1, 1},   {1, 37},    {37, 1},   {33, 129}, {130, 257}, {256, 512},
+                                     {3, 96},  {96, 3},    {130, 256}, {64, 384}, {128, 100}, {5, 80}};
 
 static int stats_match(const fqt_qstats *a, const fqt_qstats *b) {
     int ok = a->n == b->n && a->n_nonfinite == b->n_nonfinite && a->n_saturated == b->n_saturated &&
@@ -239,6 +241,59 @@ static void upload_q(const fqt_qtensor *h, fqt_qtensor *g, void **mem) {
 }
 
 /* loose: tolerance factor for paths that do not accumulate in full FP32 (block-scaled FP8). */
+/* The device copy of a plain bf16 tensor's codes transposed: element (r, c) at [c * rows + r],
+ * the storage a column-major view (fqt_qtensor.colmajor) reads. */
+static void *colmajor_copy(const fqt_qtensor *h) {
+    const uint16_t *src = (const uint16_t *)(const void *)h->codes;
+    uint16_t *t = malloc((size_t)(h->rows * h->cols) * 2 + 2);
+    for (int64_t r = 0; r < h->rows; r++)
+        for (int64_t c = 0; c < h->cols; c++) t[c * h->rows + r] = src[r * h->cols + c];
+    void *d = dup_to_dev(t, (size_t)(h->rows * h->cols) * 2);
+    free(t);
+    return d;
+}
+
+/* be->qgemm(A, B) onto a device copy of c0 (ld ldc, type cdt) against the CPU's ref: the
+ * largest error as a fraction of the derived tolerance (|alpha| sum |a||b| + |beta c| bounds
+ * every rounding of the sum; loose > 0 replaces the float32 bound), INFINITY where a column
+ * past N was touched. */
+static double qgemm_error(const fqt_qtensor *ga, const fqt_qtensor *gb, float alpha, float beta, const float *c0,
+                          fqt_dtype cdt, int64_t ldc, const float *ref, const float *absref, double loose) {
+    const int64_t M = ga->rows, N = gb->rows, K = ga->cols;
+    void *dc;
+    float *got;
+    if (cdt == FQT_DT_F32) {
+        dc = dup_to_dev(c0, (size_t)(M * ldc) * 4);
+        be->qgemm(ga, gb, alpha, beta, dc, FQT_DT_F32, ldc);
+        got = f32_down(dc, M * ldc);
+        CHECK(guards_ok(dc, (size_t)(M * ldc) * 4));
+    } else {
+        uint16_t *hb = malloc((size_t)(M * ldc) * 2);
+        for (int64_t i = 0; i < M * ldc; i++) hb[i] = fqt_bf16_encode_rne(c0[i]);
+        dc = dup_to_dev(hb, (size_t)(M * ldc) * 2);
+        be->qgemm(ga, gb, alpha, beta, dc, FQT_DT_BF16, ldc);
+        be->download(hb, dc, (size_t)(M * ldc) * 2);
+        CHECK(guards_ok(dc, (size_t)(M * ldc) * 2));
+        got = malloc((size_t)(M * ldc) * 4);
+        for (int64_t i = 0; i < M * ldc; i++) got[i] = fqt_bf16_decode(hb[i]);
+        free(hb);
+    }
+    double worst = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            const int64_t ix = i * ldc + j;
+            if (j >= N) { worst = fmax(worst, got[ix] == c0[ix] ? 0 : INFINITY); continue; }
+            double tol = 2.0 * (double)(K + 2) * 0x1p-24 * absref[ix] + 1e-30;
+            if (loose > 0) tol = loose * absref[ix] + 1e-30;
+            if (cdt == FQT_DT_BF16) tol += 0x1p-8 * fabs(ref[ix]) + 0x1p-8 * fabs(beta * c0[ix]);
+            double e = fabs((double)got[ix] - ref[ix]) / tol;
+            if (!(e <= worst)) worst = e;
+        }
+    dfree(dc);
+    free(got);
+    return worst;
+}
+
 static void test_qgemm_formats(const char *const *gf, double loose) {
     static const int64_t sh[][3] = {{1, 1, 1}, {7, 13, 33}, {64, 96, 128}, {33, 65, 300}, {128, 256, 1024}};
     for (int fi = 0; gf[fi]; fi++) {
@@ -273,43 +328,25 @@ static void test_qgemm_formats(const char *const *gf, double loose) {
                 void *ma, *mb;
                 upload_q(&qa, &ga, &ma);
                 upload_q(&qb, &gb, &mb);
-                void *dc;
-                float *got;
-                if (cdt == FQT_DT_F32) {
-                    dc = dup_to_dev(c0, (size_t)(M * ldc) * 4);
-                    be->qgemm(&ga, &gb, alpha, beta, dc, FQT_DT_F32, ldc);
-                    got = f32_down(dc, M * ldc);
-                    CHECK(guards_ok(dc, (size_t)(M * ldc) * 4));
-                } else {
-                    uint16_t *hb = malloc((size_t)(M * ldc) * 2);
-                    for (int64_t i = 0; i < M * ldc; i++) hb[i] = fqt_bf16_encode_rne(c0[i]);
-                    dc = dup_to_dev(hb, (size_t)(M * ldc) * 2);
-                    be->qgemm(&ga, &gb, alpha, beta, dc, FQT_DT_BF16, ldc);
-                    be->download(hb, dc, (size_t)(M * ldc) * 2);
-                    CHECK(guards_ok(dc, (size_t)(M * ldc) * 2));
-                    got = malloc((size_t)(M * ldc) * 4);
-                    for (int64_t i = 0; i < M * ldc; i++) got[i] = fqt_bf16_decode(hb[i]);
-                    free(hb);
+                /* cm 0: as quantized; plain bf16 on a backend that takes column-major views
+                 * (fqt_linear_quantize's transposed operands): cm 1 A, 2 B, 3 both as views */
+                const bool views = be->qgemm_colmajor_bf16 && f.elem == FQT_ELEM_BF16 && f.scale == FQT_SCALE_NONE;
+                for (int cm = 0; cm < (views ? 4 : 1); cm++) {
+                    void *ta = NULL, *tb = NULL;
+                    fqt_qtensor va = ga, vb = gb;
+                    if (cm & 1) va.codes = ta = colmajor_copy(&qa), va.colmajor = true;
+                    if (cm & 2) vb.codes = tb = colmajor_copy(&qb), vb.colmajor = true;
+                    const double worst = qgemm_error(&va, &vb, alpha, beta, c0, cdt, ldc, ref, absref, loose);
+                    if (worst > 0.25) printf("  note qgemm %s%s [%lld,%lld,%lld]: max error %.3g of the tolerance\n", gf[fi],
+                                             cm ? " (column-major views)" : "", (long long)M, (long long)N, (long long)K, worst);
+                    CHECK_MSG(worst <= 1.0, "qgemm %s [%lld,%lld,%lld] beta %g c %s views %d: max error %.3g of the tolerance",
+                              gf[fi], (long long)M, (long long)N, (long long)K, beta, cdt ? "bf16" : "f32", cm, worst);
+                    if (ta) dfree(ta);
+                    if (tb) dfree(tb);
                 }
-                double worst = 0;
-                for (int64_t i = 0; i < M; i++)
-                    for (int64_t j = 0; j < ldc; j++) {
-                        const int64_t ix = i * ldc + j;
-                        if (j >= N) { worst = fmax(worst, got[ix] == c0[ix] ? 0 : INFINITY); continue; }
-                        double tol = 2.0 * (double)(K + 2) * 0x1p-24 * absref[ix] + 1e-30;
-                        if (loose > 0) tol = loose * absref[ix] + 1e-30;
-                        if (cdt == FQT_DT_BF16) tol += 0x1p-8 * fabs(ref[ix]) + 0x1p-8 * fabs(beta * c0[ix]);
-                        double e = fabs((double)got[ix] - ref[ix]) / tol;
-                        if (!(e <= worst)) worst = e;
-                    }
-                if (worst > 0.25) printf("  note qgemm %s [%lld,%lld,%lld]: max error %.3g of the tolerance\n", gf[fi],
-                                         (long long)M, (long long)N, (long long)K, worst);
-                CHECK_MSG(worst <= 1.0, "qgemm %s [%lld,%lld,%lld] beta %g c %s: max error %.3g of the tolerance",
-                          gf[fi], (long long)M, (long long)N, (long long)K, beta, cdt ? "bf16" : "f32", worst);
-                dfree(dc);
                 dfree(ma);
                 dfree(mb);
-                free(a); free(b); free(c0); free(ref); free(da); free(db); free(absref); free(got);
+                free(a); free(b); free(c0); free(ref); free(da); free(db); free(absref);
                 fqt_qtensor_free(&qa);
                 fqt_qtensor_free(&qb);
             }
@@ -318,7 +355,7 @@ static void test_qgemm_formats(const char *const *gf, double loose) {
 
 static void test_qgemm(void) {
     /* fp8 and fp8-w through the FP32 path here (FQT_CUDA_FP8=fp32): exact products, FP32 sums */
-    static const char *gf[] = {"nvfp4", "mxfp4", "mxfp8", "fp8", "fp8-w", "bf16", "fp32", "int4", NULL};
+    static const char *gf[] = {"nvfp4", "nvfp4-2d", "mxfp4", "mxfp8", "fp8", "fp8-w", "bf16", "fp32", "int4", NULL};
     setenv("FQT_CUDA_FP8", "fp32", 1);
     test_qgemm_formats(gf, 0);
     unsetenv("FQT_CUDA_FP8");
@@ -685,6 +722,7 @@ static void run_all(fqt_dtype act) {
     SECTION(test_elementwise(1024));
     SECTION(test_embedding_rmsnorm_rope(67, 16));
     SECTION(test_embedding_rmsnorm_rope(264, 128));
+    SECTION(test_embedding_rmsnorm_rope(64, 6)); /* RoPE's one-pair kernel (HS % 8 != 0) */
     SECTION(test_attention()); /* bf16: the fused tensor-core kernels where HS is 64 or 128 */
     if (act == FQT_DT_BF16) {
         setenv("FQT_CUDA_ATTN", "cublas", 1); /* and the cuBLAS path for every shape */
