@@ -79,13 +79,14 @@ int main(void) {
         if (fqt_gemm_impl_supported((fqt_gemm_impl)i)) printf(" %s", fqt_gemm_impl_name((fqt_gemm_impl)i));
     printf("; auto = %s\n", fqt_gemm_impl_name(fqt_gemm_get_impl()));
     CHECK(fqt_gemm_set_impl(FQT_GEMM_IMPL_COUNT) == FQT_ERR_ARG);
+    /* {300, 70, 600}: few row blocks with more work items than threads, B packed whole once */
     const int64_t kshapes[][3] = {{1, 1, 1}, {12, 32, 256}, {13, 33, 257}, {97, 70, 600},
-                                  {200, 31, 5}, {5, 200, 513}, {96, 64, 0}};
+                                  {200, 31, 5}, {5, 200, 513}, {96, 64, 0}, {300, 70, 600}};
     for (size_t s = 0; s < sizeof kshapes / sizeof kshapes[0]; s++)
         check_kernels(kshapes[s][0], kshapes[s][1], kshapes[s][2]);
 
     const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {6, 16, 256}, {97, 33, 300},
-                                 {13, 130, 17}, {200, 64, 513}};
+                                 {13, 130, 17}, {200, 64, 513}, {300, 70, 600}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);

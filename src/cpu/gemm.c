@@ -490,27 +490,35 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
-    const int own_k = compute && (M + MC - 1) / MC <= 4 && K > KC;
-    /* Rows per work item: MC, or for the few-row-block shapes (own_k, below) with several
-     * threads the rows split evenly over the threads (a multiple of MR), so that the items
-     * need no column split, which would pack each A row block again for every column group.
-     * The tiling never changes the arithmetic (gemm.h: only KC does). */
-    int64_t mcb = MC;
-    if (own_k && nthreads > 1) {
-        const int64_t per = ((M + nthreads - 1) / nthreads + MR - 1) / MR * MR;
-        if (per < MC) mcb = per;
-    }
-    const int64_t mblocks = (M + mcb - 1) / mcb;
-    /* Work items are (row block, group of column panels); split the columns only as far
-     * as needed to give every thread a few items, since each item packs its rows of A. */
-    int64_t ngroups = own_k && mblocks >= nthreads ? 1 : (4 * nthreads + mblocks - 1) / mblocks;
-    if (ngroups > npanels) ngroups = npanels;
-    const int64_t gp = (npanels + ngroups - 1) / ngroups;
-    ngroups = (npanels + gp - 1) / gp;
     /* B packed whole (every k block, once) when that fits in about an L2: each work item
      * then runs all of K for its tile, with no barrier per k block and its C tile hot. */
     const int64_t nkb = (K + KC - 1) / KC;
-    const int full_b = compute && !own_k && nkb > 1 && (size_t)(npanels * NR * K) * sizeof(float) <= ((size_t)2 << 20);
+    const int b_fits = compute && nkb > 1 && (size_t)(npanels * NR * K) * sizeof(float) <= ((size_t)2 << 20);
+    /* Few row blocks (the wgrad shapes): the rows split into work items of equal size (a
+     * multiple of MR, at most MC), as many as a multiple of the threads, and no column
+     * split, which would pack each A row block again for every column group. With one item
+     * per thread, or B too large to pack whole, each item packs its own B (own_k: no shared
+     * data, B packed once per item); with more items B is packed whole once and shared.
+     * The tiling never changes the arithmetic (gemm.h: only KC does). */
+    const int few_rows = compute && (M + MC - 1) / MC <= 4 && K > KC;
+    int64_t mcb = MC;
+    if (few_rows && nthreads > 1)
+        for (int64_t items = nthreads;; items += nthreads) {
+            const int64_t per = ((M + items - 1) / items + MR - 1) / MR * MR;
+            if (per <= MC) {
+                mcb = per;
+                break;
+            }
+        }
+    const int64_t mblocks = (M + mcb - 1) / mcb;
+    const int own_k = few_rows && (!b_fits || mblocks <= nthreads);
+    /* Work items are (row block, group of column panels); split the columns only as far
+     * as needed to give every thread a few items, since each item packs its rows of A. */
+    int64_t ngroups = few_rows && mblocks >= nthreads ? 1 : (4 * nthreads + mblocks - 1) / mblocks;
+    if (ngroups > npanels) ngroups = npanels;
+    const int64_t gp = (npanels + ngroups - 1) / ngroups;
+    ngroups = (npanels + gp - 1) / gp;
+    const int full_b = b_fits && !own_k;
     float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC * (full_b ? nkb : 1))) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
 #pragma omp parallel
