@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/cuda_train_bench.sh — llama-124m training speed of `fqt train --device cuda` per
 # recipe, and the PyTorch peer (bench/torch_peer_cuda.py), in one go on a GPU machine; prints one
-# table. Synthetic random tokens (speed only). Peak memory: the largest memory.used that
+# table (a recipe written mxfp4@fp8 runs mxfp4 with FQT_CUDA_MXFP4=fp8: its GEMMs on the FP8
+# tensor cores). Synthetic random tokens (speed only). Peak memory: the largest memory.used that
 # nvidia-smi reports while the run lasts (sampled every 100 ms; includes the CUDA context),
 # the same method for both. Usage: bench/cuda_train_bench.sh [STEPS] [RECIPES] [PEER_RECIPES]
 # Environment: MODEL (llama-124m; llama-1b), BATCH and SEQ (16 and 1024; 8 and 2048 for
@@ -44,10 +45,11 @@ train() { # recipe attention run-dir steps: fqt train on the GPU at the bench's 
   # is killed once its last step's metrics line is written (the final checkpoint, 13 GB for
   # llama-1b, is no part of the speed figure and would cost device time); a profiled run
   # (FQT_PROFILE set) is left to finish, since its table is written at exit.
-  local r=$1 attn=$2 dir=$3 n=$4
+  local r=$1 attn=$2 dir=$3 n=$4 mx=${FQT_CUDA_MXFP4:-}
+  [ "${r%@fp8}" != "$r" ] && mx=fp8 # RECIPE@fp8: mxfp4 GEMMs on the FP8 tensor cores (FQT_CUDA_MXFP4=fp8)
   rm -rf "$dir"
-  FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} "$fqt" train --device cuda \
-    --model "$model" --recipe "$r" --batch "$batch" --seq "$seq" --steps "$n" --warmup 2 \
+  FQT_CUDA_ACT=bf16 FQT_CUDA_ATTN=$attn FQT_CUDA_FP8=${FQT_CUDA_FP8:-} FQT_CUDA_MXFP4=$mx "$fqt" train --device cuda \
+    --model "$model" --recipe "${r%@fp8}" --batch "$batch" --seq "$seq" --steps "$n" --warmup 2 \
     --val-every 0 --val-tokens $((batch * seq)) --sample-tokens 0 --log-every 1 --gnr-every 0 --diag-every 0 --vocab '' \
     --train-data "$D/train_*.bin" --val-data "$D/val_*.bin" --run-dir "$dir" &
   local pid=$! t0=$SECONDS # $pid is fqt itself (not a timeout wrapper), so the kill below reaches it

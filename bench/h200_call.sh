@@ -43,13 +43,13 @@ if want train; then
   stamp train
   # the peer's own limit (PEER_TIMEOUT) below the stage's, so a slow peer still leaves its rows
   TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} timeout 420 bench/cuda_train_bench.sh 12 \
-    "${RECIPES:-bf16 nvfp4 mxfp4 fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
+    "${RECIPES:-bf16 nvfp4 mxfp4 fp8 mxfp4@fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
   cat "$O/table124m.txt"
 fi
 if want train1b; then
   stamp train1b
   TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 420 \
-    bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
+    bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4 mxfp4@fp8}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
   cat "$O/table1b.txt"
 fi
 if want kernels; then

@@ -144,8 +144,9 @@ static void test_env_switches(void) {
 #ifdef FQT_HAVE_CUDA
     const char *vars[][3] = {{"FQT_CUDA_ATTN", "flsh", "flash cublas"},
                              {"FQT_CUDA_FP8", "FP32", "blockscaled fp32"},
-                             {"FQT_CUDA_ACT", "bfloat16", "bf16 f32 fp32"}};
-    for (int i = 0; i < 3; i++) {
+                             {"FQT_CUDA_ACT", "bfloat16", "bf16 f32 fp32"},
+                             {"FQT_CUDA_MXFP4", "fp4", "bf16 fp8"}};
+    for (int i = 0; i < 4; i++) {
         setenv(vars[i][0], vars[i][1], 1);
         for (int d = 0; d < 2; d++) {
             const char *dev = d ? "auto" : "cuda";

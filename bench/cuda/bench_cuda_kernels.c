@@ -94,7 +94,7 @@ int main(void) {
 
     /* GEMMs: fprop, dgrad and wgrad shapes of llama-124m (N = 16 x 1024 tokens) */
     printf("\n%-8s %-22s %9s %8s\n", "format", "M x N x K", "us", "TFLOP/s");
-    const char *gf[] = {"bf16", "nvfp4", "mxfp4", "fp8", "fp8", NULL};
+    const char *gf[] = {"bf16", "nvfp4", "mxfp4", "fp8", "fp8", "mxfp4", NULL};
     const int64_t gs[][3] = {{16384, 2304, 768}, {16384, 768, 768}, {16384, 4096, 768}, {16384, 768, 2048},
                              {16384, 50304, 768}, {768, 768, 16384}, {2048, 768, 16384}};
     for (int fi = 0; gf[fi]; fi++)
@@ -102,6 +102,7 @@ int main(void) {
             /* fp8 twice: the FP32 path (FQT_CUDA_FP8=fp32), then the default, cuBLASLt block-scaled FP8 */
             if (fi == 3) setenv("FQT_CUDA_FP8", "fp32", 1);
             if (fi == 4) unsetenv("FQT_CUDA_FP8");
+            if (fi == 5) setenv("FQT_CUDA_MXFP4", "fp8", 1); /* mxfp4 again, on the FP8 tensor cores */
             fqt_format f;
             fqt_format_parse(gf[fi], &f);
             const int64_t M = gs[si][0], N = gs[si][1], K = gs[si][2];
@@ -114,10 +115,12 @@ int main(void) {
             be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL);
             void *c = be->alloc((size_t)(M * N) * 2);
             double t = TIME(5, be->qgemm(&qa, &qb, 1.0f, 0.0f, c, FQT_DT_BF16, N));
-            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 4 ? "fp8-bs" : fi == 3 ? "fp8-f32" : gf[fi], (long long)M, (long long)N, (long long)K,
+            printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 5 ? "mxfp4-f8" : fi == 4 ? "fp8-bs" : fi == 3 ? "fp8-f32" : gf[fi], (long long)M, (long long)N, (long long)K,
                    t * 1e6, 2.0 * (double)M * (double)N * (double)K / t / 1e12);
             be->free(a); be->free(b); be->free(ma); be->free(mb); be->free(c);
         }
+
+    unsetenv("FQT_CUDA_MXFP4");
 
     /* attention, bf16, at the shapes of llama-124m (B 16, T 1024, NH 12, HS 64) and llama-1b
      * (B 8, T 2048, NH 16, HS 128). TFLOP/s count the causal half only: forward 2 products of

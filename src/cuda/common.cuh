@@ -113,12 +113,13 @@ extern fqt_cuda_state fqt_cuda;
 int fqt_cuda_env_choice(const char *name, const char *const *vals);
 extern const char *const fqt_cuda_env_attn[]; /* FQT_CUDA_ATTN: flash, cublas (attention.cu) */
 extern const char *const fqt_cuda_env_fp8[];  /* FQT_CUDA_FP8: blockscaled, fp32 (qgemm.cu) */
+extern const char *const fqt_cuda_env_mxfp4[]; /* FQT_CUDA_MXFP4: bf16, fp8 (qgemm.cu) */
 
 /* Scratch buffers owned by the backend, grown on demand (never shrunk). A slot's contents
  * are valid until the next call that asks for the same slot. */
 typedef enum {
     FQT_SCR_QMAP = 0, FQT_SCR_PART, FQT_SCR_TSCALE, FQT_SCR_DEQ_A, FQT_SCR_DEQ_B, FQT_SCR_LT_WS,
-    FQT_SCR_GEMM_C, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ATT_DKV, FQT_SCR_ROW, FQT_SCR_ROPE,
+    FQT_SCR_GEMM_C, FQT_SCR_MX_A, FQT_SCR_MX_B, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ATT_DKV, FQT_SCR_ROW, FQT_SCR_ROPE,
     FQT_SCR_COUNT
 } fqt_cuda_scratch_slot;
 void *fqt_cuda_scratch(fqt_cuda_scratch_slot slot, size_t bytes);
@@ -203,6 +204,9 @@ __device__ __forceinline__ void fqt_cuda_alpha_put(const fqt_cuda_alpha &a) {
  * al (may be NULL): one thread of the kernel also writes that GEMM's alpha and beta. */
 void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale,
                              const fqt_cuda_alpha *al);
+/* The 1x128 E4M3 expansion of an E2M1/E8M0 tensor (fqt_mx_e4m3_expand, FORMATS.md §9) into
+ * device buffers: e4m3[rows * cols], gscale[rows * ceil(cols / 128)]. */
+void fqt_cuda_mx_e4m3_expand_raw(const fqt_qtensor *q, uint8_t *e4m3, float *gscale);
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc);
 int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,

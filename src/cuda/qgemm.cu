@@ -21,8 +21,13 @@
  *    scale repeated for each of its rows: the same products). This is the DeepSeek-V3 recipe's
  *    GEMM. Not exact: the FP8 tensor cores accumulate each 128-term block with less than FP32
  *    precision before the scales are applied; tests use a looser derived tolerance.
- * Not yet: the fused kernel that reads packed codes in the mainloop, MXFP4 on FP8 tensor
- * cores, Blackwell's block-scaled FP4 modes. */
+ *  - MXFP4 on FP8 tensor cores (FQT_CUDA_MXFP4=fp8; the default, bf16, is the exact path
+ *    above): E2M1/E8M0 operands with K % 128 == 0 are expanded to E4M3 with one FP32 scale per
+ *    1x128 group (mx_fp8.cu, FORMATS.md §9) and go to the block-scaled FP8 GEMM above. Same
+ *    products for blocks at most 14 binades under their group's largest; FP8 tensor-core sums.
+ *    Not the default until it has been measured on a GPU (it has not run on one yet).
+ * Not yet: the fused kernel that reads packed codes in the mainloop, Blackwell's block-scaled
+ * FP4 modes. */
 #include "cuda/common.cuh"
 
 #include <stdlib.h>
@@ -124,6 +129,7 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab,
 }
 
 const char *const fqt_cuda_env_fp8[] = {"blockscaled", "fp32", NULL};
+const char *const fqt_cuda_env_mxfp4[] = {"bf16", "fp8", NULL};
 
 static bool is_fp8_b128(const fqt_format *f) {
     return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
@@ -193,6 +199,40 @@ static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float al
     return ok;
 }
 
+static bool is_mx_e2m1(const fqt_format *f) {
+    return f->elem == FQT_ELEM_E2M1 && f->scale == FQT_SCALE_E8M0 && !f->tensor_scale && f->block_rows == 1 &&
+           f->block > 0 && 128 % f->block == 0;
+}
+
+/* MXFP4 on FP8 tensor cores (FQT_CUDA_MXFP4=fp8): both operands expanded to E4M3 codes with
+ * one FP32 scale per 1x128 group (FORMATS.md §9: the MXFP4 values exactly, blocks down to 14
+ * binades under their group's largest), then the block-scaled FP8 GEMM of the fp8 recipe. Its
+ * sums are the FP8 tensor cores' (not exact, as fp8's); false when cuBLASLt has no algorithm. */
+static bool mx_fp8(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C, fqt_dtype c_dt,
+                   int64_t ldc) {
+    const int64_t K = A->cols;
+    const fqt_format f8 = {FQT_ELEM_E4M3, FQT_SCALE_FP32, 128, 1, false, false};
+    fqt_qtensor t[2];
+    const fqt_qtensor *src[2] = {A, B};
+    for (int i = 0; i < 2; i++) {
+        const int64_t rows = src[i]->rows, codes = (rows * K + 255) / 256 * 256;
+        uint8_t *buf = (uint8_t *)fqt_cuda_scratch(i ? FQT_SCR_MX_B : FQT_SCR_MX_A,
+                                                   (size_t)codes + (size_t)(rows * (K / 128)) * sizeof(float));
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].fmt = f8;
+        t[i].rows = rows;
+        t[i].cols = K;
+        t[i].row_bytes = K;
+        t[i].codes = buf;
+        t[i].scale_rows = rows;
+        t[i].scale_cols = K / 128;
+        t[i].scales = buf + codes;
+        t[i].tensor_scale = 1.0f;
+        fqt_cuda_mx_e4m3_expand_raw(src[i], t[i].codes, (float *)(void *)t[i].scales);
+    }
+    return fp8_blockscaled(&t[0], &t[1], alpha, beta, C, c_dt, ldc);
+}
+
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc) {
     FQT_ASSERT(A->cols == B->cols);
@@ -209,6 +249,10 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
     if (fqt_cuda_env_choice("FQT_CUDA_FP8", fqt_cuda_env_fp8) != 1 && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
         K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
         fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
+        return;
+    if (fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1 && is_mx_e2m1(&A->fmt) &&
+        is_mx_e2m1(&B->fmt) && K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
+        mx_fp8(A, B, alpha, beta, C, c_dt, ldc))
         return;
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
     const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;

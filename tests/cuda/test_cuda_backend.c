@@ -353,6 +353,52 @@ static void test_qgemm_formats(const char *const *gf, double loose) {
     }
 }
 
+/* ---- MXFP4 on FP8 tensor cores ----------------------------------------------------------- */
+/* The device expansion (cuda/mx_fp8.cu) against fqt_mx_e4m3_expand, memcmp: E4M3 codes and
+ * group scales, with blocks far under their group's largest (the inexact ones), NaN and Inf
+ * blocks, partial groups and widths that leave no 16-code runs. */
+static void test_mx_expand(void) {
+    static const char *mf[] = {"mxfp4", "e2m1:b16:e8m0", "e2m1:b128:e8m0", "e2m1:b32:e8m0:ceil", NULL};
+    static const int64_t sh[][2] = {{1, 1}, {3, 37}, {5, 128}, {7, 200}, {16, 1024}, {2, 96}};
+    for (int fi = 0; mf[fi]; fi++) {
+        fqt_format f;
+        FQT_ASSERT(fqt_format_parse(mf[fi], &f) == FQT_OK);
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+            const int64_t R = sh[si][0], C = sh[si][1], n = R * C, ng = (C + 127) / 128;
+            float *x = malloc((size_t)n * 4);
+            for (int64_t i = 0; i < n; i++) /* exponents over 40 binades, so some blocks fall > 14 under */
+                x[i] = grand() * ldexpf(1.0f, (int)((i / 16) * 7 % 41) - 20);
+            if (n > 40) { x[n / 2] = NAN; x[n - 3] = -INFINITY; }
+            fqt_qtensor hq, gq;
+            FQT_ASSERT(fqt_qtensor_alloc(&hq, &f, R, C) == FQT_OK);
+            fqt_quantize(&hq, x, R, C, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL);
+            uint8_t *ref = malloc((size_t)n + 1);
+            float *rs = malloc((size_t)(R * ng) * 4 + 4);
+            int64_t inexact = 0;
+            CHECK(fqt_mx_e4m3_expand(&hq, ref, rs, &inexact) == FQT_OK);
+            void *mem;
+            upload_q(&hq, &gq, &mem);
+            uint8_t *de = dnew((size_t)n);
+            float *ds = dnew((size_t)(R * ng) * 4);
+            fqt_cuda_mx_e4m3_expand(&gq, de, ds);
+            uint8_t *got = malloc((size_t)n + 1);
+            float *gs = malloc((size_t)(R * ng) * 4 + 4);
+            be->download(got, de, (size_t)n);
+            be->download(gs, ds, (size_t)(R * ng) * 4);
+            CHECK_MSG(!memcmp(got, ref, (size_t)n), "mx expand %s [%lld,%lld]: E4M3 codes differ", mf[fi],
+                      (long long)R, (long long)C);
+            CHECK_MSG(!memcmp(gs, rs, (size_t)(R * ng) * 4), "mx expand %s [%lld,%lld]: group scales differ",
+                      mf[fi], (long long)R, (long long)C);
+            CHECK(guards_ok(de, (size_t)n) && guards_ok(ds, (size_t)(R * ng) * 4));
+            if (si == 4 && f.block < 128) /* (one block per group cannot be under another) */
+                CHECK_MSG(inexact > 0, "mx expand %s: the data left no block inexact", mf[fi]);
+            dfree(de); dfree(ds); dfree(mem);
+            free(x); free(ref); free(rs); free(got); free(gs);
+            fqt_qtensor_free(&hq);
+        }
+    }
+}
+
 static void test_qgemm(void) {
     /* fp8 and fp8-w through the FP32 path here (FQT_CUDA_FP8=fp32): exact products, FP32 sums */
     static const char *gf[] = {"nvfp4", "nvfp4-2d", "mxfp4", "mxfp8", "fp8", "fp8-w", "bf16", "fp32", "int4", NULL};
@@ -364,6 +410,12 @@ static void test_qgemm(void) {
      * precision (a bound, not a measurement: the note lines report it) */
     static const char *f8[] = {"fp8", "fp8-w", NULL};
     test_qgemm_formats(f8, 0x1p-10);
+    /* MXFP4 on the FP8 tensor cores: the same products (the test data keep every block within
+     * 14 binades of its group's largest), FP8 tensor-core sums: fp8's bound */
+    static const char *mx[] = {"mxfp4", NULL};
+    setenv("FQT_CUDA_MXFP4", "fp8", 1);
+    test_qgemm_formats(mx, 0x1p-10);
+    unsetenv("FQT_CUDA_MXFP4");
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
@@ -718,6 +770,7 @@ static void run_all(fqt_dtype act) {
     SECTION(test_quantize());
     unsetenv("FQT_CUDA_QUANT_GENERIC");
     if (act == FQT_DT_F32) SECTION(test_qgemm());
+    if (act == FQT_DT_F32) SECTION(test_mx_expand());
     SECTION(test_elementwise(1001));
     SECTION(test_elementwise(1024));
     SECTION(test_embedding_rmsnorm_rope(67, 16));
