@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
         double t0 = 0;
         for (int i = 0; i <= steps; i++) {
             if (i == 1) { fqt_prof_reset(); t0 = fqt_prof_now(); }
-            fqt_pass p = {&rec, FQT_MODE_FQT, 1, (uint32_t)i, NULL};
+            fqt_pass p = {&rec, FQT_MODE_FQT, 1, (uint32_t)i, NULL, false};
             fqt_model_zero_grad(&m);
             fqt_model_forward(&m, x, y, B, T, &p);
             fqt_model_backward(&m, &p, 1.0f);

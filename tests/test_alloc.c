@@ -97,7 +97,7 @@ int main(void) {
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < 7; i++)
             for (int mode = 0; mode < FQT_MODE_COUNT; mode++) {
-                fqt_pass pass = {&r[i], (fqt_mode)mode, 11, (uint32_t)(round * 100 + i), i == 2 ? &diag : NULL};
+                fqt_pass pass = {&r[i], (fqt_mode)mode, 11, (uint32_t)(round * 100 + i), i == 2 ? &diag : NULL, false};
                 if (round == 0) {
                     step(&m, &pass, x, y, B, T, mom, vel, &a, part);
                     step(&m, &pass, x, y, B, T, mom, vel, &a, part);

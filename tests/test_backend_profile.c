@@ -50,7 +50,7 @@ static void run(const fqt_backend *be, double *loss, float **grads, int64_t *n) 
     const int64_t B = 2, T = 16;
     int32_t tok[32], tgt[32];
     for (int i = 0; i < 32; i++) tok[i] = (int32_t)((i * 37 + 5) % 64), tgt[i] = (int32_t)((i * 11 + 3) % 64);
-    const fqt_pass pass = {&r, FQT_MODE_FQT, 3, 1, NULL};
+    const fqt_pass pass = {&r, FQT_MODE_FQT, 3, 1, NULL, false};
     fqt_model_zero_grad(&m);
     *loss = fqt_model_forward(&m, tok, tgt, B, T, &pass);
     fqt_model_backward(&m, &pass, 1.0f);

@@ -78,7 +78,7 @@ int main(void) {
     for (int i = 0; i < 300; i++) tok[i] = (uint16_t)((i * 7 + i / 13) % 50);
 
     /* A model against itself: KL exactly 0, top-1 agreement exactly 1, equal losses. */
-    fqt_pass p = {&fp32, FQT_MODE_FQT, 0, 0, NULL};
+    fqt_pass p = {&fp32, FQT_MODE_FQT, 0, 0, NULL, false};
     fqt_compare cmp;
     CHECK(fqt_compare_models(&a, &p, &a, &p, tok, 300, 4, 16, 1000, &cmp) == FQT_OK);
     CHECK_MSG(cmp.kl == 0.0 && cmp.top1 == 1.0 && cmp.loss_a == cmp.loss_b, "kl %g top1 %g", cmp.kl, cmp.top1);
@@ -90,7 +90,7 @@ int main(void) {
     double la = fqt_eval_loss(&a, &t, 4, 16, cmp.tokens, &p);
     CHECK_MSG(fabs(la - cmp.loss_a) < 1e-4 * fabs(la), "eval %g vs compare %g", la, cmp.loss_a);
     /* The same weights under nvfp4 and fp32 forward passes differ, but only a little. */
-    fqt_pass pq = {&nv, FQT_MODE_FQT, 0, 0, NULL};
+    fqt_pass pq = {&nv, FQT_MODE_FQT, 0, 0, NULL, false};
     CHECK(fqt_compare_models(&a, &p, &a, &pq, tok, 300, 4, 16, 1000, &cmp) == FQT_OK);
     CHECK(cmp.kl > 0.0 && cmp.kl < 0.1);
     CHECK(fqt_compare_models(&a, &p, &a, &p, tok, 10, 4, 16, 1000, &cmp) == FQT_ERR_ARG);

@@ -99,7 +99,7 @@ static void test_sizes(void) {
     fqt_model_init(&m, 1);
     fqt_recipe r;
     FQT_ASSERT(fqt_recipe_parse("fp32", &r) == FQT_OK);
-    fqt_pass pass = {&r, FQT_MODE_FQT, 1, 0, NULL};
+    fqt_pass pass = {&r, FQT_MODE_FQT, 1, 0, NULL, false};
     fqt_sample_opts o = {0};
     o.temperature = 1.0f;
     int32_t prompt[1] = {1}, *out = NULL;

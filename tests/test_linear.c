@@ -157,7 +157,7 @@ static void test_linear_vs_reference(void) {
         fqt_recipe rec;
         CHECK_MSG(fqt_recipe_parse(recipes[r], &rec) == FQT_OK, "%s", fqt_last_error());
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
-            fqt_pass pass = {&rec, FQT_MODE_FQT, 0x5EEDull + sh, (uint32_t)(3 + r), NULL};
+            fqt_pass pass = {&rec, FQT_MODE_FQT, 0x5EEDull + sh, (uint32_t)(3 + r), NULL, false};
             check_linear(recipes[r], &rec.quant, &pass, (int64_t)(5 + sh), shapes[sh][0],
                          shapes[sh][1], shapes[sh][2]);
         }
@@ -167,7 +167,7 @@ static void test_linear_vs_reference(void) {
 /* wgrad of a fixed (dY, X) under nvfp4 (SR on both operands) for a given seed and step. */
 static float *wgrad_once(const fqt_recipe *rec, uint64_t seed, uint32_t step, int64_t id,
                          const float *X, const float *dY, int64_t N, int64_t Cin, int64_t Cout) {
-    fqt_pass pass = {rec, FQT_MODE_FQT, seed, step, NULL};
+    fqt_pass pass = {rec, FQT_MODE_FQT, seed, step, NULL, false};
     float *dW = calloc((size_t)(Cout * Cin), sizeof(float));
     fqt_qtensor QXt;
     fqt_linear_wgrad_x(&WS, &QXt, X, N, Cin, &rec->quant, &pass, id, id);
@@ -197,7 +197,7 @@ static void test_sr_keys(void) {
     float *r[3];
     const uint32_t steps[3] = {7, 7, 9};
     for (int i = 0; i < 3; i++) {
-        fqt_pass pass = {&rec, FQT_MODE_FQT, 1, steps[i], NULL};
+        fqt_pass pass = {&rec, FQT_MODE_FQT, 1, steps[i], NULL, false};
         r[i] = calloc((size_t)(N * Cin), sizeof(float));
         fqt_linear_dgrad(&WS, r[i], 0.0f, dY, N, W, Cout, Cin, &rec.quant, &pass, 3);
     }
@@ -206,7 +206,7 @@ static void test_sr_keys(void) {
     /* fprop is RTN on both operands: sr_step and seed change nothing. */
     float *y[2];
     for (int i = 0; i < 2; i++) {
-        fqt_pass pass = {&rec, FQT_MODE_FQT, (uint64_t)i + 1, steps[i + 1], NULL};
+        fqt_pass pass = {&rec, FQT_MODE_FQT, (uint64_t)i + 1, steps[i + 1], NULL, false};
         fqt_qtensor QX;
         y[i] = malloc(sizeof(float) * (size_t)(N * Cout));
         fqt_linear_quantize(&WS, &QX, &rec.quant, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, &pass, 3);
@@ -326,7 +326,7 @@ static void test_hadamard_wgrad(void) {
     const int64_t N = 40, Cin = 12, Cout = 9, id = 2;
     float *X = rand_mat(N, Cin), *dY = rand_mat(N, Cout);
     float *dW = calloc((size_t)(Cout * Cin), sizeof(float));
-    fqt_pass pass = {&rec, FQT_MODE_FQT, 99, 5, NULL};
+    fqt_pass pass = {&rec, FQT_MODE_FQT, 99, 5, NULL, false};
     fqt_qtensor QXt;
     fqt_linear_wgrad_x(&WS, &QXt, X, N, Cin, &rec.quant, &pass, id, id);
     /* The X operand really was transformed (fp32 "quantization" is exact). */

@@ -242,7 +242,7 @@ static void test_gradients(void) {
     tgt[3] = -1; /* ignored targets, one per sequence */
     tgt[9] = -100;
     const fqt_recipe r = recipe("fp32");
-    const fqt_pass pass = {&r, FQT_MODE_FQT, 1, 0, NULL};
+    const fqt_pass pass = {&r, FQT_MODE_FQT, 1, 0, NULL, false};
 
     const double loss = fqt_model_forward(&m, tok, tgt, B, T, &pass);
     /* Ignored targets: dlogits (left in the logits buffer by backward) are zero on their rows,
@@ -455,7 +455,7 @@ static void test_qat(void) {
 
     /* The forward pass is the same in both modes: bit for bit. */
     const fqt_recipe r = recipe("nvfp4,lm_head=quant");
-    const fqt_pass pf = {&r, FQT_MODE_FQT, 11, 1, NULL}, pq = {&r, FQT_MODE_QAT, 11, 1, NULL};
+    const fqt_pass pf = {&r, FQT_MODE_FQT, 11, 1, NULL, false}, pq = {&r, FQT_MODE_QAT, 11, 1, NULL, false};
     const double lf = fqt_model_forward(&m, tok, tgt, B, T, &pf);
     float *logits_f = malloc(sizeof(float) * (size_t)(N * c.vocab));
     memcpy(logits_f, fqt_model_logits(&m), sizeof(float) * (size_t)(N * c.vocab));
@@ -468,12 +468,12 @@ static void test_qat(void) {
     memcpy(gq, m.grads, gbytes);
     /* ... and differs from the unquantized model (the recipe did something). */
     const fqt_recipe r32 = recipe("fp32");
-    const fqt_pass p32 = {&r32, FQT_MODE_FQT, 11, 1, NULL};
+    const fqt_pass p32 = {&r32, FQT_MODE_FQT, 11, 1, NULL, false};
     const double l32 = fqt_model_forward(&m, tok, tgt, B, T, &p32);
     CHECK_MSG(l32 != lq, "nvfp4 QAT loss equals the fp32 loss");
 
     /* The QAT backward is FP32 (no SR): another sr_step gives the same gradients. */
-    const fqt_pass pq2 = {&r, FQT_MODE_QAT, 11, 2, NULL};
+    const fqt_pass pq2 = {&r, FQT_MODE_QAT, 11, 2, NULL, false};
     fqt_model_forward(&m, tok, tgt, B, T, &pq2);
     fqt_model_zero_grad(&m);
     fqt_model_backward(&m, &pq2, 1.0f);
@@ -487,7 +487,7 @@ static void test_qat(void) {
     memcpy(mc.params, m.params, gbytes);
     fake_quant_weights(&mc, &r, &pq);
     const fqt_recipe rc = recipe("fp32,fprop.x=nvfp4,lm_head=quant");
-    const fqt_pass pc = {&rc, FQT_MODE_FQT, 11, 1, NULL};
+    const fqt_pass pc = {&rc, FQT_MODE_FQT, 11, 1, NULL, false};
     const double lc = fqt_model_forward(&mc, tok, tgt, B, T, &pc);
     CHECK_MSG(memcmp(&lc, &lq, sizeof lc) == 0, "fake-quantized fp32 model loss %.17g != QAT %.17g", lc, lq);
     fqt_model_zero_grad(&mc);
@@ -583,7 +583,7 @@ static void train(const char *rname, int steps, double *first, double *last) {
     *last = 0;
     for (int s = 0; s < steps; s++) {
         perm_batch(tok, tgt, perm, B, T, V);
-        const fqt_pass pass = {&r, FQT_MODE_FQT, 5, (uint32_t)s, NULL};
+        const fqt_pass pass = {&r, FQT_MODE_FQT, 5, (uint32_t)s, NULL, false};
         double loss = fqt_model_forward(&m, tok, tgt, B, T, &pass);
         if (s == 0) *first = loss;
         if (s >= steps - 5) *last += loss / 5;
@@ -645,7 +645,7 @@ static void test_determinism(void) {
 #endif
     for (int i = 0; i < 4; i++) {
         const fqt_recipe r = recipe(rs[i]);
-        const fqt_pass p = {&r, FQT_MODE_FQT, 21, 4, NULL};
+        const fqt_pass p = {&r, FQT_MODE_FQT, 21, 4, NULL, false};
         const double l0 = fwd_bwd(&m, tok, tgt, B, T, &p);
         memcpy(g0, m.grads, gbytes);
         double l1 = fwd_bwd(&m, tok, tgt, B, T, &p);
@@ -661,7 +661,7 @@ static void test_determinism(void) {
         omp_set_num_threads(nt0);
 #endif
         if (i > 0) { /* SR in the backward: another step draws other bits */
-            const fqt_pass p2 = {&r, FQT_MODE_FQT, 21, 5, NULL};
+            const fqt_pass p2 = {&r, FQT_MODE_FQT, 21, 5, NULL, false};
             fwd_bwd(&m, tok, tgt, B, T, &p2);
             CHECK_MSG(memcmp(g0, m.grads, gbytes) != 0, "%s: gradients ignore sr_step", rs[i]);
         }
@@ -670,7 +670,7 @@ static void test_determinism(void) {
     /* With 2 blocks plain nvfp4-nvidia keeps everything in BF16 (first and last blocks, the
      * head): the pass must equal the bf16 recipe's bit for bit, SR keys and all. */
     const fqt_recipe rn = recipe("nvfp4-nvidia"), rb = recipe("bf16");
-    const fqt_pass pn = {&rn, FQT_MODE_FQT, 21, 4, NULL}, pb = {&rb, FQT_MODE_FQT, 33, 9, NULL};
+    const fqt_pass pn = {&rn, FQT_MODE_FQT, 21, 4, NULL, false}, pb = {&rb, FQT_MODE_FQT, 33, 9, NULL, false};
     const double ln = fwd_bwd(&m, tok, tgt, B, T, &pn);
     memcpy(g0, m.grads, gbytes);
     const double lb = fwd_bwd(&m, tok, tgt, B, T, &pb);

@@ -82,7 +82,7 @@ int fqt_cmd_eval(int argc, char **argv) {
     }
     if (fqt_tokens_load(&data, val ? val : tc[0].val_data, m[0].cfg.vocab)) { rc = cli_fail("eval", "loading validation data"); goto out; }
     if (nck == 1) {
-        fqt_pass p = {&r[0], FQT_MODE_FQT, 0, 0, NULL};
+        fqt_pass p = {&r[0], FQT_MODE_FQT, 0, 0, NULL, false};
         double l = fqt_eval_loss(&m[0], &data, batch, seq, tokens, &p);
         printf("%s: val loss %.4f, perplexity %.2f (recipe %s, %lld tokens)\n", ck[0], l, exp(l), r[0].name,
                (long long)(tokens < data.n ? tokens : data.n - 1));
@@ -101,7 +101,7 @@ int fqt_cmd_eval(int argc, char **argv) {
             printf("wrote %s.tokens.i32 and %s.logits.f32 (%lld tokens)\n", dump, dump, (long long)seq);
         }
     } else {
-        fqt_pass pa = {&r[0], FQT_MODE_FQT, 0, 0, NULL}, pb = {&r[1], FQT_MODE_FQT, 0, 0, NULL};
+        fqt_pass pa = {&r[0], FQT_MODE_FQT, 0, 0, NULL, false}, pb = {&r[1], FQT_MODE_FQT, 0, 0, NULL, false};
         fqt_compare cmp;
         if (fqt_compare_models(&m[0], &pa, &m[1], &pb, data.tok, data.n, batch, seq, tokens, &cmp)) {
             rc = cli_fail("eval", "comparing");

@@ -85,7 +85,7 @@ int fqt_cmd_sample(int argc, char **argv) {
     }
     if (fqt_bpe_encode(bpe, prompt, strlen(prompt), 0, &ids, &nids)) { rc = cli_fail("sample", "encoding the prompt"); goto out; }
     if (!nids) { rc = cli_usage_error("sample", "the prompt encodes to no tokens; give some text"); goto out; }
-    fqt_pass pass = {&r, FQT_MODE_FQT, seed, 0, NULL};
+    fqt_pass pass = {&r, FQT_MODE_FQT, seed, 0, NULL, false};
     fqt_sample_opts o = {(float)temp, (int32_t)top_k, seed, m.cfg.ctx};
     if (fqt_generate(&m, &pass, ids, nids, max_tokens, &o, fqt_bpe_eot(bpe), &out, &nout) ||
         fqt_bpe_decode(bpe, out, nout, &text, &nt)) {

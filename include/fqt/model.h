@@ -67,6 +67,8 @@ typedef struct {
     uint64_t seed;      /* run seed */
     uint32_t sr_step;   /* unique per micro-step: SR stream = (linear id, operand, sr_step) */
     fqt_diag *diag;     /* NULL, or statistics to accumulate */
+    bool no_backward;   /* a forward that no backward follows (evaluation, sampling): it keeps
+                           nothing for one (core/model.c's quantized wgrad inputs) */
 } fqt_pass;
 
 typedef struct fqt_acts fqt_acts; /* saved activations, private to model.c */

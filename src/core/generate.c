@@ -43,6 +43,8 @@ fqt_status fqt_generate(fqt_model *m, const fqt_pass *pass, const int32_t *promp
                         int32_t **out, int64_t *nout) {
     const int64_t V = m->cfg.vocab;
     int64_t W = o->window > 0 && o->window <= m->cfg.ctx ? o->window : m->cfg.ctx;
+    fqt_pass fwd = *pass;
+    fwd.no_backward = true;
     if (np < 1) {
         fqt_set_error("generate: the prompt is empty");
         return FQT_ERR_ARG;
@@ -75,7 +77,7 @@ fqt_status fqt_generate(fqt_model *m, const fqt_pass *pass, const int32_t *promp
         int64_t start = n > W ? n - W : 0, len = n - start;
         memcpy(ctx, seq + start, (size_t)len * sizeof(int32_t));
         for (int64_t j = len; j < W; j++) ctx[j] = 0;
-        fqt_model_forward(m, ctx, NULL, 1, W, pass);
+        fqt_model_forward(m, ctx, NULL, 1, W, &fwd);
         const float *row = fqt_model_logits(m) + (len - 1) * V;
         int32_t t = sample_row(row, V, o, &rng, p, idx);
         seq[n++] = t;
@@ -98,6 +100,8 @@ fqt_status fqt_compare_models(fqt_model *a, const fqt_pass *pa, fqt_model *b, co
         return FQT_ERR_MISMATCH;
     }
     const int64_t V = a->cfg.vocab;
+    fqt_pass fa = *pa, fb = *pb; /* forward only */
+    fa.no_backward = fb.no_backward = true;
     memset(out, 0, sizeof *out);
     int32_t *x = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t)), *y = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
     float *la = fqt_xmalloc((size_t)(B * T * V) * sizeof(float));
@@ -111,9 +115,9 @@ fqt_status fqt_compare_models(fqt_model *a, const fqt_pass *pa, fqt_model *b, co
                 y[nb * T + t] = tok[pos + t + 1];
             }
         if (!nb) break;
-        fqt_model_forward(a, x, NULL, nb, T, pa);
+        fqt_model_forward(a, x, NULL, nb, T, &fa);
         memcpy(la, fqt_model_logits(a), (size_t)(nb * T * V) * sizeof(float));
-        fqt_model_forward(b, x, NULL, nb, T, pb);
+        fqt_model_forward(b, x, NULL, nb, T, &fb);
         const float *lb = fqt_model_logits(b);
         for (int64_t r = 0; r < nb * T; r++) {
             const float *ra = la + r * V, *rb = lb + r * V;
@@ -177,7 +181,7 @@ void fqt_train_print_samples(fqt_model *m, const fqt_train_config *c, const fqt_
         return;
     }
     const char *prompts[] = {"Fellow citizens", "The Congress", "Our economy"};
-    fqt_pass pass = {r, c->mode, c->seed, 0, NULL};
+    fqt_pass pass = {r, c->mode, c->seed, 0, NULL, false};
     fqt_sample_opts o = {0.8f, 40, c->seed, c->seq};
     printf("\nSamples (temperature 0.8, top-k 40, %lld tokens):\n", (long long)c->sample_tokens);
     for (int i = 0; i < 3; i++) {

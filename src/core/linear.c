@@ -62,6 +62,15 @@ static fqt_qstats *stats_for(const fqt_pass *pass, int64_t linear_id, fqt_operan
     return &pass->diag->st[linear_id][op];
 }
 
+/* src into q, shaped and bound by the caller: the SR stream of (linear, operand, step). */
+static void quantize_bound(const fqt_backend *be, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
+                           const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
+                           const fqt_pass *pass, int64_t linear_id, fqt_qstats *st, double t0) {
+    be->quantize(q, src, dt, R, C, axis, s->op[op].rounding, pass->seed,
+                 fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st);
+    fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
+}
+
 void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
                          const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
                          const fqt_pass *pass, int64_t linear_id) {
@@ -92,9 +101,7 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
         return;
     }
     fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
-    ws->be->quantize(q, src, dt, R, C, axis, o->rounding, pass->seed,
-                     fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st);
-    fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
+    quantize_bound(ws->be, q, s, op, src, dt, R, C, axis, pass, linear_id, st, t0);
 }
 
 void fqt_linear_fprop(fqt_ws *ws, void *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
@@ -142,6 +149,18 @@ void fqt_linear_wgrad_x(fqt_ws *ws, fqt_qtensor *QXt, const void *X, int64_t N, 
     const void *x = hadamard_copy(ws, X, N, Cin, s, pass, hadamard_id);
     fqt_linear_quantize(ws, QXt, s, FQT_OP_WGRAD_X, x, ws->be->act_dtype, N, Cin, FQT_AXIS_COLS,
                         pass, linear_id);
+}
+
+void fqt_linear_wgrad_x_into(fqt_ws *ws, fqt_qtensor *QXt, void *mem, const void *X, int64_t N,
+                             int64_t Cin, const fqt_linear_spec *s, const fqt_pass *pass,
+                             int64_t linear_id, int64_t hadamard_id) {
+    const size_t mark = ws->used;
+    const void *x = hadamard_copy(ws, X, N, Cin, s, pass, hadamard_id);
+    const double t0 = fqt_prof_now();
+    fqt_backend_qtensor_bind(QXt, &s->op[FQT_OP_WGRAD_X].fmt, Cin, N, mem);
+    quantize_bound(ws->be, QXt, s, FQT_OP_WGRAD_X, x, ws->be->act_dtype, N, Cin, FQT_AXIS_COLS, pass,
+                   linear_id, stats_for(pass, linear_id, FQT_OP_WGRAD_X), t0);
+    ws->used = mark;
 }
 
 void fqt_linear_wgrad(fqt_ws *ws, float *dW, const void *dY, int64_t N, int64_t Cout,

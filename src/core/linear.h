@@ -59,6 +59,14 @@ void fqt_linear_wgrad_x(fqt_ws *ws, fqt_qtensor *QXt, const void *X, int64_t N, 
                         const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id,
                         int64_t hadamard_id);
 
+/* The same operand quantized into mem (fqt_backend_qtensor_bytes of wgrad.x's format for
+ * [Cin, N]) instead of the workspace, so that it can outlive it: the forward keeps it for the
+ * backward (core/model.c). The Hadamard copy, if any, is taken from ws above its mark. Same
+ * bits, statistics and SR stream as fqt_linear_wgrad_x. */
+void fqt_linear_wgrad_x_into(fqt_ws *ws, fqt_qtensor *QXt, void *mem, const void *X, int64_t N,
+                             int64_t Cin, const fqt_linear_spec *s, const fqt_pass *pass,
+                             int64_t linear_id, int64_t hadamard_id);
+
 /* dW[Cout, Cin] (float32) += Q(dY, cols) · QXtᵀ. */
 void fqt_linear_wgrad(fqt_ws *ws, float *dW, const void *dY, int64_t N, int64_t Cout,
                       const fqt_qtensor *QXt, const fqt_linear_spec *s, const fqt_pass *pass,

@@ -86,21 +86,38 @@ static int tidx(int64_t l, int p) { return 1 + (int)l * P_PER_LAYER + p; }
 static float *P(const fqt_model *m, int t) { return m->params + m->tensors[t].offset; }
 static float *G(const fqt_model *m, int t) { return m->grads + m->tensors[t].offset; }
 
+enum { WGX_XN1, WGX_XN2, WGX_H, WGX_KINDS }; /* the wgrad-only inputs (struct fqt_acts) */
+
 /* Saved activations and backward scratch, one backend allocation (slab) sized for (B, T).
  * Activation buffers hold act_dtype elements; offsets below are in elements. */
 struct fqt_acts {
     int64_t B, T;
     size_t e;       /* bytes per activation element */
     char *slab;
+    size_t slab_bytes; /* its size (a new layout of the same B, T reuses it when large enough) */
     void *resid;    /* (L+1, N, C) residual stream at each block boundary */
     void *x_mid;    /* (L, N, C) after attention */
-    void *xn1, *xn2; /* (L, N, C) normed inputs of attention and MLP */
+    /* xn1 (input of q/k/v), xn2 (of gate/up) and h (of down) are read again only by their
+     * wgrads: per layer and kind (WGX_*), wgx[] keeps each as an activation, or, where the
+     * recipe's wgrad.x format takes fewer bytes than act storage, as the quantized operand the
+     * wgrad takes, made by the forward (fqt_linear_wgrad_x_into: the same bits); its
+     * activation then lives in one layer's scratch (wgx_scratch[kind]). */
+    struct {
+        bool quantized;
+        size_t bytes;   /* of mem: the activation (N, Cin) or the quantized tensor */
+        void *mem;
+        fqt_qtensor q;  /* quantized: what the last training forward made */
+    } *wgx;             /* [L][WGX_KINDS] */
+    void *wgx_scratch[WGX_KINDS];
+    const fqt_recipe *lay_recipe; /* the (recipe, mode) the layout was made for */
+    fqt_mode lay_mode;
+    bool wgx_kept;      /* the last forward filled the quantized wgx (a training pass) */
     float *rstd1, *rstd2; /* (L, N) */
     void *q;        /* (L, N, NH*HS) after RoPE */
     void *k, *v;    /* (L, N, NKV*HS) */
     float *att;     /* (L, B, NH, T, 2) attention row statistics (max, 1/sum) */
     void *y;        /* (L, N, C) attention output before o_proj */
-    void *gate, *up, *h; /* (L, N, F) */
+    void *gate, *up; /* (L, N, F) */
     void *xnf;      /* (N, C) */
     float *rstdf;   /* (N) */
     void *logits;   /* (N, V); holds dlogits after backward */
@@ -114,6 +131,8 @@ struct fqt_acts {
 
 /* Element i of an activation buffer. */
 #define AT(a, p, i) ((void *)((char *)(p) + (size_t)(i) * (a)->e))
+
+static const int wgx_linear[WGX_KINDS] = {L_Q, L_G, L_D}; /* the linears they feed */
 
 fqt_status fqt_model_create(fqt_model *m, const fqt_model_config *cfg) {
     return fqt_model_create_on(m, cfg, &fqt_backend_cpu);
@@ -175,6 +194,7 @@ fqt_status fqt_model_create_on(fqt_model *m, const fqt_model_config *cfg, const 
 static void acts_free(const fqt_backend *be, fqt_acts *a) {
     if (!a) return;
     if (a->slab) be->free(a->slab);
+    free(a->wgx);
     fqt_ws_free(&a->ws);
     free(a->logits_host);
     free(a);
@@ -233,12 +253,23 @@ void fqt_model_init(fqt_model *m, uint64_t seed) {
 
 void fqt_model_zero_grad(fqt_model *m) { m->be->zero(m->grads, (size_t)m->n_params * sizeof(float)); }
 
-static fqt_acts *acts_get(fqt_model *m, int64_t B, int64_t T) {
+static const fqt_linear_spec *bwd_spec(const fqt_linear_spec *s, const fqt_pass *pass);
+
+/* The activations for (B, T), laid out for pass's (recipe, mode): laid out again when those
+ * change (in the same allocation when it is large enough: a run that alternates recipes
+ * allocates nothing once it has seen each), except for a forward-only pass, which keeps
+ * whatever layout there is (it keeps nothing for a backward). */
+static fqt_acts *acts_get(fqt_model *m, int64_t B, int64_t T, const fqt_pass *pass) {
     fqt_acts *a = m->acts;
-    if (a && a->B == B && a->T == T) return a;
-    acts_free(m->be, a);
-    m->acts = NULL;
-    a = fqt_xcalloc(1, sizeof *a);
+    if (a && a->B == B && a->T == T &&
+        (pass->no_backward || (a->lay_recipe == pass->recipe && a->lay_mode == pass->mode)))
+        return a;
+    if (!a || a->B != B || a->T != T) {
+        acts_free(m->be, a);
+        m->acts = NULL;
+        a = fqt_xcalloc(1, sizeof *a);
+        a->wgx = fqt_xcalloc((size_t)(m->cfg.n_layers * WGX_KINDS), sizeof *a->wgx);
+    }
     const fqt_model_config *c = &m->cfg;
     const int64_t N = B * T, C = c->dim, L = c->n_layers, F = c->ffn, HS = C / c->n_heads;
     const int64_t QD = c->n_heads * HS, KD = c->n_kv_heads * HS;
@@ -246,24 +277,45 @@ static fqt_acts *acts_get(fqt_model *m, int64_t B, int64_t T) {
     /* Two passes over the layout: measure, then point into one allocation. */
     struct { void **act; float **f32; int32_t **i32; int64_t n; } lay[] = {
         {&a->resid, NULL, NULL, (L + 1) * N * C}, {&a->x_mid, NULL, NULL, L * N * C},
-        {&a->xn1, NULL, NULL, L * N * C},         {&a->xn2, NULL, NULL, L * N * C},
         {NULL, &a->rstd1, NULL, L * N},           {NULL, &a->rstd2, NULL, L * N},
         {&a->q, NULL, NULL, L * N * QD},          {&a->k, NULL, NULL, L * N * KD},
         {&a->v, NULL, NULL, L * N * KD},          {NULL, &a->att, NULL, L * B * c->n_heads * T * 2},
         {&a->y, NULL, NULL, L * N * QD},          {&a->gate, NULL, NULL, L * N * F},
-        {&a->up, NULL, NULL, L * N * F},          {&a->h, NULL, NULL, L * N * F},
-        {&a->xnf, NULL, NULL, N * C},             {NULL, &a->rstdf, NULL, N},
-        {&a->logits, NULL, NULL, N * c->vocab},   {NULL, NULL, &a->tokens, N},
-        {NULL, NULL, &a->targets, N},             {&a->dx, NULL, NULL, N * C},
-        {&a->dxn, NULL, NULL, N * C},             {&a->dq, NULL, NULL, N * QD},
-        {&a->dk, NULL, NULL, N * KD},             {&a->dv, NULL, NULL, N * KD},
-        {&a->dy, NULL, NULL, N * QD},             {&a->dgate, NULL, NULL, N * F},
-        {&a->dup, NULL, NULL, N * F},             {&a->dh, NULL, NULL, N * F},
+        {&a->up, NULL, NULL, L * N * F},          {&a->xnf, NULL, NULL, N * C},
+        {NULL, &a->rstdf, NULL, N},               {&a->logits, NULL, NULL, N * c->vocab},
+        {NULL, NULL, &a->tokens, N},              {NULL, NULL, &a->targets, N},
+        {&a->dx, NULL, NULL, N * C},              {&a->dxn, NULL, NULL, N * C},
+        {&a->dq, NULL, NULL, N * QD},             {&a->dk, NULL, NULL, N * KD},
+        {&a->dv, NULL, NULL, N * KD},             {&a->dy, NULL, NULL, N * QD},
+        {&a->dgate, NULL, NULL, N * F},           {&a->dup, NULL, NULL, N * F},
+        {&a->dh, NULL, NULL, N * F},
     };
+#define ALIGN256(x) (((size_t)(x) + 255) & ~(size_t)255)
+    /* The wgrad-only inputs: quantized where wgrad.x's format (of the backward's spec) is
+     * smaller than the activation, with a scratch activation of that kind. */
+    const int64_t wcin[WGX_KINDS] = {C, C, F};
     size_t total = 0;
+    bool any_q[WGX_KINDS] = {false, false, false};
+    for (int64_t l = 0; l < L; l++) {
+        const fqt_linear_spec *s = bwd_spec(fqt_recipe_layer(pass->recipe, (int)l, (int)L), pass);
+        for (int k = 0; k < WGX_KINDS; k++) {
+            const size_t raw = (size_t)(N * wcin[k]) * a->e;
+            const size_t qb = fqt_backend_qtensor_bytes(&s->op[FQT_OP_WGRAD_X].fmt, wcin[k], N);
+            a->wgx[l * WGX_KINDS + k].quantized = qb < raw;
+            a->wgx[l * WGX_KINDS + k].bytes = qb < raw ? qb : raw;
+            any_q[k] |= qb < raw;
+            total += ALIGN256(a->wgx[l * WGX_KINDS + k].bytes);
+        }
+    }
+    for (int k = 0; k < WGX_KINDS; k++)
+        if (any_q[k]) total += ALIGN256((size_t)(N * wcin[k]) * a->e);
     for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++)
-        total += ((size_t)lay[i].n * (lay[i].act ? a->e : 4) + 255) & ~(size_t)255;
-    a->slab = m->be->alloc(total);
+        total += ALIGN256((size_t)lay[i].n * (lay[i].act ? a->e : 4));
+    if (total > a->slab_bytes) {
+        if (a->slab) m->be->free(a->slab);
+        a->slab = m->be->alloc(total);
+        a->slab_bytes = a->slab ? total : 0;
+    }
     if (!a->slab) {
         fprintf(stderr, "fqt: %s: cannot allocate %.1f MB of activations for B=%lld T=%lld\n",
                 m->be->name, (double)total / 1e6, (long long)B, (long long)T);
@@ -275,12 +327,53 @@ static fqt_acts *acts_get(fqt_model *m, int64_t B, int64_t T) {
         if (lay[i].act) *lay[i].act = p;
         else if (lay[i].f32) *lay[i].f32 = p;
         else *lay[i].i32 = p;
-        off += ((size_t)lay[i].n * (lay[i].act ? a->e : 4) + 255) & ~(size_t)255;
+        off += ALIGN256((size_t)lay[i].n * (lay[i].act ? a->e : 4));
     }
+    for (int64_t i = 0; i < L * WGX_KINDS; i++) {
+        a->wgx[i].mem = a->slab + off;
+        off += ALIGN256(a->wgx[i].bytes);
+    }
+    for (int k = 0; k < WGX_KINDS; k++)
+        if (any_q[k]) {
+            a->wgx_scratch[k] = a->slab + off;
+            off += ALIGN256((size_t)(N * wcin[k]) * a->e);
+        }
+    FQT_ASSERT(off == total && total <= a->slab_bytes);
+    for (int k = 0; k < WGX_KINDS; k++)
+        if (!any_q[k]) a->wgx_scratch[k] = NULL;
+#undef ALIGN256
+    a->lay_recipe = pass->recipe;
+    a->lay_mode = pass->mode;
     a->B = B;
     a->T = T;
     m->acts = a;
     return a;
+}
+
+/* Layer l's wgrad-only input of kind k as an activation: its own buffer, or the scratch. */
+static void *wgx_act(fqt_acts *a, int64_t l, int k) {
+    return a->wgx[l * WGX_KINDS + k].quantized ? a->wgx_scratch[k] : a->wgx[l * WGX_KINDS + k].mem;
+}
+
+/* After the forward of layer l has used X (kind k, [N, Cin]): keep it for the backward as the
+ * quantized wgrad operand, where the layout says so (a training pass only). */
+static void wgx_keep(fqt_acts *a, int64_t l, int k, const void *X, int64_t N, int64_t Cin,
+                     const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id) {
+    if (pass->no_backward || !a->wgx[l * WGX_KINDS + k].quantized) return;
+    fqt_linear_wgrad_x_into(&a->ws, &a->wgx[l * WGX_KINDS + k].q, a->wgx[l * WGX_KINDS + k].mem, X, N, Cin,
+                            bwd_spec(s, pass), pass, linear_id, linear_id);
+}
+
+/* The backward's wgrad operand of layer l's kind k: the kept tensor, or X quantized now into
+ * the workspace. */
+static void wgx_get(fqt_acts *a, fqt_qtensor *QXt, int64_t l, int k, int64_t N, int64_t Cin,
+                    const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id) {
+    if (a->wgx[l * WGX_KINDS + k].quantized) {
+        FQT_ASSERT(a->wgx_kept); /* the forward ran with this pass, not as forward-only */
+        *QXt = a->wgx[l * WGX_KINDS + k].q;
+        return;
+    }
+    fqt_linear_wgrad_x(&a->ws, QXt, a->wgx[l * WGX_KINDS + k].mem, N, Cin, s, pass, linear_id, linear_id);
 }
 
 /* The fp32 spec of QAT's straight-through backward. */
@@ -360,7 +453,8 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
                          int64_t T, const fqt_pass *pass) {
     const fqt_model_config *c = &m->cfg;
     FQT_ASSERT(B > 0 && T > 0 && T <= c->ctx);
-    fqt_acts *a = acts_get(m, B, T);
+    fqt_acts *a = acts_get(m, B, T, pass);
+    a->wgx_kept = !pass->no_backward;
     const fqt_backend *be = m->be;
     const int64_t N = B * T, C = c->dim, L = c->n_layers, F = c->ffn, V = c->vocab;
     const int64_t NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH, QD = NH * HS, KD = NKV * HS;
@@ -379,11 +473,11 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
         const int64_t id0 = l * FQT_LINEARS_PER_LAYER;
         void *x = AT(a, a->resid, l * N * C), *xm = AT(a, a->x_mid, l * N * C);
         void *xo = AT(a, a->resid, (l + 1) * N * C);
-        void *xn1 = AT(a, a->xn1, l * N * C), *xn2 = AT(a, a->xn2, l * N * C);
+        void *xn1 = wgx_act(a, l, WGX_XN1), *xn2 = wgx_act(a, l, WGX_XN2);
         void *q = AT(a, a->q, l * N * QD), *k = AT(a, a->k, l * N * KD), *v = AT(a, a->v, l * N * KD);
         void *y = AT(a, a->y, l * N * QD);
         float *att = a->att + l * B * NH * T * 2;
-        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F), *h = AT(a, a->h, l * N * F);
+        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F), *h = wgx_act(a, l, WGX_H);
         fqt_qtensor QX;
 
         be->rmsnorm_fwd(xn1, a->rstd1 + l * N, x, P(m, tidx(l, P_ATTN_NORM)), N, C, c->norm_eps);
@@ -392,6 +486,7 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
         fqt_linear_fprop(ws, k, &QX, P(m, tidx(l, P_WK)), KD, s, pass, id0 + L_K);
         fqt_linear_fprop(ws, v, &QX, P(m, tidx(l, P_WV)), KD, s, pass, id0 + L_V);
         ws->used = 0;
+        wgx_keep(a, l, WGX_XN1, xn1, N, C, s, pass, id0 + wgx_linear[WGX_XN1]);
         be->rope_fwd(q, B, T, NH, HS, c->rope_theta);
         be->rope_fwd(k, B, T, NKV, HS, c->rope_theta);
         be->attention_fwd(y, att, q, k, v, B, T, NH, NKV, HS);
@@ -405,10 +500,12 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
         fqt_linear_fprop(ws, gate, &QX, P(m, tidx(l, P_WG)), F, s, pass, id0 + L_G);
         fqt_linear_fprop(ws, up, &QX, P(m, tidx(l, P_WU)), F, s, pass, id0 + L_U);
         ws->used = 0;
+        wgx_keep(a, l, WGX_XN2, xn2, N, C, s, pass, id0 + wgx_linear[WGX_XN2]);
         be->swiglu_fwd(h, gate, up, N * F);
         quantize_input(ws, &QX, h, N, F, s, pass, id0 + L_D);
         fqt_linear_fprop(ws, xo, &QX, P(m, tidx(l, P_WD)), C, s, pass, id0 + L_D);
         ws->used = 0;
+        wgx_keep(a, l, WGX_H, h, N, F, s, pass, id0 + wgx_linear[WGX_H]);
         be->add_inplace(xo, xm, N * C);
     }
     const int t_norm = m->n_tensors - 2, t_head = m->n_tensors - 1;
@@ -485,17 +582,16 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
         const fqt_linear_spec *s = bwd_spec(fs, pass);
         const int64_t id0 = l * FQT_LINEARS_PER_LAYER;
         void *x = AT(a, a->resid, l * N * C), *xm = AT(a, a->x_mid, l * N * C);
-        void *xn1 = AT(a, a->xn1, l * N * C), *xn2 = AT(a, a->xn2, l * N * C);
         void *q = AT(a, a->q, l * N * QD), *k = AT(a, a->k, l * N * KD), *v = AT(a, a->v, l * N * KD);
         void *y = AT(a, a->y, l * N * QD);
         const float *att = a->att + l * B * NH * T * 2;
-        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F), *h = AT(a, a->h, l * N * F);
+        void *gate = AT(a, a->gate, l * N * F), *up = AT(a, a->up, l * N * F);
 
         /* MLP: dx is the gradient of the block output (and of down_proj's output). */
         W = bwd_weight(ws, P(m, tidx(l, P_WD)), C, F, fs, pass, id0 + L_D);
         fqt_linear_dgrad(ws, a->dh, 0.0f, a->dx, N, W, C, F, s, pass, id0 + L_D);
         ws->used = 0;
-        fqt_linear_wgrad_x(ws, &QXt, h, N, F, s, pass, id0 + L_D, id0 + L_D);
+        wgx_get(a, &QXt, l, WGX_H, N, F, s, pass, id0 + L_D);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WD)), a->dx, N, C, &QXt, s, pass, id0 + L_D, id0 + L_D);
         ws->used = 0;
         be->swiglu_bwd(a->dgate, a->dup, a->dh, gate, up, N * F);
@@ -505,7 +601,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
         W = bwd_weight(ws, P(m, tidx(l, P_WU)), F, C, fs, pass, id0 + L_U);
         fqt_linear_dgrad(ws, a->dxn, 1.0f, a->dup, N, W, F, C, s, pass, id0 + L_U);
         ws->used = 0;
-        fqt_linear_wgrad_x(ws, &QXt, xn2, N, C, s, pass, id0 + L_G, id0 + L_G);
+        wgx_get(a, &QXt, l, WGX_XN2, N, C, s, pass, id0 + L_G);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WG)), a->dgate, N, F, &QXt, s, pass, id0 + L_G, id0 + L_G);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WU)), a->dup, N, F, &QXt, s, pass, id0 + L_U, id0 + L_G);
         ws->used = 0;
@@ -530,7 +626,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
             fqt_linear_dgrad(ws, a->dxn, j ? 1.0f : 0.0f, dys[j], N, W, outs[j], C, s, pass, id0 + j);
             ws->used = 0;
         }
-        fqt_linear_wgrad_x(ws, &QXt, xn1, N, C, s, pass, id0 + L_Q, id0 + L_Q);
+        wgx_get(a, &QXt, l, WGX_XN1, N, C, s, pass, id0 + L_Q);
         for (int j = 0; j < 3; j++)
             fqt_linear_wgrad(ws, G(m, tidx(l, pts[j])), dys[j], N, outs[j], &QXt, s, pass, id0 + j, id0 + L_Q);
         ws->used = 0;

@@ -382,6 +382,8 @@ static void sample_batch(const fqt_tokens *d, int64_t B, int64_t T, uint64_t *rn
 double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
                      int64_t max_tokens, const fqt_pass *pass) {
     const fqt_dist_info *w = fqt_dist_world();
+    fqt_pass fwd = *pass;
+    fwd.no_backward = true;
     int32_t *x = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
     int32_t *y = fqt_xmalloc((size_t)(B * T) * sizeof(int32_t));
     /* The batches: their count and token counts follow from the data alone. */
@@ -415,7 +417,7 @@ double fqt_eval_loss(fqt_model *m, const fqt_tokens *val, int64_t B, int64_t T,
         int64_t c = 0;
         for (int64_t i = 0; i < B * T; i++) c += y[i] >= 0;
         cnt[k] = c;
-        if (k % w->size == w->rank) mine[k] = fqt_model_forward(m, x, y, B, T, pass) * (double)c;
+        if (k % w->size == w->rank) mine[k] = fqt_model_forward(m, x, y, B, T, &fwd) * (double)c;
     }
     fqt_dist_allgather(mine, (size_t)K * sizeof(double), all);
     double sum = 0;
@@ -752,7 +754,7 @@ static double run_step(fqt_model *m, dp_ctx *dp, const batch_buf *bb, const fqt_
     for (int64_t a = 0; a < A; a++) {
         const int64_t j = a * P + dp->rank;
         if (diag) memset(mine.st, 0, dsz);
-        fqt_pass pass = {r, mode, c->seed, (uint32_t)(step * M + j), diag ? &mine : NULL};
+        fqt_pass pass = {r, mode, c->seed, (uint32_t)(step * M + j), diag ? &mine : NULL, false};
         const int64_t off = a * c->batch * c->seq;
         fqt_model_zero_grad(m);
         ls[a] = fqt_model_forward(m, bb->x + off, bb->y + off, c->batch, c->seq, &pass);
@@ -1330,7 +1332,7 @@ fqt_status fqt_train(fqt_train_config *c, const char *resume) {
         }
     step_done:
         if ((c->val_every && s.step % c->val_every == 0) || s.step == c->steps) {
-            fqt_pass ep = {&recipe, mode, c->seed, 0, NULL};
+            fqt_pass ep = {&recipe, mode, c->seed, 0, NULL, false};
             double vl = fqt_eval_loss(&m, &val, c->batch, c->seq, c->val_tokens, &ep);
             fqt_buf b = {0};
             fqt_buf_printf(&b, "{\"kind\":\"val\",\"step\":%lld,\"tokens\":%lld,\"val_loss\":", (long long)s.step,
