@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The workspace the linear layers place their quantized operands in (reset after each use). */
 static fqt_ws WS;
@@ -367,8 +368,38 @@ static void test_hadamard_wgrad(void) {
     free(X), free(dY), free(dW), free(xt), free(ref);
 }
 
+/* fqt_linear_wgrad_x_into (the operand the forward keeps for the backward, core/model.c) is
+ * fqt_linear_wgrad_x's operand byte for byte, SR and the Hadamard transform included, and
+ * takes nothing from the workspace it does not give back. */
+static void test_wgrad_x_into(void) {
+    const char *recipes[] = {"nvfp4", "nvfp4,hadamard=1", "mxfp4", "fp8", "bf16"};
+    for (int ri = 0; ri < 5; ri++) {
+        fqt_recipe rec;
+        CHECK(fqt_recipe_parse(recipes[ri], &rec) == FQT_OK);
+        const int64_t N = 48, Cin = 64, id = 3;
+        float *X = rand_mat(N, Cin);
+        fqt_pass pass = {&rec, FQT_MODE_FQT, 77, 6, NULL, false};
+        fqt_qtensor a, b;
+        fqt_linear_wgrad_x(&WS, &a, X, N, Cin, &rec.quant, &pass, id, id);
+        const size_t bytes = fqt_backend_qtensor_bytes(&rec.quant.op[FQT_OP_WGRAD_X].fmt, Cin, N);
+        uint8_t *mem = malloc(bytes);
+        const size_t used = WS.used;
+        fqt_linear_wgrad_x_into(&WS, &b, mem, X, N, Cin, &rec.quant, &pass, id, id);
+        CHECK_MSG(WS.used == used, "%s: the workspace mark moved", recipes[ri]);
+        CHECK_MSG(a.rows == b.rows && a.cols == b.cols && fqt_format_equal(&a.fmt, &b.fmt) &&
+                      !memcmp(a.codes, b.codes, fqt_qtensor_code_bytes(&a)) &&
+                      !memcmp(a.scales, b.scales, fqt_qtensor_scale_bytes(&a)) &&
+                      !memcmp(&a.tensor_scale, &b.tensor_scale, sizeof a.tensor_scale),
+                  "%s: the kept wgrad operand differs from the backward's", recipes[ri]);
+        WS.used = 0;
+        free(mem);
+        free(X);
+    }
+}
+
 int main(void) {
     FQT_ASSERT(fqt_ws_reserve(&WS, &fqt_backend_cpu, (size_t)256 << 20) == FQT_OK);
+    test_wgrad_x_into();
     test_linear_vs_reference();
     test_sr_keys();
     test_hadamard();
