@@ -151,8 +151,9 @@ static void test_env_switches(void) {
         for (int d = 0; d < 2; d++) {
             const char *dev = d ? "auto" : "cuda";
             CHECK_MSG(fqt_backend_get(dev) == NULL, "%s=%s accepted by --device %s", vars[i][0], vars[i][1], dev);
-            char want[96];
-            snprintf(want, sizeof want, "%s=%s is not a known value (one of: %s)", vars[i][0], vars[i][1], vars[i][2]);
+            char want[128];
+            snprintf(want, sizeof want, "--device %s: %s=%s is not a known value (one of: %s)", dev, vars[i][0],
+                     vars[i][1], vars[i][2]);
             CHECK_MSG(strstr(fqt_last_error(), want) != NULL, "message: %s", fqt_last_error());
         }
         unsetenv(vars[i][0]);

@@ -11,7 +11,7 @@
 
 #ifdef FQT_HAVE_CUDA
 const fqt_backend *fqt_backend_cuda_open(void);
-bool fqt_backend_cuda_env_valid(void);
+bool fqt_backend_cuda_env_valid(const char *device);
 #endif
 
 size_t fqt_dtype_size(fqt_dtype t) { return t == FQT_DT_BF16 ? 2 : 4; }
@@ -29,7 +29,7 @@ static const fqt_backend *backend_by_name(const char *name) {
     if (!name || !strcmp(name, "cpu")) return &fqt_backend_cpu;
     if (!strcmp(name, "cuda") || !strcmp(name, "auto")) {
 #ifdef FQT_HAVE_CUDA
-        if (!fqt_backend_cuda_env_valid()) return NULL; /* a mistyped switch, even with auto */
+        if (!fqt_backend_cuda_env_valid(name)) return NULL; /* a mistyped switch, even with auto */
         const fqt_backend *be = fqt_backend_cuda_open();
         if (be) return be;
         if (!strcmp(name, "auto")) return &fqt_backend_cpu;

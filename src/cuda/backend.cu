@@ -138,12 +138,13 @@ static const struct { const char *name; const char *const *vals; } env_known[] =
     {"FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4},
 };
 
-/* false, with the message set, when a variable has a value the backend does not know. */
-static bool env_check(void) {
+/* false, with the message set (for --device `device`), when a variable has a value the backend
+ * does not know. */
+static bool env_check(const char *device) {
     for (size_t i = 0; i < sizeof env_known / sizeof *env_known; i++) {
         if (fqt_cuda_env_choice(env_known[i].name, env_known[i].vals) >= 0) continue;
-        int n = snprintf(cuda_fail_msg, sizeof cuda_fail_msg, "--device cuda: %s=%s is not a known value (one of:",
-                         env_known[i].name, getenv(env_known[i].name));
+        int n = snprintf(cuda_fail_msg, sizeof cuda_fail_msg, "--device %s: %s=%s is not a known value (one of:",
+                         device, env_known[i].name, getenv(env_known[i].name));
         for (int k = 0; env_known[i].vals[k] && n < (int)sizeof cuda_fail_msg; k++)
             n += snprintf(cuda_fail_msg + n, sizeof cuda_fail_msg - (size_t)n, " %s", env_known[i].vals[k]);
         if (n < (int)sizeof cuda_fail_msg) snprintf(cuda_fail_msg + n, sizeof cuda_fail_msg - (size_t)n, ")");
@@ -154,7 +155,7 @@ static bool env_check(void) {
 
 static int cuda_init(void) {
     if (cuda_state) return cuda_state;
-    if (!env_check()) return -1; /* not cached: the environment may be mended before a retry */
+    if (!env_check("cuda")) return -1; /* not cached: the environment may be mended before a retry */
     if (fqt_cuda_env_choice("FQT_CUDA_SYNC", env_sync) == 1) fqt_cuda_debug_sync = 1;
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -196,8 +197,8 @@ extern "C" const fqt_backend *fqt_backend_cuda_open_act(fqt_dtype act) {
     return act == FQT_DT_BF16 ? &cuda_bf16 : &cuda_f32;
 }
 
-extern "C" bool fqt_backend_cuda_env_valid(void) {
-    if (env_check()) return true;
+extern "C" bool fqt_backend_cuda_env_valid(const char *device) {
+    if (env_check(device)) return true;
     fqt_set_error("%s", cuda_fail_msg);
     return false;
 }
