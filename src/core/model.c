@@ -87,6 +87,12 @@ static float *P(const fqt_model *m, int t) { return m->params + m->tensors[t].of
 static float *G(const fqt_model *m, int t) { return m->grads + m->tensors[t].offset; }
 
 enum { WGX_XN1, WGX_XN2, WGX_H, WGX_KINDS }; /* the wgrad-only inputs (struct fqt_acts) */
+typedef struct {
+    bool quantized;
+    size_t bytes;   /* of mem: the activation (N, Cin) or the quantized tensor */
+    void *mem;
+    fqt_qtensor q;  /* quantized: what the last training forward made */
+} wgx_slot;
 
 /* Saved activations and backward scratch, one backend allocation (slab) sized for (B, T).
  * Activation buffers hold act_dtype elements; offsets below are in elements. */
@@ -102,12 +108,7 @@ struct fqt_acts {
      * recipe's wgrad.x format takes fewer bytes than act storage, as the quantized operand the
      * wgrad takes, made by the forward (fqt_linear_wgrad_x_into: the same bits); its
      * activation then lives in one layer's scratch (wgx_scratch[kind]). */
-    struct {
-        bool quantized;
-        size_t bytes;   /* of mem: the activation (N, Cin) or the quantized tensor */
-        void *mem;
-        fqt_qtensor q;  /* quantized: what the last training forward made */
-    } *wgx;             /* [L][WGX_KINDS] */
+    wgx_slot *wgx;      /* [L][WGX_KINDS] */
     void *wgx_scratch[WGX_KINDS];
     const fqt_recipe *lay_recipe; /* the (recipe, mode) the layout was made for */
     fqt_mode lay_mode;
@@ -355,25 +356,31 @@ static void *wgx_act(fqt_acts *a, int64_t l, int k) {
     return a->wgx[l * WGX_KINDS + k].quantized ? a->wgx_scratch[k] : a->wgx[l * WGX_KINDS + k].mem;
 }
 
+/* Layer l's kind-k wgrad input: its slot, its width Cin and the linear (and Hadamard) id. */
+static int64_t wgx_cin(const fqt_model *m, int k) { return k == WGX_H ? m->cfg.ffn : m->cfg.dim; }
+static int64_t wgx_id(int64_t l, int k) { return l * FQT_LINEARS_PER_LAYER + wgx_linear[k]; }
+
 /* After the forward of layer l has used X (kind k, [N, Cin]): keep it for the backward as the
  * quantized wgrad operand, where the layout says so (a training pass only). */
-static void wgx_keep(fqt_acts *a, int64_t l, int k, const void *X, int64_t N, int64_t Cin,
-                     const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id) {
-    if (pass->no_backward || !a->wgx[l * WGX_KINDS + k].quantized) return;
-    fqt_linear_wgrad_x_into(&a->ws, &a->wgx[l * WGX_KINDS + k].q, a->wgx[l * WGX_KINDS + k].mem, X, N, Cin,
-                            bwd_spec(s, pass), pass, linear_id, linear_id);
+static void wgx_keep(const fqt_model *m, fqt_acts *a, int64_t l, int k, const void *X, const fqt_linear_spec *s,
+                     const fqt_pass *pass) {
+    wgx_slot *w = &a->wgx[l * WGX_KINDS + k];
+    if (pass->no_backward || !w->quantized) return;
+    fqt_linear_wgrad_x_into(&a->ws, &w->q, w->mem, X, a->B * a->T, wgx_cin(m, k), bwd_spec(s, pass), pass,
+                            wgx_id(l, k), wgx_id(l, k));
 }
 
-/* The backward's wgrad operand of layer l's kind k: the kept tensor, or X quantized now into
- * the workspace. */
-static void wgx_get(fqt_acts *a, fqt_qtensor *QXt, int64_t l, int k, int64_t N, int64_t Cin,
-                    const fqt_linear_spec *s, const fqt_pass *pass, int64_t linear_id) {
-    if (a->wgx[l * WGX_KINDS + k].quantized) {
+/* The backward's wgrad operand of layer l's kind k (s: the backward's spec): the kept tensor,
+ * or X quantized now into the workspace. */
+static void wgx_get(const fqt_model *m, fqt_acts *a, fqt_qtensor *QXt, int64_t l, int k, const fqt_linear_spec *s,
+                    const fqt_pass *pass) {
+    wgx_slot *w = &a->wgx[l * WGX_KINDS + k];
+    if (w->quantized) {
         FQT_ASSERT(a->wgx_kept); /* the forward ran with this pass, not as forward-only */
-        *QXt = a->wgx[l * WGX_KINDS + k].q;
+        *QXt = w->q;
         return;
     }
-    fqt_linear_wgrad_x(&a->ws, QXt, a->wgx[l * WGX_KINDS + k].mem, N, Cin, s, pass, linear_id, linear_id);
+    fqt_linear_wgrad_x(&a->ws, QXt, w->mem, a->B * a->T, wgx_cin(m, k), s, pass, wgx_id(l, k), wgx_id(l, k));
 }
 
 /* The fp32 spec of QAT's straight-through backward. */
@@ -486,7 +493,7 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
         fqt_linear_fprop(ws, k, &QX, P(m, tidx(l, P_WK)), KD, s, pass, id0 + L_K);
         fqt_linear_fprop(ws, v, &QX, P(m, tidx(l, P_WV)), KD, s, pass, id0 + L_V);
         ws->used = 0;
-        wgx_keep(a, l, WGX_XN1, xn1, N, C, s, pass, id0 + wgx_linear[WGX_XN1]);
+        wgx_keep(m, a, l, WGX_XN1, xn1, s, pass);
         be->rope_fwd(q, B, T, NH, HS, c->rope_theta);
         be->rope_fwd(k, B, T, NKV, HS, c->rope_theta);
         be->attention_fwd(y, att, q, k, v, B, T, NH, NKV, HS);
@@ -500,12 +507,12 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
         fqt_linear_fprop(ws, gate, &QX, P(m, tidx(l, P_WG)), F, s, pass, id0 + L_G);
         fqt_linear_fprop(ws, up, &QX, P(m, tidx(l, P_WU)), F, s, pass, id0 + L_U);
         ws->used = 0;
-        wgx_keep(a, l, WGX_XN2, xn2, N, C, s, pass, id0 + wgx_linear[WGX_XN2]);
+        wgx_keep(m, a, l, WGX_XN2, xn2, s, pass);
         be->swiglu_fwd(h, gate, up, N * F);
         quantize_input(ws, &QX, h, N, F, s, pass, id0 + L_D);
         fqt_linear_fprop(ws, xo, &QX, P(m, tidx(l, P_WD)), C, s, pass, id0 + L_D);
         ws->used = 0;
-        wgx_keep(a, l, WGX_H, h, N, F, s, pass, id0 + wgx_linear[WGX_H]);
+        wgx_keep(m, a, l, WGX_H, h, s, pass);
         be->add_inplace(xo, xm, N * C);
     }
     const int t_norm = m->n_tensors - 2, t_head = m->n_tensors - 1;
@@ -591,7 +598,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
         W = bwd_weight(ws, P(m, tidx(l, P_WD)), C, F, fs, pass, id0 + L_D);
         fqt_linear_dgrad(ws, a->dh, 0.0f, a->dx, N, W, C, F, s, pass, id0 + L_D);
         ws->used = 0;
-        wgx_get(a, &QXt, l, WGX_H, N, F, s, pass, id0 + L_D);
+        wgx_get(m, a, &QXt, l, WGX_H, s, pass);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WD)), a->dx, N, C, &QXt, s, pass, id0 + L_D, id0 + L_D);
         ws->used = 0;
         be->swiglu_bwd(a->dgate, a->dup, a->dh, gate, up, N * F);
@@ -601,7 +608,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
         W = bwd_weight(ws, P(m, tidx(l, P_WU)), F, C, fs, pass, id0 + L_U);
         fqt_linear_dgrad(ws, a->dxn, 1.0f, a->dup, N, W, F, C, s, pass, id0 + L_U);
         ws->used = 0;
-        wgx_get(a, &QXt, l, WGX_XN2, N, C, s, pass, id0 + L_G);
+        wgx_get(m, a, &QXt, l, WGX_XN2, s, pass);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WG)), a->dgate, N, F, &QXt, s, pass, id0 + L_G, id0 + L_G);
         fqt_linear_wgrad(ws, G(m, tidx(l, P_WU)), a->dup, N, F, &QXt, s, pass, id0 + L_U, id0 + L_G);
         ws->used = 0;
@@ -626,7 +633,7 @@ void fqt_model_backward(fqt_model *m, const fqt_pass *pass, float loss_scale) {
             fqt_linear_dgrad(ws, a->dxn, j ? 1.0f : 0.0f, dys[j], N, W, outs[j], C, s, pass, id0 + j);
             ws->used = 0;
         }
-        wgx_get(a, &QXt, l, WGX_XN1, N, C, s, pass, id0 + L_Q);
+        wgx_get(m, a, &QXt, l, WGX_XN1, s, pass);
         for (int j = 0; j < 3; j++)
             fqt_linear_wgrad(ws, G(m, tidx(l, pts[j])), dys[j], N, outs[j], &QXt, s, pass, id0 + j, id0 + L_Q);
         ws->used = 0;

@@ -77,6 +77,29 @@ __device__ __forceinline__ void st8(float *p, const float f[8]) {
     ((float4 *)p)[0] = make_float4(f[0], f[1], f[2], f[3]);
     ((float4 *)p)[1] = make_float4(f[4], f[5], f[6], f[7]);
 }
+/* Four consecutive act values (8-byte access for bf16, 16-byte for float32; p aligned to that),
+ * and back, likewise. */
+__device__ __forceinline__ void ld4(const bf16_t *p, float f[4]) {
+    const uint2 u = *(const uint2 *)p;
+    f[0] = fqt_bf16_dec_i((uint16_t)(u.x & 0xFFFFu)), f[1] = fqt_bf16_dec_i((uint16_t)(u.x >> 16));
+    f[2] = fqt_bf16_dec_i((uint16_t)(u.y & 0xFFFFu)), f[3] = fqt_bf16_dec_i((uint16_t)(u.y >> 16));
+}
+__device__ __forceinline__ void ld4(const float *p, float f[4]) {
+    const float4 u = *(const float4 *)p;
+    f[0] = u.x, f[1] = u.y, f[2] = u.z, f[3] = u.w;
+}
+__device__ __forceinline__ void st4(bf16_t *p, const float f[4]) {
+    *(uint2 *)p = make_uint2((uint32_t)fqt_bf16_rne_i(f[0]) | ((uint32_t)fqt_bf16_rne_i(f[1]) << 16),
+                             (uint32_t)fqt_bf16_rne_i(f[2]) | ((uint32_t)fqt_bf16_rne_i(f[3]) << 16));
+}
+__device__ __forceinline__ void st4(float *p, const float f[4]) { *(float4 *)p = make_float4(f[0], f[1], f[2], f[3]); }
+/* The 16 / sizeof(T) values of type T held in the 16 bytes u, as ldf reads them. */
+template <typename T> __device__ __forceinline__ void unpack16(uint4 u, float *f) {
+    T t[16 / sizeof(T)];
+    memcpy(t, &u, 16);
+#pragma unroll
+    for (int e = 0; e < (int)(16 / sizeof(T)); e++) f[e] = ldf(t, e);
+}
 /* Whether n elements at each of the pointers can go 8 at a time through ld8/st8. */
 static inline bool vec8_ok(int64_t n, const void *a, const void *b = NULL, const void *c = NULL,
                            const void *d = NULL) {

@@ -116,18 +116,8 @@ __global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t 
                 if (p.tensor_scale) x = mul_as_cpu(x, s_dec);
                 v[k] = x;
             }
-            if (sizeof(TD) == 2) {
-                uint32_t w[8];
-#pragma unroll
-                for (int k = 0; k < 8; k++)
-                    w[k] = (uint32_t)fqt_bf16_rne_i(v[2 * k]) | ((uint32_t)fqt_bf16_rne_i(v[2 * k + 1]) << 16);
-                ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
-                ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
-            } else {
-#pragma unroll
-                for (int k = 0; k < 16; k += 4)
-                    *(float4 *)((float *)(void *)out + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
-            }
+            st8(out, v); /* (bf16: rounded to nearest even) */
+            st8(out + 8, v + 8);
         }
     }
 }

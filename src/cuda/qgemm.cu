@@ -218,16 +218,9 @@ static bool mx_fp8(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, floa
         const int64_t rows = src[i]->rows, codes = (rows * K + 255) / 256 * 256;
         uint8_t *buf = (uint8_t *)fqt_cuda_scratch(i ? FQT_SCR_MX_B : FQT_SCR_MX_A,
                                                    (size_t)codes + (size_t)(rows * (K / 128)) * sizeof(float));
-        memset(&t[i], 0, sizeof t[i]);
-        t[i].fmt = f8;
-        t[i].rows = rows;
-        t[i].cols = K;
-        t[i].row_bytes = K;
+        FQT_ASSERT(fqt_qtensor_shape(&t[i], &f8, rows, K) == FQT_OK);
         t[i].codes = buf;
-        t[i].scale_rows = rows;
-        t[i].scale_cols = K / 128;
         t[i].scales = buf + codes;
-        t[i].tensor_scale = 1.0f;
         fqt_cuda_mx_e4m3_expand_raw(src[i], t[i].codes, (float *)(void *)t[i].scales);
     }
     return fp8_blockscaled(&t[0], &t[1], alpha, beta, C, c_dt, ldc);

@@ -107,11 +107,11 @@ __device__ float qz_ones[4] = {1.0f, 1.0f, 1.0f, 1.0f}; /* tsc of the formats wi
 /* max(m, the largest finite |x| of the 16 bytes u). */
 template <typename TS> __device__ __forceinline__ float qz_amax16(uint4 u, float m) {
     constexpr int PER16 = 16 / (int)sizeof(TS);
-    TS t[PER16];
-    memcpy(t, &u, 16);
+    float v[PER16];
+    unpack16<TS>(u, v);
 #pragma unroll
     for (int e = 0; e < PER16; e++) {
-        const float a = fabsf(ldf(t, e));
+        const float a = fabsf(v[e]);
         if (a <= FLT_MAX && a > m) m = a;
     }
     return m;
@@ -438,11 +438,9 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         float v[BLK];
 #pragma unroll
         for (int k = 0; k < BLK / PER16; k++) {
-            const uint4 u = in[k];
-            TS t[PER16];
-            memcpy(t, &u, 16);
+            unpack16<TS>(in[k], v + k * PER16);
 #pragma unroll
-            for (int e = 0; e < PER16; e++) v[k * PER16 + e] = ldf(t, e) * pre;
+            for (int e = 0; e < PER16; e++) v[k * PER16 + e] *= pre;
         }
         float amax = 0.0f;
         bool bad = false;
@@ -502,11 +500,10 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     if (r0 + QZ_TILE <= srows && j0 + QZ_TILE <= scols && p.src_cols % PER16 == 0 && (uintptr_t)src % 16 == 0) {
         for (int e = threadIdx.x; e < QZ_TILE * V; e += blockDim.x) { /* a whole tile: 16-byte loads */
             const int rr = e / V, jj = (e % V) * PER16;
-            const uint4 u = *(const uint4 *)(src + (r0 + rr) * p.src_cols + j0 + jj);
-            TS t[PER16];
-            memcpy(t, &u, 16);
+            float t[PER16];
+            unpack16<TS>(*(const uint4 *)(src + (r0 + rr) * p.src_cols + j0 + jj), t);
 #pragma unroll
-            for (int k = 0; k < PER16; k++) tile[rr][jj + k] = ldf(t, k) * pre;
+            for (int k = 0; k < PER16; k++) tile[rr][jj + k] = t[k] * pre;
         }
     } else {
         for (int e = threadIdx.x; e < QZ_TILE * QZ_TILE; e += blockDim.x) {
@@ -593,18 +590,6 @@ __device__ __forceinline__ uint32_t qz_fp8_block(const qz_params &p, const float
     return out;
 }
 
-/* Four consecutive source elements times pre, in one 8-byte (bf16) or 16-byte (float) load
- * (the caller guarantees the alignment). */
-__device__ __forceinline__ void qz_load4(float v[4], const bf16_t *in, float pre) {
-    const uint2 u = *(const uint2 *)in;
-    v[0] = fqt_bf16_dec_i((bf16_t)(u.x & 0xFFFFu)) * pre, v[1] = fqt_bf16_dec_i((bf16_t)(u.x >> 16)) * pre;
-    v[2] = fqt_bf16_dec_i((bf16_t)(u.y & 0xFFFFu)) * pre, v[3] = fqt_bf16_dec_i((bf16_t)(u.y >> 16)) * pre;
-}
-__device__ __forceinline__ void qz_load4(float v[4], const float *in, float pre) {
-    const float4 u = *(const float4 *)in;
-    v[0] = u.x * pre, v[1] = u.y * pre, v[2] = u.z * pre, v[3] = u.w * pre;
-}
-
 /* AXIS_ROWS (cols a multiple of 128, source 16-byte aligned): warp i takes block i. */
 template <typename TS>
 __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
@@ -616,7 +601,9 @@ __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     for (int64_t i = blockIdx.x * (int64_t)(QZ_THREADS / 32) + threadIdx.x / 32; i < nblk; i += warps) {
         const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c = j * 128 + 4 * lane;
         float v[4];
-        qz_load4(v, src + r * p.src_cols + c, pre);
+        ld4(src + r * p.src_cols + c, v);
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] *= pre;
         const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(r * p.cols + c), scales + 4 * i, lane);
         *(uint32_t *)(codes + r * p.row_bytes + c) = out;
     }

@@ -41,23 +41,8 @@ __global__ void rope_kernel(T *x, const float2 *tab, I rows, I T_, I H, int half
 }
 
 /* Four pairs a thread (half % 4 == 0): 8- (bf16) or 16-byte (float) loads and stores of
- * x[i..i+3] and x[i+half..i+half+3], two 16-byte table loads; the same arithmetic per element
- * as rope_kernel. Threads run over (row, group of 4) pairs. */
-__device__ __forceinline__ void rope_ld4(const float *p, float v[4]) {
-    const float4 u = *(const float4 *)p;
-    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
-}
-__device__ __forceinline__ void rope_ld4(const bf16_t *p, float v[4]) {
-    const uint2 u = *(const uint2 *)p;
-    v[0] = fqt_bf16_dec_i((bf16_t)(u.x & 0xFFFFu)), v[1] = fqt_bf16_dec_i((bf16_t)(u.x >> 16));
-    v[2] = fqt_bf16_dec_i((bf16_t)(u.y & 0xFFFFu)), v[3] = fqt_bf16_dec_i((bf16_t)(u.y >> 16));
-}
-__device__ __forceinline__ void rope_st4(float *p, const float v[4]) { *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]); }
-__device__ __forceinline__ void rope_st4(bf16_t *p, const float v[4]) {
-    *(uint2 *)p = make_uint2((uint32_t)fqt_bf16_rne_i(v[0]) | ((uint32_t)fqt_bf16_rne_i(v[1]) << 16),
-                             (uint32_t)fqt_bf16_rne_i(v[2]) | ((uint32_t)fqt_bf16_rne_i(v[3]) << 16));
-}
-
+ * x[i..i+3] and x[i+half..i+half+3] (ld4/st4), two 16-byte table loads; the same arithmetic per
+ * element as rope_kernel. Threads run over (row, group of 4) pairs. */
 template <typename T, typename I>
 __global__ void rope4_kernel(T *x, const float2 *tab, I rows, I T_, I H, int half, float sign) {
     const I q = (I)(half / 4), n = rows * q;
@@ -71,15 +56,15 @@ __global__ void rope4_kernel(T *x, const float2 *tab, I rows, I T_, I H, int hal
         const float cs[4] = {a01.x, a01.z, a23.x, a23.z};
         const float sn[4] = {sign * a01.y, sign * a01.w, sign * a23.y, sign * a23.w};
         float x0[4], x1[4], y0[4], y1[4];
-        rope_ld4(v + i, x0);
-        rope_ld4(v + i + half, x1);
+        ld4(v + i, x0);
+        ld4(v + i + half, x1);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             y0[k] = x0[k] * cs[k] - x1[k] * sn[k];
             y1[k] = x1[k] * cs[k] + x0[k] * sn[k];
         }
-        rope_st4(v + i, y0);
-        rope_st4(v + i + half, y1);
+        st4(v + i, y0);
+        st4(v + i + half, y1);
     }
 }
 
