@@ -67,7 +67,7 @@ if want profile; then
 fi
 if want ncu; then
   stamp ncu
-  FQT_BENCH_ONLY=quant FQT_BENCH_REPS=1 timeout 150 ncu --clock-control none -k regex:qz_ \
+  [ "${NCU_QUANT:-1}" = 1 ] && FQT_BENCH_ONLY=quant FQT_BENCH_REPS=1 timeout 150 ncu --clock-control none -k regex:qz_ \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
     --section MemoryWorkloadAnalysis "$BIN/bench_cuda_kernels" > "$O/ncu_quant.txt" 2>&1
   echo "ncu quantizers rc=$? $(grep -c 'qz_' "$O/ncu_quant.txt") kernel lines"
@@ -87,12 +87,20 @@ if want ncu; then
 fi
 if want sanitize; then
   stamp sanitize
-  for tool in memcheck racecheck; do
-    echo "### $tool" >> "$O/sanitize.txt"
-    timeout "${SAN_TIMEOUT:-200}" compute-sanitizer --tool "$tool" --print-limit 20 "$BIN/test_cuda_backend" \
-      > /tmp/san.log 2>&1
-    echo "$tool rc=$?: $(tail -1 /tmp/san.log)"
-    grep -v "^ok\|^  ok" /tmp/san.log | tail -60 >> "$O/sanitize.txt"
+  # memcheck over the whole suite; racecheck (far slower) section by section with bf16
+  # activations, each under its own limit, so one slow section leaves the others' verdicts
+  for tool in ${SAN_TOOLS:-memcheck racecheck}; do
+    groups=all
+    [ "$tool" = racecheck ] && groups=${RACE_SECTIONS:-quantize qgemm,mx_expand elementwise embedding attention xent hadamard}
+    for g in $groups; do
+      echo "### $tool $g" >> "$O/sanitize.txt"
+      sec=$g act=bf16 lim=${RACE_TIMEOUT:-60}
+      case $g in all) sec= act= lim=${SAN_TIMEOUT:-200};; *qgemm*) act=f32;; esac # qgemm: f32 only
+      FQT_TEST_SECTIONS=$sec FQT_TEST_ACT=$act timeout "$lim" \
+        compute-sanitizer --tool "$tool" --print-limit 20 "$BIN/test_cuda_backend" > /tmp/san.log 2>&1
+      echo "$tool $g rc=$?: $(grep -c 'Race reported\|Error\|Hazard' /tmp/san.log) hazard lines; $(tail -1 /tmp/san.log)"
+      grep -v "^ok\|^  ok" /tmp/san.log | tail -40 >> "$O/sanitize.txt"
+    done
   done
 fi
 stamp done

@@ -103,9 +103,31 @@ __device__ __forceinline__ uint32_t qz_bits(const qz_params &p, uint64_t index) 
 
 __device__ float qz_ones[4] = {1.0f, 1.0f, 1.0f, 1.0f}; /* tsc of the formats without a tensor scale */
 
+/* ---- magnitudes as integers ------------------------------------------------------------
+ * The float bits of the largest |x| of the 16 bytes u, x float or bf16: non-negative floats
+ * (and bf16s) order as their bits do, so the max is an integer max, two bf16 lanes per
+ * instruction (Hopper's max.u16x2), and Inf or NaN anywhere shows as a result >= 0x7F800000. */
+__device__ __forceinline__ uint32_t qz_max_u16x2(uint32_t a, uint32_t b) {
+    uint32_t r;
+    asm("max.u16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+template <typename TS> __device__ __forceinline__ uint32_t qz_absmax_bits16(uint4 u) {
+    if (sizeof(TS) == 2) {
+        const uint32_t m = 0x7FFF7FFFu;
+        const uint32_t x = qz_max_u16x2(qz_max_u16x2(u.x & m, u.y & m), qz_max_u16x2(u.z & m, u.w & m));
+        return max(x >> 16, x & 0xFFFFu) << 16;
+    }
+    const uint32_t m = 0x7FFFFFFFu;
+    return max(max(u.x & m, u.y & m), max(u.z & m, u.w & m));
+}
+
 /* ---- stage 1: tensor amax ------------------------------------------------------------ */
-/* max(m, the largest finite |x| of the 16 bytes u). */
+/* max(m, the largest finite |x| of the 16 bytes u): the integer max where all are finite. */
 template <typename TS> __device__ __forceinline__ float qz_amax16(uint4 u, float m) {
+    const uint32_t b = qz_absmax_bits16<TS>(u);
+    if (b < 0x7F800000u) return fmaxf(m, fqt_u2f(b));
     constexpr int PER16 = 16 / (int)sizeof(TS);
     float v[PER16];
     unpack16<TS>(u, v);
@@ -436,20 +458,18 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c0 = j * BLK;
         const uint4 *in = (const uint4 *)(src + r * p.src_cols + c0);
         float v[BLK];
+        uint32_t abits = 0; /* the block's largest |x|, as float bits (x * pre: exact) */
 #pragma unroll
         for (int k = 0; k < BLK / PER16; k++) {
-            unpack16<TS>(in[k], v + k * PER16);
-#pragma unroll
-            for (int e = 0; e < PER16; e++) v[k * PER16 + e] *= pre;
+            const uint4 u = in[k];
+            abits = max(abits, qz_absmax_bits16<TS>(u));
+            unpack16<TS>(u, v + k * PER16);
         }
-        float amax = 0.0f;
-        bool bad = false;
+        if (pre != 1.0f)
 #pragma unroll
-        for (int k = 0; k < BLK; k++) {
-            const float a = fabsf(v[k]);
-            if (!(a <= FLT_MAX)) bad = true;
-            else if (a > amax) amax = a;
-        }
+            for (int k = 0; k < BLK; k++) v[k] *= pre;
+        const bool bad = abits >= 0x7F800000u;
+        const float amax = fqt_u2f(abits) * pre;
         uint8_t *sp = scales + i;
         uint32_t packed[BLK / 8];
         if (bad) {
@@ -516,14 +536,15 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     const int b = threadIdx.x % NB, jj = threadIdx.x / NB;
     const int64_t j = j0 + jj, c0 = r0 + (int64_t)b * BLK;
     if (j >= scols || c0 >= srows) return;
-    float amax = 0.0f;
-    bool bad = false;
+    float v[BLK];
+    uint32_t abits = 0;
 #pragma unroll
     for (int k = 0; k < BLK; k++) {
-        const float a = fabsf(tile[b * BLK + k][jj]);
-        if (!(a <= FLT_MAX)) bad = true;
-        else if (a > amax) amax = a;
+        v[k] = tile[b * BLK + k][jj];
+        abits = max(abits, fqt_f2u(v[k]) & 0x7FFFFFFFu);
     }
+    const bool bad = abits >= 0x7F800000u;
+    const float amax = fqt_u2f(abits);
     uint8_t *sp = scales + j * p.scale_cols + c0 / BLK;
     uint32_t packed[BLK / 8];
 #pragma unroll
@@ -541,7 +562,7 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int k = q4 * 4 + e;
-                const float scaled = tile[b * BLK + k][jj] * m.mul;
+                const float scaled = v[k] * m.mul;
                 const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
                 packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
             }

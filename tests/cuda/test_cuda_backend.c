@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 
 static const fqt_backend *be;
@@ -128,9 +129,19 @@ static int stats_match(const fqt_qstats *a, const fqt_qstats *b) {
     return ok;
 }
 
+/* Whether word is one of the comma-separated words of list (the whole list when unset). */
+static bool listed(const char *list, const char *word) {
+    if (!list || !*list) return true;
+    const size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return true;
+    return false;
+}
+
 static void test_quantize(void) {
     int cases = 0, failed_before = (int)check_failed_;
     for (int fi = 0; qformats[fi]; fi++) {
+        if (!listed(getenv("FQT_TEST_FORMATS"), qformats[fi])) continue; /* for racecheck's sake */
         fqt_format f;
         FQT_ASSERT(fqt_format_parse(qformats[fi], &f) == FQT_OK);
         for (size_t si = 0; si < sizeof qshapes / sizeof qshapes[0]; si++)
@@ -752,12 +763,25 @@ static void test_hadamard_adamw_reduce(void) {
     free(w); free(g); free(m); free(v);
 }
 
+/* FQT_TEST_SECTIONS=a,b runs only the sections whose call contains one of the words (for
+ * compute-sanitizer's racecheck, which is too slow for the whole suite in one device call). */
+static bool section_wanted(const char *call) {
+    const char *want = getenv("FQT_TEST_SECTIONS");
+    if (!want || !*want) return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", want);
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save))
+        if (strstr(call, w)) return true;
+    return false;
+}
+
 static void run_all(fqt_dtype act) {
     be = fqt_backend_cuda_open_act(act);
     FQT_ASSERT(be);
     printf("backend %s (activations %s)\n", be->name, act == FQT_DT_BF16 ? "bf16" : "f32");
 #define SECTION(call)                                                                      \
     do {                                                                                   \
+        if (!section_wanted(#call)) break;                                                 \
         long f0 = check_failed_, p0 = check_passed_;                                       \
         call;                                                                              \
         printf("  %-28s %ld passed, %ld failed\n", #call, check_passed_ - p0, check_failed_ - f0); \
@@ -792,7 +816,8 @@ int main(void) {
         printf("SKIP no GPU: %s\n", fqt_last_error());
         return check_finish();
     }
-    run_all(FQT_DT_F32);
-    run_all(FQT_DT_BF16);
+    const char *act = getenv("FQT_TEST_ACT"); /* f32 or bf16 alone; both when unset */
+    if (!act || strcmp(act, "bf16") != 0) run_all(FQT_DT_F32);
+    if (!act || strcmp(act, "f32") != 0) run_all(FQT_DT_BF16);
     return check_finish();
 }
