@@ -67,6 +67,13 @@ typedef struct fqt_backend {
     bool qgemm_colmajor_bf16; /* qgemm takes plain bf16 operands with colmajor set: a bf16
                                  source quantized to plain bf16 along columns is then that
                                  source itself, no transposed copy (core/linear.c) */
+    /* Non-NULL where qgemm would dequantize operands of some formats to BF16 itself: true for
+     * f when quantize also writes the expanded form (fqt_qtensor.expanded, bound by
+     * fqt_backend_qtensor_bind_expanded: the BF16 values code x block scale, which are
+     * exact, and the tensor scale in its slot) and qgemm reads it, one pass less per operand
+     * (core/linear.c quantizes every transient GEMM operand so). dequantize does not take
+     * expanded tensors. */
+    bool (*qgemm_expands)(const fqt_format *f);
 
     /* ---- buffers ---------------------------------------------------------------------- */
     /* NULL with fqt_last_error() set when out of memory. Alignment at least 256 bytes. */
@@ -166,6 +173,11 @@ size_t fqt_backend_qtensor_bytes(const fqt_format *f, int64_t rows, int64_t cols
 /* Shape q as [rows, cols] in f and point codes and scales into mem (that many bytes). */
 void fqt_backend_qtensor_bind(fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols,
                               void *mem);
+/* The same for the expanded form (fqt_qtensor.expanded): rows * cols BF16 values, then the
+ * parts as above (the scale part unused), so the scale slot is where it is for the packed form. */
+size_t fqt_backend_qtensor_bytes_expanded(const fqt_format *f, int64_t rows, int64_t cols);
+void fqt_backend_qtensor_bind_expanded(fqt_qtensor *q, const fqt_format *f, int64_t rows,
+                                       int64_t cols, void *mem);
 /* The trailing float of a bound tensor (backend memory): where a device backend's quantize
  * writes s_dec and its GEMM reads it. */
 float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q);

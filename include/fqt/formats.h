@@ -126,6 +126,10 @@ typedef struct {
     bool colmajor;          /* plain bf16 only: element (r, c) at codes[c * rows + r], a view of a
                                [cols, rows] row-major source that only a backend's qgemm reads
                                (fqt_backend.qgemm_colmajor_bf16); false everywhere else */
+    bool expanded;          /* a GEMM operand in the form its backend's qgemm consumes: codes hold
+                               the BF16 values code x block scale (exact for the formats of
+                               fqt_backend.qgemm_expands), row-major [rows, cols], no scale codes;
+                               the tensor scale stays apart (fqt_backend_qtensor_bind_expanded) */
 } fqt_qtensor;
 
 /* Shape q as a [rows, cols] tensor in format f without storage (codes, scales NULL): for

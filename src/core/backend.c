@@ -62,6 +62,21 @@ void fqt_backend_qtensor_bind(fqt_qtensor *q, const fqt_format *f, int64_t rows,
     q->scales = q->codes + ALIGN_UP(fqt_qtensor_code_bytes(q) + 1);
 }
 
+size_t fqt_backend_qtensor_bytes_expanded(const fqt_format *f, int64_t rows, int64_t cols) {
+    fqt_qtensor q;
+    FQT_ASSERT(fqt_qtensor_shape(&q, f, rows, cols) == FQT_OK);
+    return ALIGN_UP((size_t)(rows * cols) * 2 + 1) + ALIGN_UP(fqt_qtensor_scale_bytes(&q) + 1) +
+           ALIGN_UP(sizeof(float));
+}
+
+void fqt_backend_qtensor_bind_expanded(fqt_qtensor *q, const fqt_format *f, int64_t rows,
+                                       int64_t cols, void *mem) {
+    FQT_ASSERT(fqt_qtensor_shape(q, f, rows, cols) == FQT_OK);
+    q->expanded = true;
+    q->codes = mem;
+    q->scales = q->codes + ALIGN_UP((size_t)(rows * cols) * 2 + 1);
+}
+
 float *fqt_backend_qtensor_scale_slot(const fqt_qtensor *q) {
     return (float *)(void *)(q->scales + ALIGN_UP(fqt_qtensor_scale_bytes(q) + 1));
 }

@@ -37,22 +37,32 @@ void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t row
     fqt_backend_qtensor_bind(q, f, rows, cols, fqt_ws_take(ws, fqt_backend_qtensor_bytes(f, rows, cols)));
 }
 
-static size_t qb(const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols) {
-    return ALIGN_UP(fqt_backend_qtensor_bytes(&s->op[op].fmt, rows, cols));
+/* Whether the backend takes operands of format f expanded (fqt_backend.qgemm_expands): then
+ * every operand fqt_linear_quantize makes is, outside QAT (whose forward dequantizes them). */
+static bool expands(const fqt_backend *be, const fqt_format *f, const fqt_pass *pass) {
+    return be->qgemm_expands && be->qgemm_expands(f) && (!pass || pass->mode != FQT_MODE_QAT);
 }
 
-size_t fqt_linear_ws_fwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout) {
-    return qb(s, FQT_OP_FPROP_X, N, Cin) + qb(s, FQT_OP_FPROP_W, Cout, Cin);
+/* Workspace bytes of an operand: the expanded form where the backend may use it. */
+static size_t qb(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols) {
+    const fqt_format *f = &s->op[op].fmt;
+    return ALIGN_UP(expands(be, f, NULL) ? fqt_backend_qtensor_bytes_expanded(f, rows, cols)
+                                         : fqt_backend_qtensor_bytes(f, rows, cols));
 }
 
-size_t fqt_linear_ws_bwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout,
-                         fqt_dtype act) {
+size_t fqt_linear_ws_fwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
+                         int64_t Cout) {
+    return qb(be, s, FQT_OP_FPROP_X, N, Cin) + qb(be, s, FQT_OP_FPROP_W, Cout, Cin);
+}
+
+size_t fqt_linear_ws_bwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
+                         int64_t Cout) {
     /* Live together at the peak: QXt and its Hadamard copy, then QdY and QWt of dgrad or
      * QdYt and its copy in wgrad. */
-    const size_t e = fqt_dtype_size(act);
-    size_t dg = qb(s, FQT_OP_DGRAD_DY, N, Cout) + qb(s, FQT_OP_DGRAD_W, Cin, Cout);
-    size_t wg = qb(s, FQT_OP_WGRAD_DY, Cout, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cout) * e) : 0);
-    size_t n = qb(s, FQT_OP_WGRAD_X, Cin, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cin) * e) : 0) +
+    const size_t e = fqt_dtype_size(be->act_dtype);
+    size_t dg = qb(be, s, FQT_OP_DGRAD_DY, N, Cout) + qb(be, s, FQT_OP_DGRAD_W, Cin, Cout);
+    size_t wg = qb(be, s, FQT_OP_WGRAD_DY, Cout, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cout) * e) : 0);
+    size_t n = qb(be, s, FQT_OP_WGRAD_X, Cin, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cin) * e) : 0) +
                (dg > wg ? dg : wg);
     return n;
 }
@@ -100,7 +110,11 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
         q->colmajor = true;
         return;
     }
-    fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
+    if (expands(ws->be, &o->fmt, pass)) /* read once by the GEMMs that follow: no dequantize pass */
+        fqt_backend_qtensor_bind_expanded(q, &o->fmt, qr, qc,
+                                          fqt_ws_take(ws, fqt_backend_qtensor_bytes_expanded(&o->fmt, qr, qc)));
+    else
+        fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
     quantize_bound(ws->be, q, s, op, src, dt, R, C, axis, pass, linear_id, st, t0);
 }
 

@@ -35,11 +35,13 @@ void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t row
 /* Workspace bytes that one linear [Cout, Cin] over N tokens needs under spec s, for the
  * forward (fwd) and for the backward (everything live at once there; QAT's dequantized
  * weight is the model's to add). */
-size_t fqt_linear_ws_fwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout);
-size_t fqt_linear_ws_bwd(const fqt_linear_spec *s, int64_t N, int64_t Cin, int64_t Cout,
-                         fqt_dtype act);
+size_t fqt_linear_ws_fwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
+                         int64_t Cout);
+size_t fqt_linear_ws_bwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
+                         int64_t Cout);
 
-/* Quantize operand `op` of src [R, C] (dtype dt) along axis into q, placed in ws. */
+/* Quantize operand `op` of src [R, C] (dtype dt) along axis into q, placed in ws: expanded
+ * where the backend's GEMM takes that (fqt_backend.qgemm_expands; not in QAT mode). */
 void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
                          const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
                          const fqt_pass *pass, int64_t linear_id);

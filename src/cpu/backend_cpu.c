@@ -96,7 +96,7 @@ static void hadamard16_rows(void *x, int64_t N, int64_t C, uint64_t seed, uint64
 static void quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
                      fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
                      fqt_qstats *stats) {
-    FQT_ASSERT(src_dt == FQT_DT_F32);
+    FQT_ASSERT(src_dt == FQT_DT_F32 && !q->expanded);
     /* A NaN/Inf input is kept as NaN (§5.1) and surfaces in the loss or the gradient norm. */
     (void)fqt_quantize(q, CF(src), R, C, axis, rounding, seed, stream, stats);
     *fqt_backend_qtensor_scale_slot(q) = q->tensor_scale;
@@ -109,7 +109,8 @@ static void dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt) {
 
 static void qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                   fqt_dtype c_dt, int64_t ldc) {
-    FQT_ASSERT(c_dt == FQT_DT_F32 && !A->colmajor && !B->colmajor); /* no column-major views here */
+    /* no column-major views or expanded operands here (qgemm_colmajor_bf16, qgemm_expands unset) */
+    FQT_ASSERT(c_dt == FQT_DT_F32 && !A->colmajor && !B->colmajor && !A->expanded && !B->expanded);
     fqt_qgemm(A, B, alpha, beta, F(C), ldc);
 }
 

@@ -104,7 +104,7 @@ void fqt_cuda_gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
 /* ---- the tables ------------------------------------------------------------------------- */
 #define FQT_CUDA_TABLE(NAME, ACT)                                                          \
     {                                                                                      \
-        NAME, ACT, false, true, fqt_cuda_alloc, fqt_cuda_free, fqt_cuda_upload,          \
+        NAME, ACT, false, true, fqt_cuda_qgemm_expands, fqt_cuda_alloc, fqt_cuda_free, fqt_cuda_upload,          \
             fqt_cuda_download, fqt_cuda_copy, fqt_cuda_zero, fqt_cuda_convert,             \
             fqt_cuda_embedding_fwd,                                                        \
             fqt_cuda_embedding_bwd, fqt_cuda_rmsnorm_fwd, fqt_cuda_rmsnorm_bwd,            \

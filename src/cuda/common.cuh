@@ -100,6 +100,28 @@ template <typename T> __device__ __forceinline__ void unpack16(uint4 u, float *f
 #pragma unroll
     for (int e = 0; e < (int)(16 / sizeof(T)); e++) f[e] = ldf(t, e);
 }
+/* ---- dequantization pieces (dequantize.cu, and quantize.cu for expanded operands) ---- */
+/* a * b with x86 SSE NaN propagation. */
+__device__ __forceinline__ float fqt_mul_as_cpu(float a, float b) {
+    const float r = a * b;
+    if (!isnan(r)) return r;
+    if (isnan(a)) return fqt_u2f(fqt_f2u(a) | 0x00400000u);
+    if (isnan(b)) return fqt_u2f(fqt_f2u(b) | 0x00400000u);
+    return fqt_u2f(0xFFC00000u);
+}
+
+/* |E2M1 code| (3 bits) times a finite block scale sc >= 0, as bf16 bits, sign added: the
+ * product has at most 6 significant bits and stays within bf16's range for every UE4M3 and
+ * E8M0 scale (E8M0 exponents are clamped so that 6 * 2^e is finite), so it is exact in
+ * float32 and in bf16, and its top 16 bits are what fqt_bf16_rne_i(fqt_mul_as_cpu(decode, sc))
+ * gives. The magnitude's float bits: (m + 252) << 22 for m >= 2 (1, 1.5, 2, ..., 6), 0.5 for
+ * m = 1, 0 for m = 0. */
+__device__ __forceinline__ uint32_t fqt_e2m1_bf16_exact(uint32_t code, float sc) {
+    const uint32_t m = code & 7u;
+    const uint32_t mag = m >= 2u ? (m + 252u) << 22 : (m ? 0x3F000000u : 0u);
+    return (fqt_f2u(fqt_u2f(mag) * sc) >> 16) | ((code & 8u) << 12);
+}
+
 /* Whether n elements at each of the pointers can go 8 at a time through ld8/st8. */
 static inline bool vec8_ok(int64_t n, const void *a, const void *b = NULL, const void *c = NULL,
                            const void *d = NULL) {
@@ -143,6 +165,7 @@ extern const char *const fqt_cuda_env_mxfp4[]; /* FQT_CUDA_MXFP4: bf16, fp8 (qge
 typedef enum {
     FQT_SCR_QMAP = 0, FQT_SCR_PART, FQT_SCR_TSCALE, FQT_SCR_DEQ_A, FQT_SCR_DEQ_B, FQT_SCR_LT_WS,
     FQT_SCR_GEMM_C, FQT_SCR_MX_A, FQT_SCR_MX_B, FQT_SCR_ATT_S, FQT_SCR_ATT_P, FQT_SCR_ATT_DS, FQT_SCR_ATT_DKV, FQT_SCR_ROW, FQT_SCR_ROPE,
+    FQT_SCR_EXPAND,
     FQT_SCR_COUNT
 } fqt_cuda_scratch_slot;
 void *fqt_cuda_scratch(fqt_cuda_scratch_slot slot, size_t bytes);
@@ -232,6 +255,7 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
 void fqt_cuda_mx_e4m3_expand_raw(const fqt_qtensor *q, uint8_t *e4m3, float *gscale);
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc);
+bool fqt_cuda_qgemm_expands(const fqt_format *f);
 int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
                        const fqt_adamw_args *a);
 void fqt_cuda_sumsq_partials(const float *x, const float *y, int64_t n, double *part);

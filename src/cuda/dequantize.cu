@@ -5,7 +5,7 @@
  *
  * NaN bits: a block with a NaN scale decodes to NaN (§5.1). The GPU's multiply returns its
  * canonical NaN (0x7FFFFFFF), the x86 CPU the first NaN operand, quieted, or the "indefinite"
- * 0xFFC00000 for Inf x 0; mul_as_cpu reproduces the CPU's bits so that the two dequantized
+ * 0xFFC00000 for Inf x 0; fqt_mul_as_cpu (common.cuh) reproduces the CPU's bits so that the two dequantized
  * tensors memcmp equal, NaNs included. */
 #include "cuda/common.cuh"
 
@@ -22,15 +22,6 @@ __device__ __forceinline__ float dq_scale(int scale, const uint8_t *scales, int6
     case FQT_SCALE_FP32: { float s; memcpy(&s, scales + 4 * i, 4); return s; }
     default: return 1.0f;
     }
-}
-
-/* a * b with x86 SSE NaN propagation. */
-__device__ __forceinline__ float mul_as_cpu(float a, float b) {
-    const float r = a * b;
-    if (!isnan(r)) return r;
-    if (isnan(a)) return fqt_u2f(fqt_f2u(a) | 0x00400000u);
-    if (isnan(b)) return fqt_u2f(fqt_f2u(b) | 0x00400000u);
-    return fqt_u2f(0xFFC00000u);
 }
 
 /* Rows over blockIdx.y (grid-stride), columns over x: no 64-bit division per element. */
@@ -52,24 +43,12 @@ __global__ void dq_kernel(dq_params p, const uint8_t *codes, const uint8_t *scal
             else code = ((const uint32_t *)row)[c];
             float v = fqt_elem_decode_i((fqt_elem)p.elem, code);
             if (p.scale != FQT_SCALE_NONE) {
-                v = mul_as_cpu(v, dq_scale(p.scale, srow, c / p.block));
-                if (p.tensor_scale) v = mul_as_cpu(v, s_dec);
+                v = fqt_mul_as_cpu(v, dq_scale(p.scale, srow, c / p.block));
+                if (p.tensor_scale) v = fqt_mul_as_cpu(v, s_dec);
             }
             stf(out, c, v);
         }
     }
-}
-
-/* |E2M1 code| (3 bits) times a finite block scale sc >= 0, as bf16 bits, sign added: the
- * product has at most 6 significant bits and stays within bf16's range for every UE4M3 and
- * E8M0 scale (E8M0 exponents are clamped so that 6 * 2^e is finite), so it is exact in
- * float32 and in bf16, and its top 16 bits are what fqt_bf16_rne_i(mul_as_cpu(decode, sc))
- * gives. The magnitude's float bits: (m + 252) << 22 for m >= 2 (1, 1.5, 2, ..., 6), 0.5 for
- * m = 1, 0 for m = 0. */
-__device__ __forceinline__ uint32_t dq_e2m1_bf16_exact(uint32_t code, float sc) {
-    const uint32_t m = code & 7u;
-    const uint32_t mag = m >= 2u ? (m + 252u) << 22 : (m ? 0x3F000000u : 0u);
-    return (fqt_f2u(fqt_u2f(mag) * sc) >> 16) | ((code & 8u) << 12);
 }
 
 /* E2M1 codes with 1-D blocks of 16 or 32 along rows (the FP4 formats' layout, cols % 16 == 0):
@@ -102,7 +81,7 @@ __global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t 
 #pragma unroll
                 for (int k = 0; k < 8; k++) {
                     const uint32_t word = raw[2 * h + k / 4], sh = (uint32_t)(k & 3) * 8;
-                    w[k] = dq_e2m1_bf16_exact(word >> sh, sc) | (dq_e2m1_bf16_exact(word >> (sh + 4), sc) << 16);
+                    w[k] = fqt_e2m1_bf16_exact(word >> sh, sc) | (fqt_e2m1_bf16_exact(word >> (sh + 4), sc) << 16);
                 }
                 ((uint4 *)out)[0] = make_uint4(w[0], w[1], w[2], w[3]);
                 ((uint4 *)out)[1] = make_uint4(w[4], w[5], w[6], w[7]);
@@ -112,8 +91,8 @@ __global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t 
 #pragma unroll
             for (int k = 0; k < 16; k++) {
                 const uint32_t code = (raw[2 * h + k / 8] >> ((k & 7) * 4)) & 0xFu;
-                float x = mul_as_cpu(fqt_elem_decode_i(FQT_ELEM_E2M1, code), sc);
-                if (p.tensor_scale) x = mul_as_cpu(x, s_dec);
+                float x = fqt_mul_as_cpu(fqt_elem_decode_i(FQT_ELEM_E2M1, code), sc);
+                if (p.tensor_scale) x = fqt_mul_as_cpu(x, s_dec);
                 v[k] = x;
             }
             st8(out, v); /* (bf16: rounded to nearest even) */
@@ -124,7 +103,7 @@ __global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t 
 
 void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, bool with_tensor_scale,
                              const fqt_cuda_alpha *alpha) {
-    FQT_ASSERT(!q->colmajor); /* views are GEMM operands only */
+    FQT_ASSERT(!q->colmajor && !q->expanded); /* views and expanded tensors are GEMM operands only */
     fqt_cuda_alpha al = {NULL, NULL, NULL, 0.0f, 0.0f};
     if (alpha) al = *alpha;
     const fqt_format *f = &q->fmt;

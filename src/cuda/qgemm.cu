@@ -26,6 +26,9 @@
  *    1x128 group (mx_fp8.cu, FORMATS.md §9) and go to the block-scaled FP8 GEMM above. Same
  *    products for blocks at most 14 binades under their group's largest; FP8 tensor-core sums.
  *    Not the default until it has been measured on a GPU (it has not run on one yet).
+ * Operands of the BF16 path may come expanded (fqt_qtensor.expanded: the quantizer wrote the
+ * BF16 values code x block scale, fqt_cuda_qgemm_expands), then cuBLASLt reads them as they
+ * are: the same operand bits as the dequantize pass gives, so the same products and sums.
  * Not yet: the fused kernel that reads packed codes in the mainloop, Blackwell's block-scaled
  * FP4 modes. */
 #include "cuda/common.cuh"
@@ -204,6 +207,14 @@ static bool is_mx_e2m1(const fqt_format *f) {
            f->block > 0 && 128 % f->block == 0;
 }
 
+/* The formats this GEMM dequantizes to BF16 itself (the exact BF16 path), so an operand
+ * quantized straight into that form saves the pass: not plain bf16 (already is), not MXFP4
+ * while FQT_CUDA_MXFP4=fp8 sends it to the FP8 tensor cores. */
+bool fqt_cuda_qgemm_expands(const fqt_format *f) {
+    return exact_in_bf16(f) && !is_plain_bf16(f) &&
+           !(is_mx_e2m1(f) && fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1);
+}
+
 /* MXFP4 on FP8 tensor cores (FQT_CUDA_MXFP4=fp8): both operands expanded to E4M3 codes with
  * one FP32 scale per 1x128 group (FORMATS.md §9: the MXFP4 values exactly, blocks down to 14
  * binades under their group's largest), then the block-scaled FP8 GEMM of the fp8 recipe. Its
@@ -230,6 +241,7 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
                     fqt_dtype c_dt, int64_t ldc) {
     FQT_ASSERT(A->cols == B->cols);
     FQT_ASSERT((!A->colmajor || is_plain_bf16(&A->fmt)) && (!B->colmajor || is_plain_bf16(&B->fmt)));
+    FQT_ASSERT((!A->expanded || exact_in_bf16(&A->fmt)) && (!B->expanded || exact_in_bf16(&B->fmt)));
     const int64_t M = A->rows, N = B->rows, K = A->cols;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -243,7 +255,7 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
         K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
         fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
         return;
-    if (fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1 && is_mx_e2m1(&A->fmt) &&
+    if (fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1 && !A->expanded && !B->expanded && is_mx_e2m1(&A->fmt) &&
         is_mx_e2m1(&B->fmt) && K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
         mx_fp8(A, B, alpha, beta, C, c_dt, ldc))
         return;
@@ -259,14 +271,15 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
     const float *ab = ab_host;
     fqt_cuda_alpha al = {NULL, sa, sb, alpha, ab_host[1]};
     if (sa || sb) ab = al.ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
-    /* Plain bf16 operands are their own dequantization: cuBLASLt reads the codes. */
+    /* Plain bf16 operands are their own dequantization, expanded ones were made so by the
+     * quantizer: cuBLASLt reads the codes. */
     const void *a = A->codes, *b = B->codes;
-    if (!is_plain_bf16(&A->fmt)) {
+    if (!is_plain_bf16(&A->fmt) && !A->expanded) {
         void *t = fqt_cuda_scratch(FQT_SCR_DEQ_A, (size_t)(M * K) * es);
         fqt_cuda_dequantize_raw(A, t, dt, !bf, NULL);
         a = t;
     }
-    if (!is_plain_bf16(&B->fmt)) {
+    if (!is_plain_bf16(&B->fmt) && !B->expanded) {
         void *t = fqt_cuda_scratch(FQT_SCR_DEQ_B, (size_t)(N * K) * es);
         fqt_cuda_dequantize_raw(B, t, dt, !bf, al.ab ? &al : NULL);
         b = t;

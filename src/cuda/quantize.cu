@@ -20,7 +20,9 @@
  * The 4-bit E2M1 presets have vector kernels (16-byte loads along rows, a shared-memory
  * transpose along columns; codes from codec.h's bit-arithmetic E2M1 encoders, equal to the
  * reference ones for every input), fp8's 1x128 blocks a warp per block (along columns through a
- * shared-memory tile). Not yet: the one-read
+ * shared-memory tile). The E2M1 kernels also
+ * write the expanded form of a GEMM operand (fqt_qtensor.expanded: BF16 values code x block
+ * scale instead of codes and scales); other formats get it staged. Not yet: the one-read
  * two-copy quantizer for tensors needed in both orientations. */
 #include "cuda/common.cuh"
 
@@ -443,16 +445,66 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     }
 }
 
+/* ---- one E2M1 block of the vector kernels -------------------------------------------------
+ * BLK values v (already times pre), amax their largest |v| (bad: a non-finite among them): the
+ * scale code, then either the packed codes (BLK / 2 bytes at dst, the scale code at *sp) or,
+ * EXP, the expanded operand (fqt_qtensor.expanded): the BF16 values code x block scale at ev,
+ * which is what fqt_cuda_dequantize_raw without the tensor scale makes of the packed codes, NaN
+ * bits of a non-finite block included. ibase: the row-major index of v[0] in the quantized
+ * layout, a multiple of 4 (SR keys). */
+template <int BLK, bool EXP>
+__device__ __forceinline__ void qz_e2m1_block(const qz_params &p, const float *v, float amax, bool bad, uint64_t ibase,
+                                              float s_enc, float s_dec, uint8_t *sp, uint8_t *dst, bf16_t *ev) {
+    const fqt_rounding rd = (fqt_rounding)p.rounding;
+    uint32_t packed[BLK / 8];
+#pragma unroll
+    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+    uint8_t sc = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* a non-finite block's NaN scale */
+    if (!bad) {
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
+                                                  s_enc, s_dec, &sc);
+#pragma unroll
+        for (int q4 = 0; q4 < BLK / 4; q4++) {
+            uint32_t w[4] = {0, 0, 0, 0};
+            if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int k = q4 * 4 + e;
+                const float scaled = v[k] * m.mul;
+                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
+                packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
+            }
+        }
+    }
+    if (!EXP) {
+        *sp = sc;
+        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+        return;
+    }
+    const float deq = p.scale == FQT_SCALE_E8M0 ? fqt_e8m0_dec_i(sc) : fqt_ue4m3_dec_i(sc);
+    const uint32_t nan2 = (uint32_t)fqt_bf16_rne_i(fqt_mul_as_cpu(0.0f, deq)) * 0x10001u; /* codes of a bad block are 0 */
+#pragma unroll
+    for (int g = 0; g < BLK / 8; g++) { /* 8 values: 16 bytes */
+        uint32_t w[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t word = packed[g] >> (8 * k);
+            w[k] = deq == deq ? fqt_e2m1_bf16_exact(word, deq) | (fqt_e2m1_bf16_exact(word >> 4, deq) << 16) : nan2;
+        }
+        ((uint4 *)ev)[g] = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
 /* ---- the vector path: 4-bit codes, BLK-element blocks along contiguous rows -----------------
  * AXIS_ROWS, block 16 or 32, cols a multiple of BLK and of 16 (aligned 16-byte loads of the
  * source and 8- or 16-byte stores of a block's packed codes). The block is held in registers:
  * one read of the source. Same arithmetic as qz_fused_kernel. */
-template <typename TS, int BLK>
+template <typename TS, int BLK, bool EXP>
 __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
     qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int64_t nblk = p.rows * p.scale_cols;
-    const fqt_rounding rd = (fqt_rounding)p.rounding;
     constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
     for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
         const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c0 = j * BLK;
@@ -468,36 +520,9 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         if (pre != 1.0f)
 #pragma unroll
             for (int k = 0; k < BLK; k++) v[k] *= pre;
-        const bool bad = abits >= 0x7F800000u;
-        const float amax = fqt_u2f(abits) * pre;
-        uint8_t *sp = scales + i;
-        uint32_t packed[BLK / 8];
-        if (bad) {
-            *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
-#pragma unroll
-            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
-        } else {
-            const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
-                                                      p.emax, amax, s_enc, s_dec, sp);
-            const uint64_t ibase = (uint64_t)(r * p.cols + c0); /* a multiple of 16: word k of call k/4 */
-#pragma unroll
-            for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
-#pragma unroll
-            for (int q4 = 0; q4 < BLK / 4; q4++) {
-                uint32_t w[4] = {0, 0, 0, 0};
-                if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int k = q4 * 4 + e;
-                    const float scaled = v[k] * m.mul;
-                    const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
-                    packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
-                }
-            }
-        }
-        uint8_t *dst = codes + r * p.row_bytes + c0 / 2;
-        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
-        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+        qz_e2m1_block<BLK, EXP>(p, v, fqt_u2f(abits) * pre, abits >= 0x7F800000u, (uint64_t)(r * p.cols + c0), s_enc,
+                                s_dec, scales + i, codes + r * p.row_bytes + c0 / 2,
+                                (bf16_t *)(void *)codes + r * p.cols + c0);
     }
 }
 
@@ -507,13 +532,12 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * (j, b) makes block b of row j; four consecutive threads write adjacent blocks of one row.
  * Needs q->cols (source rows) a multiple of BLK, so a block never leaves the tile. */
 #define QZ_TILE 64
-template <typename TS, int BLK>
+template <typename TS, int BLK, bool EXP>
 __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
     qz_put_slot(p);
     __shared__ float tile[QZ_TILE][QZ_TILE + 1];
     constexpr int NB = QZ_TILE / BLK; /* blocks per tile column */
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
-    const fqt_rounding rd = (fqt_rounding)p.rounding;
     const int64_t srows = p.cols, scols = p.rows; /* source [srows, scols] */
     const int64_t r0 = (int64_t)blockIdx.y * QZ_TILE, j0 = (int64_t)blockIdx.x * QZ_TILE;
     constexpr int PER16 = 16 / (int)sizeof(TS), V = QZ_TILE / PER16; /* 16-byte loads per tile row */
@@ -543,34 +567,9 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         v[k] = tile[b * BLK + k][jj];
         abits = max(abits, fqt_f2u(v[k]) & 0x7FFFFFFFu);
     }
-    const bool bad = abits >= 0x7F800000u;
-    const float amax = fqt_u2f(abits);
-    uint8_t *sp = scales + j * p.scale_cols + c0 / BLK;
-    uint32_t packed[BLK / 8];
-#pragma unroll
-    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
-    if (bad) {
-        *sp = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F;
-    } else {
-        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val,
-                                                  p.emax, amax, s_enc, s_dec, sp);
-        const uint64_t ibase = (uint64_t)(j * p.cols + c0);
-#pragma unroll
-        for (int q4 = 0; q4 < BLK / 4; q4++) {
-            uint32_t w[4] = {0, 0, 0, 0};
-            if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int k = q4 * 4 + e;
-                const float scaled = v[k] * m.mul;
-                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
-                packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
-            }
-        }
-    }
-    uint8_t *dst = codes + j * p.row_bytes + c0 / 2;
-    if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
-    else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+    qz_e2m1_block<BLK, EXP>(p, v, fqt_u2f(abits), abits >= 0x7F800000u, (uint64_t)(j * p.cols + c0), s_enc, s_dec,
+                            scales + j * p.scale_cols + c0 / BLK, codes + j * p.row_bytes + c0 / 2,
+                            (bf16_t *)(void *)codes + j * p.cols + c0);
 }
 
 /* ---- 8-bit codes with FP32 1x128 scales (the fp8 preset): a warp per block -----------------
@@ -795,10 +794,47 @@ static void qz_merge(fqt_qstats *stats, const qz_part *d, unsigned n) {
     fqt_qstats_merge(stats, &s);
 }
 
+/* The E2M1 vector kernel that takes q (1: along rows, 2: the column transpose), else 0. */
+enum { QZ_E2M1_NONE = 0, QZ_E2M1_ROWS, QZ_E2M1_COLS };
+static int qz_e2m1_path(const fqt_qtensor *q, fqt_axis axis, const fqt_qstats *stats) {
+    const fqt_format *f = &q->fmt;
+    if (stats || f->elem != FQT_ELEM_E2M1 || (f->block != 16 && f->block != 32) || f->block_rows != 1 ||
+        (f->scale != FQT_SCALE_E8M0 && f->scale != FQT_SCALE_UE4M3) || getenv("FQT_CUDA_QUANT_GENERIC") ||
+        getenv("FQT_CUDA_QUANT_SCALAR"))
+        return QZ_E2M1_NONE;
+    if (axis == FQT_AXIS_ROWS) return q->cols % f->block == 0 && q->cols % 16 == 0 ? QZ_E2M1_ROWS : QZ_E2M1_NONE;
+    return q->cols % 32 == 0 && q->rows < 65535LL * QZ_TILE && q->cols < 65535LL * QZ_TILE ? QZ_E2M1_COLS
+                                                                                             : QZ_E2M1_NONE;
+}
+
+template <typename TS>
+static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
+                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats);
+
+/* An expanded operand that no E2M1 vector kernel makes: the packed form into scratch, then
+ * its dequantization without the tensor scale (the same values the kernels' EXP form writes)
+ * and the tensor scale into q's slot. */
+template <typename TS>
+static void quantize_expanded_staged(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
+                                     fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
+    fqt_qtensor t;
+    const size_t bytes = fqt_backend_qtensor_bytes(&q->fmt, q->rows, q->cols);
+    fqt_backend_qtensor_bind(&t, &q->fmt, q->rows, q->cols, fqt_cuda_scratch(FQT_SCR_EXPAND, bytes));
+    quantize_t<TS>(&t, src, R, C, axis, rounding, seed, stream, stats);
+    fqt_cuda_dequantize_raw(&t, q->codes, FQT_DT_BF16, false, NULL);
+    FQT_CUDA_CHECK(cudaMemcpyAsync(fqt_backend_qtensor_scale_slot(q), fqt_backend_qtensor_scale_slot(&t),
+                                   sizeof(float), cudaMemcpyDeviceToDevice, 0));
+}
+
 template <typename TS>
 static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
                        fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
     const fqt_format *f = &q->fmt;
+    const int e2m1 = qz_e2m1_path(q, axis, stats);
+    if (q->expanded && !e2m1) {
+        quantize_expanded_staged<TS>(q, src, R, C, axis, rounding, seed, stream, stats);
+        return;
+    }
     qz_params p;
     p.elem = f->elem;
     p.scale = f->scale;
@@ -868,23 +904,24 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
         FQT_CUDA_LAUNCHED();
         return;
     }
-    const bool vec4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_ROWS &&
-                      (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
-                      p.cols % p.block == 0 && p.cols % 16 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR");
-    if (vec4) {
-        if (p.block == 16) qz_rows4_kernel<TS, 16><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
-        else qz_rows4_kernel<TS, 32><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+    if (e2m1 == QZ_E2M1_ROWS) {
+#define QZ_ROWS4(BLK, EXP) qz_rows4_kernel<TS, BLK, EXP><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc)
+        if (p.block == 16 && q->expanded) QZ_ROWS4(16, true);
+        else if (p.block == 16) QZ_ROWS4(16, false);
+        else if (q->expanded) QZ_ROWS4(32, true);
+        else QZ_ROWS4(32, false);
+#undef QZ_ROWS4
         FQT_CUDA_LAUNCHED();
         return;
     }
-    const bool cols4 = fused && p.bits == 4 && p.elem == FQT_ELEM_E2M1 && axis == FQT_AXIS_COLS &&
-                       (p.block == 16 || p.block == 32) && p.scale != FQT_SCALE_FP32 &&
-                       p.cols % 32 == 0 && !getenv("FQT_CUDA_QUANT_SCALAR") && q->rows < 65535LL * QZ_TILE &&
-                       q->cols < 65535LL * QZ_TILE;
-    if (cols4) {
+    if (e2m1 == QZ_E2M1_COLS) {
         dim3 grid((unsigned)((q->rows + QZ_TILE - 1) / QZ_TILE), (unsigned)((q->cols + QZ_TILE - 1) / QZ_TILE));
-        if (p.block == 16) qz_cols4_kernel<TS, 16><<<grid, QZ_TILE * (QZ_TILE / 16)>>>(p, src, q->codes, q->scales, tsc);
-        else qz_cols4_kernel<TS, 32><<<grid, QZ_TILE * (QZ_TILE / 32)>>>(p, src, q->codes, q->scales, tsc);
+#define QZ_COLS4(BLK, EXP) qz_cols4_kernel<TS, BLK, EXP><<<grid, QZ_TILE * (QZ_TILE / BLK)>>>(p, src, q->codes, q->scales, tsc)
+        if (p.block == 16 && q->expanded) QZ_COLS4(16, true);
+        else if (p.block == 16) QZ_COLS4(16, false);
+        else if (q->expanded) QZ_COLS4(32, true);
+        else QZ_COLS4(32, false);
+#undef QZ_COLS4
         FQT_CUDA_LAUNCHED();
         return;
     }
