@@ -412,7 +412,7 @@ static void test_quantize(const char *fmt_name, int64_t R, int64_t C) {
                 dq_t d = dq_new(&f, qr, qc);
                 memset(&gs, 0, sizeof gs);
                 BE->quantize(&d.q, dptr(&dx), dt, R, C, (fqt_axis)axis, (fqt_rounding)rnd, seed, stream,
-                             src_act ? NULL : &gs);
+                             src_act ? NULL : &gs, NULL);
                 char what[128];
                 snprintf(what, sizeof what, "quantize %s [%lld,%lld] %s %s from %s", fmt_name, (long long)R,
                          (long long)C, axis ? "cols" : "rows", rnd ? "sr" : "rne", src_act ? "act" : "f32");
@@ -456,8 +456,8 @@ static void test_qgemm(const char *fa, const char *fb, int64_t M, int64_t N, int
     float *a = rand_f(M * K, 1, false), *b = rand_f(N * K, 1, false), *c0 = rand_f(M * N, 1, cdt != FQT_DT_F32);
     dbuf da = up(a, M * K, FQT_DT_F32), db = up(b, N * K, FQT_DT_F32), dc = up(c0, M * N, cdt);
     dq_t qa = dq_new(&f1, M, K), qb = dq_new(&f2, N, K);
-    BE->quantize(&qa.q, dptr(&da), FQT_DT_F32, M, K, FQT_AXIS_ROWS, FQT_ROUND_SR, 5, 6, NULL);
-    BE->quantize(&qb.q, dptr(&db), FQT_DT_F32, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 5, 7, NULL);
+    BE->quantize(&qa.q, dptr(&da), FQT_DT_F32, M, K, FQT_AXIS_ROWS, FQT_ROUND_SR, 5, 6, NULL, NULL);
+    BE->quantize(&qb.q, dptr(&db), FQT_DT_F32, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 5, 7, NULL, NULL);
     BE->qgemm(&qa.q, &qb.q, 1.0f, beta, dptr(&dc), cdt, N);
     /* Reference: host quantization (bit-identical, tested above), dequantized, double GEMM. */
     fqt_qtensor ha, hb;

@@ -70,21 +70,28 @@ int main(void) {
     const int64_t qs[][2] = {{16384, 768}, {16384, 2048}};
     for (int fi = 0; qf[fi]; fi++)
         for (int si = 0; si < 2; si++)
+            for (int ex = 0; ex < 2; ex++) /* ex 1: the expanded GEMM operand (bf16 values out) */
             for (int axis = 0; axis < 2; axis++)
                 for (int rd = 0; rd < 2; rd++) {
                     fqt_format f;
                     fqt_format_parse(qf[fi], &f);
+                    if (ex && !(be->qgemm_expands && be->qgemm_expands(&f))) continue;
                     const int64_t R = qs[si][0], C = qs[si][1];
                     void *x = dev_rand(R * C, 4.0f, FQT_DT_BF16);
                     const int64_t qr = axis ? C : R, qc = axis ? R : C;
                     fqt_qtensor q;
-                    void *mem = be->alloc(fqt_backend_qtensor_bytes(&f, qr, qc));
-                    fqt_backend_qtensor_bind(&q, &f, qr, qc, mem);
+                    void *mem = be->alloc(ex ? fqt_backend_qtensor_bytes_expanded(&f, qr, qc)
+                                             : fqt_backend_qtensor_bytes(&f, qr, qc));
+                    if (ex) fqt_backend_qtensor_bind_expanded(&q, &f, qr, qc, mem);
+                    else fqt_backend_qtensor_bind(&q, &f, qr, qc, mem);
                     double t = TIME(qreps > 0 ? qreps : 1, be->quantize(&q, x, FQT_DT_BF16, R, C, (fqt_axis)axis,
-                                                     (fqt_rounding)rd, 1, 2, NULL));
-                    const double bytes = (double)(R * C) * 2 + (double)fqt_qtensor_code_bytes(&q) +
-                                         (double)fqt_qtensor_scale_bytes(&q);
-                    printf("%-8s %6lldx%-7lld %-5s %-4s %9.1f %8.0f %7.0f%%\n", qf[fi], (long long)R,
+                                                     (fqt_rounding)rd, 1, 2, NULL, NULL));
+                    const double bytes = (double)(R * C) * 2 + (ex ? (double)(R * C) * 2
+                                                                   : (double)fqt_qtensor_code_bytes(&q) +
+                                                                         (double)fqt_qtensor_scale_bytes(&q));
+                    char lab[32];
+                    snprintf(lab, sizeof lab, "%s%s", qf[fi], ex ? "+ex" : "");
+                    printf("%-8s %6lldx%-7lld %-5s %-4s %9.1f %8.0f %7.0f%%\n", lab, (long long)R,
                            (long long)C, axis ? "cols" : "rows", rd ? "sr" : "rne", t * 1e6, bytes / t / 1e9,
                            100.0 * bytes / t / 1e9 / copy_gbs);
                     be->free(mem);
@@ -111,8 +118,8 @@ int main(void) {
             void *ma = be->alloc(fqt_backend_qtensor_bytes(&f, M, K)), *mb = be->alloc(fqt_backend_qtensor_bytes(&f, N, K));
             fqt_backend_qtensor_bind(&qa, &f, M, K, ma);
             fqt_backend_qtensor_bind(&qb, &f, N, K, mb);
-            be->quantize(&qa, a, FQT_DT_BF16, M, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL);
-            be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL);
+            be->quantize(&qa, a, FQT_DT_BF16, M, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL, NULL);
+            be->quantize(&qb, b, FQT_DT_BF16, N, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 2, NULL, NULL);
             void *c = be->alloc((size_t)(M * N) * 2);
             double t = TIME(5, be->qgemm(&qa, &qb, 1.0f, 0.0f, c, FQT_DT_BF16, N));
             printf("%-8s %6lld x %5lld x %5lld %9.1f %8.1f\n", fi == 5 ? "mxfp4-f8" : fi == 4 ? "fp8-bs" : fi == 3 ? "fp8-f32" : gf[fi], (long long)M, (long long)N, (long long)K,

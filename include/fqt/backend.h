@@ -60,6 +60,10 @@ typedef struct {
  * the chunk keeps the reduction order of one process. */
 #define FQT_SUMSQ_CHUNK 4096
 
+/* Floats of a tensor scale kept for reuse (fqt_backend.tensor_scale): s_enc, s_dec, the
+ * pre-scale of tiny tensors and s_dec as stored (formats/codec.h fqt_tscale). */
+#define FQT_TSCALE_FLOATS 4
+
 typedef struct fqt_backend {
     const char *name;
     fqt_dtype act_dtype;  /* storage of activations and their gradients */
@@ -123,9 +127,18 @@ typedef struct fqt_backend {
     /* src [R, C] of dtype src_dt (float32 weights or act) into q (shaped and bound by the
      * caller). stats: host, may be NULL (then no statistics are gathered). NaN/Inf inputs
      * follow §5.1 and are counted in stats; nothing is returned. */
+    /* tscale: NULL, or what tensor_scale wrote for this source and an element type of the
+     * same largest magnitude (backend memory): then the tensor scale is taken from there, no
+     * amax pass (the bits are the same: the amax is). Formats without a tensor scale ignore it. */
     void (*quantize)(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
                      fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
-                     fqt_qstats *stats);
+                     fqt_qstats *stats, const float *tscale);
+    /* The §5.3 tensor scale of src [n] (dtype src_dt) for format f (which has one), as
+     * FQT_TSCALE_FLOATS floats of backend memory at tscale, for quantizations of the same
+     * source (a tensor quantized along rows and along columns; core/linear.c). NULL where
+     * that saves nothing (the CPU: its quantize then always gets tscale NULL). */
+    void (*tensor_scale)(float *tscale, const void *src, fqt_dtype src_dt, int64_t n,
+                         const fqt_format *f);
     /* dst [q->rows, q->cols] of dtype dst_dt. */
     void (*dequantize)(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt);
 

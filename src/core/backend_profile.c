@@ -118,12 +118,19 @@ static void p_hadamard16_rows(void *x, int64_t N, int64_t C, uint64_t seed, uint
     TIMED(inner->hadamard16_rows(x, N, C, seed, stream), "hadamard16_rows %lldx%lld", (long long)N, (long long)C);
 }
 static void p_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C, fqt_axis axis,
-                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
+                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats,
+                       const float *tscale) {
     char f[48];
-    TIMED(inner->quantize(q, src, src_dt, R, C, axis, rounding, seed, stream, stats),
-          "quantize %s %s %s %lldx%lld from %s%s", fqt_format_name(&q->fmt, f, sizeof f),
+    TIMED(inner->quantize(q, src, src_dt, R, C, axis, rounding, seed, stream, stats, tscale),
+          "quantize %s %s %s %lldx%lld from %s%s%s%s", fqt_format_name(&q->fmt, f, sizeof f),
           axis == FQT_AXIS_ROWS ? "rows" : "cols", rounding == FQT_ROUND_SR ? "sr" : "rne", (long long)R,
-          (long long)C, dt_name(src_dt), stats ? " +stats" : "");
+          (long long)C, dt_name(src_dt), q->expanded ? " expanded" : "", tscale ? " +tscale" : "",
+          stats ? " +stats" : "");
+}
+static void p_tensor_scale(float *tscale, const void *src, fqt_dtype src_dt, int64_t n, const fqt_format *fmt) {
+    char f[48];
+    TIMED(inner->tensor_scale(tscale, src, src_dt, n, fmt), "tensor_scale %s %lld from %s",
+          fqt_format_name(fmt, f, sizeof f), (long long)n, dt_name(src_dt));
 }
 static void p_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt) {
     char f[48];
@@ -247,6 +254,7 @@ const fqt_backend *fqt_backend_profiled(const fqt_backend *be) {
     profiled.add_inplace = p_add_inplace;
     profiled.hadamard16_rows = p_hadamard16_rows;
     profiled.quantize = p_quantize;
+    profiled.tensor_scale = be->tensor_scale ? p_tensor_scale : NULL; /* NULL stays NULL */
     profiled.dequantize = p_dequantize;
     profiled.qgemm = p_qgemm;
     profiled.adamw = p_adamw;

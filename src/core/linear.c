@@ -21,8 +21,50 @@ fqt_status fqt_ws_reserve(fqt_ws *ws, const fqt_backend *be, size_t cap) {
 
 void fqt_ws_free(fqt_ws *ws) {
     if (ws->base) ws->be->free(ws->base);
+    if (ws->tsc) ws->be->free(ws->tsc);
+    free(ws->tsc_src);
     ws->base = NULL;
+    ws->tsc = NULL;
+    ws->tsc_src = NULL;
     ws->cap = ws->used = 0;
+    ws->n_tsc = 0;
+}
+
+fqt_status fqt_ws_keep_tscales(fqt_ws *ws, int64_t n_linears) {
+    FQT_ASSERT(ws->be);
+    if (!ws->be->tensor_scale || ws->n_tsc >= n_linears) return FQT_OK;
+    if (ws->tsc) ws->be->free(ws->tsc);
+    free(ws->tsc_src);
+    ws->n_tsc = 0;
+    ws->tsc = ws->be->alloc((size_t)(n_linears * 3 * FQT_TSCALE_FLOATS) * sizeof(float));
+    ws->tsc_src = calloc((size_t)(n_linears * 3), sizeof *ws->tsc_src);
+    if (!ws->tsc || !ws->tsc_src) return FQT_ERR_NOMEM;
+    ws->n_tsc = n_linears;
+    return FQT_OK;
+}
+
+/* The tensor scale quantize takes for operand op of linear linear_id from src (NULL: its own
+ * amax pass). fprop.x, fprop.w and dgrad.dy quantize a source first: their scale is computed
+ * here and kept; wgrad.x, dgrad.w and wgrad.dy quantize the same source again and reuse it
+ * when the kept one was taken from the same pointer, size, dtype and element maximum. The
+ * model's order makes that safe: nothing writes X between its forward GEMM and its wgrad, W
+ * between the forward and the backward, dY between its dgrad and its wgrad (a wgrad Hadamard
+ * copy is another pointer). Not in QAT mode, whose forward rewrites X. */
+static const float *tscale_for(fqt_ws *ws, const fqt_format *f, fqt_operand op, const void *src, fqt_dtype dt,
+                               int64_t n, const fqt_pass *pass, int64_t linear_id) {
+    if (!f->tensor_scale || !ws->tsc || linear_id < 0 || linear_id >= ws->n_tsc || pass->mode == FQT_MODE_QAT)
+        return NULL;
+    const int kind = op == FQT_OP_FPROP_X || op == FQT_OP_WGRAD_X ? 0 : op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W ? 1 : 2;
+    const int64_t slot = linear_id * 3 + kind;
+    float *t = ws->tsc + slot * FQT_TSCALE_FLOATS;
+    struct fqt_ws_tsc_src *k = &ws->tsc_src[slot];
+    const float emax = fqt_elem_max(f->elem);
+    if (op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY) {
+        ws->be->tensor_scale(t, src, dt, n, f);
+        *k = (struct fqt_ws_tsc_src){src, n, emax, (int)dt};
+        return t;
+    }
+    return k->src == src && k->n == n && k->elem_max == emax && k->dt == (int)dt ? t : NULL;
 }
 
 void *fqt_ws_take(fqt_ws *ws, size_t bytes) {
@@ -73,11 +115,12 @@ static fqt_qstats *stats_for(const fqt_pass *pass, int64_t linear_id, fqt_operan
 }
 
 /* src into q, shaped and bound by the caller: the SR stream of (linear, operand, step). */
-static void quantize_bound(const fqt_backend *be, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
+static void quantize_bound(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, fqt_operand op,
                            const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
                            const fqt_pass *pass, int64_t linear_id, fqt_qstats *st, double t0) {
-    be->quantize(q, src, dt, R, C, axis, s->op[op].rounding, pass->seed,
-                 fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st);
+    const float *ts = tscale_for(ws, &s->op[op].fmt, op, src, dt, R * C, pass, linear_id);
+    ws->be->quantize(q, src, dt, R, C, axis, s->op[op].rounding, pass->seed,
+                 fqt_sr_stream((uint32_t)linear_id, (uint32_t)op, pass->sr_step), st, ts);
     fqt_prof_add(FQT_PROF_QUANTIZE, fqt_prof_now() - t0);
 }
 
@@ -115,7 +158,7 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
                                           fqt_ws_take(ws, fqt_backend_qtensor_bytes_expanded(&o->fmt, qr, qc)));
     else
         fqt_ws_qtensor(ws, q, &o->fmt, qr, qc);
-    quantize_bound(ws->be, q, s, op, src, dt, R, C, axis, pass, linear_id, st, t0);
+    quantize_bound(ws, q, s, op, src, dt, R, C, axis, pass, linear_id, st, t0);
 }
 
 void fqt_linear_fprop(fqt_ws *ws, void *Y, const fqt_qtensor *QX, const float *W, int64_t Cout,
@@ -172,7 +215,7 @@ void fqt_linear_wgrad_x_into(fqt_ws *ws, fqt_qtensor *QXt, void *mem, const void
     const void *x = hadamard_copy(ws, X, N, Cin, s, pass, hadamard_id);
     const double t0 = fqt_prof_now();
     fqt_backend_qtensor_bind(QXt, &s->op[FQT_OP_WGRAD_X].fmt, Cin, N, mem);
-    quantize_bound(ws->be, QXt, s, FQT_OP_WGRAD_X, x, ws->be->act_dtype, N, Cin, FQT_AXIS_COLS, pass,
+    quantize_bound(ws, QXt, s, FQT_OP_WGRAD_X, x, ws->be->act_dtype, N, Cin, FQT_AXIS_COLS, pass,
                    linear_id, stats_for(pass, linear_id, FQT_OP_WGRAD_X), t0);
     ws->used = mark;
 }

@@ -24,10 +24,21 @@ typedef struct {
     const fqt_backend *be;
     char *base;
     size_t cap, used;
+    /* Tensor scales kept between the two quantizations of one source (fqt_ws_keep_tscales):
+     * per linear and kind (X, W, dY) FQT_TSCALE_FLOATS floats of backend memory, and on the
+     * host the source, its dtype, size and element maximum they were taken from. */
+    float *tsc;
+    struct fqt_ws_tsc_src { const void *src; int64_t n; float elem_max; int dt; } *tsc_src;
+    int64_t n_tsc; /* linears */
 } fqt_ws;
 
 fqt_status fqt_ws_reserve(fqt_ws *ws, const fqt_backend *be, size_t cap); /* grows, never shrinks */
 void fqt_ws_free(fqt_ws *ws);
+/* Keep tensor scales for linears 0..n_linears-1 where the backend can (fqt_backend.tensor_scale):
+ * the forward's X and W and the backward's dY are each quantized twice (along rows, then
+ * along columns for the other GEMM), and the second quantization takes the first one's scale
+ * instead of a second amax pass. Needs the workspace's backend (reserved before). */
+fqt_status fqt_ws_keep_tscales(fqt_ws *ws, int64_t n_linears);
 void *fqt_ws_take(fqt_ws *ws, size_t bytes); /* 256-byte aligned */
 /* A quantized tensor [rows, cols] in format f placed in the workspace. */
 void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t rows, int64_t cols);

@@ -468,7 +468,7 @@ double fqt_model_forward(fqt_model *m, const int32_t *tokens, const int32_t *tar
     for (int64_t i = 0; i < N; i++) FQT_ASSERT(tokens[i] >= 0 && tokens[i] < V);
     be->upload(a->tokens, tokens, (size_t)N * sizeof(int32_t));
     fqt_ws *ws = &a->ws;
-    if (fqt_ws_reserve(ws, be, ws_need(m, pass, N))) {
+    if (fqt_ws_reserve(ws, be, ws_need(m, pass, N)) || fqt_ws_keep_tscales(ws, m->n_linears)) {
         fprintf(stderr, "fqt: %s: cannot allocate the linear-layer workspace: %s\n", be->name,
                 fqt_last_error());
         exit(1);

@@ -95,7 +95,8 @@ static void hadamard16_rows(void *x, int64_t N, int64_t C, uint64_t seed, uint64
 
 static void quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
                      fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
-                     fqt_qstats *stats) {
+                     fqt_qstats *stats, const float *tscale) {
+    (void)tscale; /* no tensor_scale entry here: always NULL */
     FQT_ASSERT(src_dt == FQT_DT_F32 && !q->expanded);
     /* A NaN/Inf input is kept as NaN (§5.1) and surfaces in the loss or the gradient norm. */
     (void)fqt_quantize(q, CF(src), R, C, axis, rounding, seed, stream, stats);

@@ -111,7 +111,7 @@ void fqt_cuda_gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
             fqt_cuda_rope_fwd, fqt_cuda_rope_bwd, fqt_cuda_attention_fwd,                  \
             fqt_cuda_attention_bwd, fqt_cuda_swiglu_fwd, fqt_cuda_swiglu_bwd,              \
             fqt_cuda_xent_fwd_bwd, fqt_cuda_add_inplace, fqt_cuda_hadamard16_rows,         \
-            fqt_cuda_quantize, fqt_cuda_dequantize, fqt_cuda_qgemm, fqt_cuda_adamw,        \
+            fqt_cuda_quantize, fqt_cuda_tensor_scale, fqt_cuda_dequantize, fqt_cuda_qgemm, fqt_cuda_adamw,        \
             fqt_cuda_sumsq_partials, fqt_cuda_count_nonfinite, fqt_cuda_sync               \
     }
 

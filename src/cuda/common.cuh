@@ -100,6 +100,19 @@ template <typename T> __device__ __forceinline__ void unpack16(uint4 u, float *f
 #pragma unroll
     for (int e = 0; e < (int)(16 / sizeof(T)); e++) f[e] = ldf(t, e);
 }
+/* i / d (and *rem = i % d) for 0 <= i, 0 < d: in 32 bits when both fit, as they do for every
+ * tensor of the models here (a 64-bit division is a long software sequence on the GPU). */
+__device__ __forceinline__ int64_t fqt_divmod(int64_t i, int64_t d, int64_t *rem) {
+    if (((uint64_t)i | (uint64_t)d) >> 32 == 0) {
+        const uint32_t q = (uint32_t)i / (uint32_t)d;
+        *rem = (int64_t)((uint32_t)i - q * (uint32_t)d);
+        return (int64_t)q;
+    }
+    const int64_t q = i / d;
+    *rem = i - q * d;
+    return q;
+}
+
 /* ---- dequantization pieces (dequantize.cu, and quantize.cu for expanded operands) ---- */
 /* a * b with x86 SSE NaN propagation. */
 __device__ __forceinline__ float fqt_mul_as_cpu(float a, float b) {
@@ -231,7 +244,8 @@ void fqt_cuda_add_inplace(void *y, const void *x, int64_t n);
 void fqt_cuda_hadamard16_rows(void *x, int64_t N, int64_t C, uint64_t seed, uint64_t stream);
 void fqt_cuda_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
                        fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
-                       fqt_qstats *stats);
+                       fqt_qstats *stats, const float *tscale);
+void fqt_cuda_tensor_scale(float *tscale, const void *src, fqt_dtype src_dt, int64_t n, const fqt_format *f);
 void fqt_cuda_dequantize(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt);
 /* A GEMM's device-side alpha and beta: ab[0] = alpha * (s_dec(A) * s_dec(B)) (sa, sb the
  * tensors' trailing floats, NULL for 1), ab[1] = beta; written by a kernel the GEMM launches

@@ -63,7 +63,8 @@ __global__ void dq_e2m1_kernel(dq_params p, const uint8_t *codes, const uint8_t 
     const float s_dec = p.tensor_scale ? *slot : 1.0f;
     const int64_t cpr = p.cols / G, n = p.rows * cpr;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = i / cpr, j = i - r * cpr;
+        int64_t j;
+        const int64_t r = fqt_divmod(i, cpr, &j);
         uint32_t raw[G / 8];
         if (G == 32) {
             const uint4 u = *(const uint4 *)(codes + r * p.row_bytes + j * 16);

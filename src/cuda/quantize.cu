@@ -45,13 +45,15 @@ typedef struct {
     int emax;
     uint64_t seed, stream;
     int64_t rows, cols, row_bytes, scale_rows, scale_cols, src_cols;
-    float *slot; /* formats without a tensor scale: the tensor's trailing float, set to 1 here */
+    float *slot; /* the tensor's trailing float where a kernel sets it: 1 (no tensor scale) or ... */
+    const float *slot_from; /* ... *slot_from (a tensor scale computed before, fqt_cuda_tensor_scale) */
 } qz_params;
 
-/* The trailing float of a tensor without a tensor scale is 1 (as the CPU stores it); one
- * thread of the kernel writes it, so no separate launch is needed. */
+/* The trailing float of a tensor without a tensor scale is 1 (as the CPU stores it), of one
+ * whose scale was computed before the stored s_dec; one thread of the kernel writes it, so no
+ * separate launch is needed. */
 __device__ __forceinline__ void qz_put_slot(const qz_params &p) {
-    if (p.slot && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.slot = 1.0f;
+    if (p.slot && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *p.slot = p.slot_from ? *p.slot_from : 1.0f;
 }
 
 typedef struct {
@@ -101,6 +103,14 @@ __device__ __forceinline__ uint32_t qz_bits(const qz_params &p, uint64_t index) 
     uint32_t w[4];
     fqt_sr_block4(p.seed, p.stream, index >> 2, w);
     return w[index & 3];
+}
+
+/* The element codec of codec.h, with the E2M1 and E4M3 cases through their bit-arithmetic
+ * forms (equal code for code: tests/test_e2m1_fast.c, tests/test_e4m3_fast.c). */
+__device__ __forceinline__ uint32_t qz_encode(fqt_elem t, float x, fqt_rounding r, uint32_t rnd) {
+    if (t == FQT_ELEM_E4M3) return r == FQT_ROUND_SR ? fqt_e4m3_sr_bits_i(x, rnd) : fqt_e4m3_rne_bits_i(x);
+    if (t == FQT_ELEM_E2M1) return r == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(x, rnd) : fqt_e2m1_rne_bits_i(x);
+    return fqt_elem_encode_i(t, x, r, rnd);
 }
 
 __device__ float qz_ones[4] = {1.0f, 1.0f, 1.0f, 1.0f}; /* tsc of the formats without a tensor scale */
@@ -248,12 +258,17 @@ __global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, q
         const int64_t w = c1 - c0, ne = (r1 - r0) * w;
         float amax = 0.0f;
         int bad = 0;
-        for (int64_t e = threadIdx.x; e < ne; e += QZ_THREADS) {
-            const int64_t r = r0 + e / w, c = c0 + e % w;
-            const float a = fabsf(qz_load(p, src, r, c) * pre);
-            if (!(a <= FLT_MAX)) bad = 1;
-            else if (a > amax) amax = a;
-        }
+        /* lanes along the source's contiguous dimension, warps across the other; no division */
+        const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nr = (int)(r1 - r0), nc = (int)w;
+        const int n_in = p.axis == FQT_AXIS_ROWS ? nc : nr, n_out = p.axis == FQT_AXIS_ROWS ? nr : nc;
+        for (int o = warp; o < n_out; o += QZ_THREADS / 32)
+            for (int k = lane; k < n_in; k += 32) {
+                const int rr = p.axis == FQT_AXIS_ROWS ? o : k, cc = p.axis == FQT_AXIS_ROWS ? k : o;
+                const float a = fabsf(qz_load(p, src, r0 + rr, c0 + cc) * pre);
+                if (!(a <= FLT_MAX)) bad = 1;
+                else if (a > amax) amax = a;
+            }
+        (void)ne;
         bad = __syncthreads_or(bad);
         amax = block_max<QZ_THREADS>(amax, sh);
         if (threadIdx.x == 0) maps[i] = qz_block_map(p, amax, bad != 0, scales + i * sbytes, s_enc, s_dec);
@@ -313,7 +328,7 @@ __device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src
     const uint64_t index = (uint64_t)(r * p.cols + c);
     if (p.scale == FQT_SCALE_NONE) {
         const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, index) : 0u;
-        const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, v, rd, rnd);
+        const uint32_t code = qz_encode((fqt_elem)p.elem, v, rd, rnd);
         if (STATS) {
             acc.n++;
             if (!isfinite(v)) {
@@ -334,7 +349,7 @@ __device__ __forceinline__ uint32_t qz_element(const qz_params &p, const TS *src
     if (m.flags & 1) return 0u;
     const float scaled = m.div != 0.0f ? v * pre / m.div : v * pre * m.mul;
     const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, index) : 0u;
-    const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
+    const uint32_t code = qz_encode((fqt_elem)p.elem, scaled, rd, rnd);
     if (STATS) {
         float deq = fqt_elem_decode_i((fqt_elem)p.elem, code) * m.deq;
         if (p.tensor_scale) deq *= s_dec_out;
@@ -433,7 +448,7 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
                 if ((idx >> 2) != cached) { cached = idx >> 2; fqt_sr_block4(p.seed, p.stream, cached, w); }
                 rnd = w[idx & 3];
             }
-            const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, rnd);
+            const uint32_t code = qz_encode((fqt_elem)p.elem, scaled, rd, rnd);
             if (p.bits == 4) {
                 if (!((c - c0) & 1)) pending = code & 0xFu;
                 else row[c >> 1] = (uint8_t)(pending | ((code & 0xFu) << 4));
@@ -507,7 +522,8 @@ __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     const int64_t nblk = p.rows * p.scale_cols;
     constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
     for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
-        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c0 = j * BLK;
+        int64_t j;
+        const int64_t r = fqt_divmod(i, p.scale_cols, &j), c0 = j * BLK;
         const uint4 *in = (const uint4 *)(src + r * p.src_cols + c0);
         float v[BLK];
         uint32_t abits = 0; /* the block's largest |x|, as float bits (x * pre: exact) */
@@ -577,26 +593,35 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * order); one Philox call per lane gives its four SR words (element index ibase of its first
  * element in the quantized layout, a multiple of 4); the lane's 4 codes come back packed. */
 __device__ __forceinline__ uint32_t qz_fp8_block(const qz_params &p, const float v[4], float s_enc, float s_dec,
-                                                 uint64_t ibase, uint8_t *scale, int lane) {
+                                                 uint64_t ibase, uint8_t *scale, int lane, const qz_map *mp) {
     const fqt_rounding rd = (fqt_rounding)p.rounding;
-    float amax = 0.0f;
+    float mul, div;
     int bad = 0;
+    if (mp) { /* a 2-D block: its map from qz_scale2d_kernel, which also wrote the scale */
+        bad = mp->flags & 1;
+        mul = mp->mul;
+        div = mp->div;
+    } else {
+        float amax = 0.0f;
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const float a = fabsf(v[e]);
-        if (!(a <= FLT_MAX)) bad = 1;
-        else if (a > amax) amax = a;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        bad |= __shfl_xor_sync(0xffffffffu, bad, o);
-    }
-    uint8_t sc[4];
-    const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
-                                              s_enc, s_dec, sc);
-    if (lane == 0) {
-        if (bad) { const float nan = NAN; memcpy(scale, &nan, 4); }
-        else memcpy(scale, sc, 4);
+        for (int e = 0; e < 4; e++) {
+            const float a = fabsf(v[e]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+            bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+        }
+        uint8_t sc[4];
+        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
+                                                  s_enc, s_dec, sc);
+        if (lane == 0) {
+            if (bad) { const float nan = NAN; memcpy(scale, &nan, 4); }
+            else memcpy(scale, sc, 4);
+        }
+        mul = m.mul;
+        div = m.div;
     }
     uint32_t w[4] = {0, 0, 0, 0};
     if (rd == FQT_ROUND_SR && !bad) fqt_sr_block4(p.seed, p.stream, ibase >> 2, w);
@@ -604,27 +629,30 @@ __device__ __forceinline__ uint32_t qz_fp8_block(const qz_params &p, const float
     if (!bad)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float scaled = m.div != 0.0f ? v[e] / m.div : v[e] * m.mul;
-            out |= (fqt_elem_encode_i((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
+            const float scaled = div != 0.0f ? v[e] / div : v[e] * mul;
+            out |= (qz_encode((fqt_elem)p.elem, scaled, rd, w[e]) & 0xFFu) << (8 * e);
         }
     return out;
 }
 
 /* AXIS_ROWS (cols a multiple of 128, source 16-byte aligned): warp i takes block i. */
 template <typename TS>
-__global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+__global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc,
+                                const qz_map *maps) {
     qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
     const int lane = threadIdx.x & 31;
     const int64_t nblk = p.rows * p.scale_cols;
     const int64_t warps = (int64_t)gridDim.x * (QZ_THREADS / 32);
     for (int64_t i = blockIdx.x * (int64_t)(QZ_THREADS / 32) + threadIdx.x / 32; i < nblk; i += warps) {
-        const int64_t r = i / p.scale_cols, j = i - r * p.scale_cols, c = j * 128 + 4 * lane;
+        int64_t j;
+        const int64_t r = fqt_divmod(i, p.scale_cols, &j), c = j * 128 + 4 * lane;
         float v[4];
         ld4(src + r * p.src_cols + c, v);
 #pragma unroll
         for (int e = 0; e < 4; e++) v[e] *= pre;
-        const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(r * p.cols + c), scales + 4 * i, lane);
+        const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(r * p.cols + c), scales + 4 * i, lane,
+                                          maps ? maps + (r / p.block_rows) * p.scale_cols + j : NULL);
         *(uint32_t *)(codes + r * p.row_bytes + c) = out;
     }
 }
@@ -636,7 +664,8 @@ __global__ void qz_rows8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * contiguous bytes. Before this, one thread per block wrote its 128 codes alone: 4% of copy. */
 #define QZ_C8_COLS 64
 template <typename TS>
-__global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
+__global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc,
+                                const qz_map *maps) {
     qz_put_slot(p);
     __shared__ float tile[128][QZ_C8_COLS + 1];
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
@@ -656,7 +685,8 @@ __global__ void qz_cols8_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         for (int e = 0; e < 4; e++) v[e] = tile[4 * lane + e][jj];
         const int64_t c = r0 + 4 * lane;
         const uint32_t out = qz_fp8_block(p, v, s_enc, s_dec, (uint64_t)(j * p.cols + c),
-                                          scales + 4 * (j * p.scale_cols + kb), lane);
+                                          scales + 4 * (j * p.scale_cols + kb), lane,
+                                          maps ? maps + (j / p.block_rows) * p.scale_cols + kb : NULL);
         *(uint32_t *)(codes + j * p.row_bytes + c) = out;
     }
 }
@@ -668,7 +698,7 @@ __global__ void qz_plain_rows_kernel(qz_params p, const TS *src, uint8_t *codes,
     const fqt_rounding rd = (fqt_rounding)p.rounding;
     for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * QZ_THREADS) {
         const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
-        const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, ldf(src, i), rd, rnd);
+        const uint32_t code = qz_encode((fqt_elem)p.elem, ldf(src, i), rd, rnd);
         if (p.bits == 8) codes[i] = (uint8_t)code;
         else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
         else ((uint32_t *)codes)[i] = code;
@@ -696,7 +726,7 @@ __global__ void qz_plain_cols_kernel(qz_params p, const TS *src, uint8_t *codes)
                 if (r < p.rows && c < p.cols) {
                     const int64_t i = r * p.cols + c;
                     const uint32_t rnd = rd == FQT_ROUND_SR ? qz_bits(p, (uint64_t)i) : 0u;
-                    const uint32_t code = fqt_elem_encode_i((fqt_elem)p.elem, tile[tx][k], rd, rnd);
+                    const uint32_t code = qz_encode((fqt_elem)p.elem, tile[tx][k], rd, rnd);
                     if (p.bits == 8) codes[i] = (uint8_t)code;
                     else if (p.bits == 16) ((uint16_t *)codes)[i] = (uint16_t)code;
                     else ((uint32_t *)codes)[i] = code;
@@ -749,8 +779,8 @@ __global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t 
                         if (BF16) {
                             lo = qz_bf16_same(tile[lj + e][lq]), hi = qz_bf16_same(tile[lj + e + 1][lq]);
                         } else {
-                            lo = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e][lq]), rd, bits[e]);
-                            hi = fqt_elem_encode_i((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e + 1][lq]), rd, bits[e + 1]);
+                            lo = qz_encode((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e][lq]), rd, bits[e]);
+                            hi = qz_encode((fqt_elem)p.elem, fqt_bf16_dec_i(tile[lj + e + 1][lq]), rd, bits[e + 1]);
                         }
                         w[e >> 1] = (lo & 0xFFFFu) | (hi << 16);
                     }
@@ -764,6 +794,15 @@ __global__ void qz_plain_cols16_kernel(qz_params p, const bf16_t *src, uint16_t 
 static unsigned qz_grid(int64_t n) {
     unsigned g = fqt_cuda_blocks(n, QZ_THREADS);
     return g > QZ_MAX_GRID ? QZ_MAX_GRID : g;
+}
+
+/* The tensor amax of src [n] and its scale into tsc and *slot (apart: QZ_MAX_GRID floats). */
+template <typename TS>
+static void qz_amax_launch(const TS *src, int64_t n, float elem_max, float *apart, float *tsc, float *slot) {
+    unsigned nparts = qz_grid(n / 32 + 1); /* at most 1024 blocks: enough loads per thread to hide latency */
+    if (nparts > 1024) nparts = 1024;
+    qz_amax_kernel<TS><<<nparts, QZ_THREADS>>>(src, n, apart, elem_max, tsc, slot);
+    FQT_CUDA_LAUNCHED();
 }
 
 static void qz_merge(fqt_qstats *stats, const qz_part *d, unsigned n) {
@@ -809,18 +848,20 @@ static int qz_e2m1_path(const fqt_qtensor *q, fqt_axis axis, const fqt_qstats *s
 
 template <typename TS>
 static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
-                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats);
+                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats,
+                       const float *tscale);
 
 /* An expanded operand that no E2M1 vector kernel makes: the packed form into scratch, then
  * its dequantization without the tensor scale (the same values the kernels' EXP form writes)
  * and the tensor scale into q's slot. */
 template <typename TS>
 static void quantize_expanded_staged(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
-                                     fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
+                                     fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats,
+                                     const float *tscale) {
     fqt_qtensor t;
     const size_t bytes = fqt_backend_qtensor_bytes(&q->fmt, q->rows, q->cols);
     fqt_backend_qtensor_bind(&t, &q->fmt, q->rows, q->cols, fqt_cuda_scratch(FQT_SCR_EXPAND, bytes));
-    quantize_t<TS>(&t, src, R, C, axis, rounding, seed, stream, stats);
+    quantize_t<TS>(&t, src, R, C, axis, rounding, seed, stream, stats, tscale);
     fqt_cuda_dequantize_raw(&t, q->codes, FQT_DT_BF16, false, NULL);
     FQT_CUDA_CHECK(cudaMemcpyAsync(fqt_backend_qtensor_scale_slot(q), fqt_backend_qtensor_scale_slot(&t),
                                    sizeof(float), cudaMemcpyDeviceToDevice, 0));
@@ -828,11 +869,12 @@ static void quantize_expanded_staged(fqt_qtensor *q, const TS *src, int64_t R, i
 
 template <typename TS>
 static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_axis axis,
-                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats) {
+                       fqt_rounding rounding, uint64_t seed, uint64_t stream, fqt_qstats *stats,
+                       const float *tscale) {
     const fqt_format *f = &q->fmt;
     const int e2m1 = qz_e2m1_path(q, axis, stats);
     if (q->expanded && !e2m1) {
-        quantize_expanded_staged<TS>(q, src, R, C, axis, rounding, seed, stream, stats);
+        quantize_expanded_staged<TS>(q, src, R, C, axis, rounding, seed, stream, stats, tscale);
         return;
     }
     qz_params p;
@@ -861,17 +903,19 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     float *slot = fqt_backend_qtensor_scale_slot(q);
     const int64_t n = R * C;
     p.slot = NULL;
+    p.slot_from = NULL;
     if (!f->tensor_scale && n > 0) { /* s_enc = s_dec = pre = 1: no amax, no tscale launch */
         static float *ones;
         if (!ones) FQT_CUDA_CHECK(cudaGetSymbolAddress((void **)&ones, qz_ones));
         tsc = ones;
         p.slot = slot;
     }
-    if (f->tensor_scale && n > 0) {
-        unsigned nparts = qz_grid(n / 32 + 1); /* at most 1024 blocks: enough loads per thread to hide latency */
-        if (nparts > 1024) nparts = 1024;
-        qz_amax_kernel<TS><<<nparts, QZ_THREADS>>>(src, n, apart, fqt_elem_max(f->elem), tsc, slot);
-        FQT_CUDA_LAUNCHED();
+    if (f->tensor_scale && n > 0 && tscale) { /* computed before for this source: no amax pass */
+        tsc = (float *)tscale;
+        p.slot = slot;
+        p.slot_from = tscale + 3;
+    } else if (f->tensor_scale && n > 0) {
+        qz_amax_launch<TS>(src, n, fqt_elem_max(f->elem), apart, tsc, slot);
     } else if (!p.slot) {
         qz_tscale_one_kernel<<<1, 1>>>(tsc, slot);
         FQT_CUDA_LAUNCHED();
@@ -928,13 +972,13 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     const bool fp8b = fused && p.bits == 8 && p.block == 128 && p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 &&
                       !getenv("FQT_CUDA_QUANT_SCALAR");
     if (fp8b && axis == FQT_AXIS_ROWS && (uintptr_t)src % 16 == 0) {
-        qz_rows8_kernel<TS><<<qz_grid(nblk * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        qz_rows8_kernel<TS><<<qz_grid(nblk * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc, NULL);
         FQT_CUDA_LAUNCHED();
         return;
     }
     if (fp8b && axis == FQT_AXIS_COLS && p.cols / 128 < 65535 && q->rows < 65535LL * QZ_C8_COLS) {
         dim3 grid((unsigned)((q->rows + QZ_C8_COLS - 1) / QZ_C8_COLS), (unsigned)(p.cols / 128));
-        qz_cols8_kernel<TS><<<grid, QZ_THREADS>>>(p, src, q->codes, q->scales, tsc);
+        qz_cols8_kernel<TS><<<grid, QZ_THREADS>>>(p, src, q->codes, q->scales, tsc, NULL);
         FQT_CUDA_LAUNCHED();
         return;
     }
@@ -951,6 +995,21 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
     if (nblk && !stats && p.block_rows * p.block >= 1024) {
         qz_scale2d_kernel<TS><<<(unsigned)(nblk < QZ_MAX_GRID ? nblk : QZ_MAX_GRID), QZ_THREADS>>>(p, src, q->scales, maps, tsc);
         FQT_CUDA_LAUNCHED();
+        /* fp8-w's 128x128 blocks: the codes by the fp8 kernels, each 1x128 run mapped by its
+         * 2-D block's map (the same arithmetic as qz_element, a warp per run) */
+        const bool fp8m = p.bits == 8 && p.block == 128 && p.scale == FQT_SCALE_FP32 && p.cols % 128 == 0 &&
+                          !getenv("FQT_CUDA_QUANT_GENERIC") && !getenv("FQT_CUDA_QUANT_SCALAR");
+        if (fp8m && axis == FQT_AXIS_ROWS && (uintptr_t)src % 16 == 0 && C % 4 == 0) {
+            qz_rows8_kernel<TS><<<qz_grid(q->rows * q->scale_cols * 32), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc, maps);
+            FQT_CUDA_LAUNCHED();
+            return;
+        }
+        if (fp8m && axis == FQT_AXIS_COLS && p.cols / 128 < 65535 && q->rows < 65535LL * QZ_C8_COLS) {
+            dim3 grid((unsigned)((q->rows + QZ_C8_COLS - 1) / QZ_C8_COLS), (unsigned)(p.cols / 128));
+            qz_cols8_kernel<TS><<<grid, QZ_THREADS>>>(p, src, q->codes, q->scales, tsc, maps);
+            FQT_CUDA_LAUNCHED();
+            return;
+        }
     } else if (nblk) {
         if (stats) qz_scale_kernel<TS, true><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, part);
         else qz_scale_kernel<TS, false><<<g2, QZ_THREADS>>>(p, src, q->scales, maps, tsc, NULL);
@@ -964,7 +1023,20 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
 
 void fqt_cuda_quantize(fqt_qtensor *q, const void *src, fqt_dtype src_dt, int64_t R, int64_t C,
                        fqt_axis axis, fqt_rounding rounding, uint64_t seed, uint64_t stream,
-                       fqt_qstats *stats) {
+                       fqt_qstats *stats, const float *tscale) {
     FQT_ASSERT(q->rows == (axis == FQT_AXIS_ROWS ? R : C) && q->cols == (axis == FQT_AXIS_ROWS ? C : R));
-    FQT_DT_DISPATCH(src_dt, TS, quantize_t<TS>(q, (const TS *)src, R, C, axis, rounding, seed, stream, stats));
+    FQT_DT_DISPATCH(src_dt, TS, quantize_t<TS>(q, (const TS *)src, R, C, axis, rounding, seed, stream, stats, tscale));
+}
+
+/* The amax pass alone, its tensor scale into tscale (the layout of the kernels' tsc; the last
+ * float doubles as the slot qz_amax_kernel writes). */
+void fqt_cuda_tensor_scale(float *tscale, const void *src, fqt_dtype src_dt, int64_t n, const fqt_format *f) {
+    FQT_ASSERT(f->tensor_scale);
+    if (n <= 0) {
+        qz_tscale_one_kernel<<<1, 1>>>(tscale, tscale + 3);
+        FQT_CUDA_LAUNCHED();
+        return;
+    }
+    float *apart = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 4 * sizeof(float) + QZ_MAX_GRID * sizeof(float)) + 4;
+    FQT_DT_DISPATCH(src_dt, TS, qz_amax_launch<TS>((const TS *)src, n, fqt_elem_max(f->elem), apart, tscale, tscale + 3));
 }

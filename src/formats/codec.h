@@ -167,9 +167,39 @@ FQT_INLINE uint8_t fqt_e4m3_sr_i(float x, uint32_t rnd) {
     return (uint8_t)(s | (c > 0x7E ? 0x7E : c));
 }
 
+/* The same two encoders in bit arithmetic (no ldexpf, no branches on the exponent beyond one
+ * compare), for the GPU quantizers; equal to fqt_e4m3_rne_i / fqt_e4m3_sr_i for every input
+ * (tests/test_e4m3_fast.c, `--all`: every float and the SR decision's edge words). Normal
+ * range (|x| >= 2^-6): the code is the float's bits rebased to E4M3's bias, 20 mantissa bits
+ * dropped with round-half-even by an integer add; below it, units of 2^-9 counted exactly by
+ * a power-of-two multiply and rintf / floorf (single instructions on the GPU). */
+FQT_INLINE uint8_t fqt_e4m3_rne_bits_i(float x) {
+    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu, s = (u >> 24) & 0x80u;
+    if (ua >= 0x7F800000u) return (uint8_t)(s | 0x7Fu); /* NaN, Inf -> NaN */
+    const uint32_t c = ua >= 0x3C800000u ? (ua + 0x7FFFFu + ((ua >> 20) & 1u) - (120u << 23)) >> 20
+                                         : (uint32_t)rintf(fqt_u2f(ua) * 512.0f);
+    return (uint8_t)(s | (c > 0x7Eu ? 0x7Eu : c));
+}
+
+FQT_INLINE uint8_t fqt_e4m3_sr_bits_i(float x, uint32_t rnd) {
+    const uint32_t u = fqt_f2u(x), ua = u & 0x7FFFFFFFu, s = (u >> 24) & 0x80u;
+    if (ua >= 0x7F800000u) return (uint8_t)(s | 0x7Fu);
+    if (ua >= 0x43E00000u) return (uint8_t)(s | 0x7Eu); /* >= 448 */
+    uint32_t c;
+    if (ua >= 0x3C800000u) { /* the fraction rest / 2^20 against the uniform (rnd >> 8) / 2^24 */
+        c = ((ua - (120u << 23)) >> 20) + ((rnd >> 8) < ((ua & 0xFFFFFu) << 4) ? 1u : 0u);
+    } else {
+        const float q = fqt_u2f(ua) * 512.0f, lo = floorf(q);
+        c = (uint32_t)lo + (fqt_sr_uniform(rnd) < q - lo ? 1u : 0u);
+    }
+    return (uint8_t)(s | (c > 0x7Eu ? 0x7Eu : c));
+}
+
 FQT_INLINE float fqt_e4m3_dec_i(uint8_t code) {
-    uint32_t mag = code & 0x7Fu;
-    float v = mag == 0x7F ? NAN : fqt_mf_decode(mag, 3, 7);
+    /* fqt_mf_decode(mag, 3, 7) without ldexpf: the normal codes' fields moved to float's
+     * (exponent rebased by 127 - 7), the subnormals m * 2^-9 (exact) */
+    const uint32_t mag = code & 0x7Fu, e = mag >> 3;
+    const float v = mag == 0x7F ? NAN : e ? fqt_u2f((e + 120u) << 23 | (mag & 7u) << 20) : (float)(mag & 7u) * 0x1p-9f;
     return (code & 0x80u) ? -v : v;
 }
 
@@ -341,7 +371,7 @@ FQT_INLINE uint8_t fqt_e8m0_floor_i(float x) {
 
 FQT_INLINE float fqt_e8m0_dec_i(uint8_t c) { return c == 0xFF ? NAN : ldexpf(1.0f, (int)c - 127); }
 
-FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_i(fabsf(x)) & 0x7F); }
+FQT_INLINE uint8_t fqt_ue4m3_rne_i(float x) { return (uint8_t)(fqt_e4m3_rne_bits_i(fabsf(x)) & 0x7F); }
 FQT_INLINE float fqt_ue4m3_dec_i(uint8_t c) { return fqt_e4m3_dec_i((uint8_t)(c & 0x7F)); }
 
 /* ---- §5.2-§5.4 block scales, §5.3 tensor scale (shared by the CPU and CUDA quantizers) ---- */

@@ -190,7 +190,7 @@ static void test_quantize(void) {
                         fqt_qtensor gq;
                         fqt_backend_qtensor_bind(&gq, &f, qr, qc, mem);
                         be->quantize(&gq, xd, be->act_dtype, R, C, (fqt_axis)axis, (fqt_rounding)rd, seed,
-                                     stream, (special || si == 3) ? &gs : NULL);
+                                     stream, (special || si == 3) ? &gs : NULL, NULL);
                         uint8_t *h = malloc(bytes);
                         be->download(h, mem, bytes);
                         const size_t cb = fqt_qtensor_code_bytes(&hq), sb = fqt_qtensor_scale_bytes(&hq);
@@ -218,6 +218,24 @@ static void test_quantize(void) {
                                       (long long)gs.n_blocks, (long long)hs.n_blocks, (long long)gs.n_zero_blocks,
                                       (long long)hs.n_zero_blocks, gs.scale_min, hs.scale_min, gs.scale_max, hs.scale_max,
                                       gs.sum_sq_err, hs.sum_sq_err);
+                        /* a tensor scale taken before (fqt_backend.tensor_scale, as core/linear.c
+                         * keeps it for a source's second quantization): the same bytes */
+                        float *ts = NULL;
+                        if (f.tensor_scale && be->tensor_scale) {
+                            ts = dnew(FQT_TSCALE_FLOATS * sizeof(float));
+                            be->tensor_scale(ts, xd, be->act_dtype, n, &f);
+                            uint8_t *m2 = dnew(bytes), *h2 = malloc(bytes);
+                            fqt_qtensor g2;
+                            fqt_backend_qtensor_bind(&g2, &f, qr, qc, m2);
+                            be->quantize(&g2, xd, be->act_dtype, R, C, (fqt_axis)axis, (fqt_rounding)rd, seed,
+                                         stream, NULL, ts);
+                            be->download(h2, m2, bytes);
+                            CHECK_MSG(!memcmp(h2, h, bytes) && guards_ok(m2, bytes),
+                                      "%s [%lld,%lld] axis %d round %d special %d: with the tensor scale kept: bytes differ",
+                                      qformats[fi], (long long)R, (long long)C, axis, rd, special);
+                            free(h2);
+                            dfree(m2);
+                        }
                         if (expands(&f)) {
                             /* the expanded form of the same quantization: its BF16 values, the
                              * tensor scale in the slot, the statistics, nothing written outside */
@@ -228,7 +246,7 @@ static void test_quantize(void) {
                             fqt_qstats es;
                             memset(&es, 0, sizeof es);
                             be->quantize(&eq, xd, be->act_dtype, R, C, (fqt_axis)axis, (fqt_rounding)rd, seed,
-                                         stream, (special || si == 3) ? &es : NULL);
+                                         stream, (special || si == 3) ? &es : NULL, rd ? ts : NULL);
                             uint16_t *want = expanded_ref(&hq), *got = malloc((size_t)n * 2 + 2);
                             be->download(got, em, (size_t)n * 2);
                             int64_t bad_e = 0;
@@ -249,6 +267,7 @@ static void test_quantize(void) {
                             dfree(em);
                             expanded_cases++;
                         }
+                        if (ts) dfree(ts);
                         /* dequantize: bit-identical float32 */
                         if (rd == 0) {
                             float *ref = malloc((size_t)n * 4);
