@@ -8,13 +8,12 @@
  * by name the grid edges and their neighbours. SR, for each input: the random words just
  * below, at and just above the one where the reference's decision flips, and the two
  * extremes. `test_e4m3_fast --all` runs every one of the 2^32 patterns instead (minutes). */
-#include "check.h"
+#include "encoder_check.h"
 #include "formats/codec.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-static long long bad_rne, bad_sr;
 
 /* The reference's SR fraction as a count of 2^-24 (rounded down): fqt_mf_sr's own terms. */
 static uint32_t sr_threshold(float x) {
@@ -33,54 +32,28 @@ static uint32_t sr_threshold(float x) {
     return f >= 16777215.0 ? 16777215u : (uint32_t)f;
 }
 
-static void one(uint32_t u) {
-    float x;
-    memcpy(&x, &u, 4);
-    if (fqt_e4m3_rne_bits_i(x) != fqt_e4m3_rne_i(x) && ++bad_rne <= 10)
-        fprintf(stderr, "  rne 0x%08x (%a): bits 0x%02x, reference 0x%02x\n", u, (double)x, fqt_e4m3_rne_bits_i(x),
-                fqt_e4m3_rne_i(x));
-    const uint32_t k = sr_threshold(x);
-    const uint32_t rnds[5] = {0u, 0xFFFFFFFFu, k ? (k - 1) << 8 | 0xFFu : 0u, k << 8,
-                              k < 16777215u ? (k + 1) << 8 : k << 8 | 0xFFu};
-    for (int i = 0; i < 5; i++)
-        if (fqt_e4m3_sr_bits_i(x, rnds[i]) != fqt_e4m3_sr_i(x, rnds[i]) && ++bad_sr <= 10)
-            fprintf(stderr, "  sr 0x%08x (%a) rnd 0x%08x: bits 0x%02x, reference 0x%02x\n", u, (double)x, rnds[i],
-                    fqt_e4m3_sr_bits_i(x, rnds[i]), fqt_e4m3_sr_i(x, rnds[i]));
-}
-
 int main(int argc, char **argv) {
-    long long n = 0;
+    enc_check c = {"E4M3", fqt_e4m3_rne_bits_i, fqt_e4m3_rne_i, fqt_e4m3_sr_bits_i, fqt_e4m3_sr_i, sr_threshold, 0, 0, 0};
     if (argc > 1 && !strcmp(argv[1], "--all")) {
-        for (uint64_t u = 0; u < (1ull << 32); u++) one((uint32_t)u);
-        n = 1ll << 32;
+        enc_check_all(&c);
     } else {
-        for (uint32_t u = 0x3A000000u; u < 0x44000000u; u += 3, n++) one(u); /* [2^-11, 512) */
-        for (uint32_t u = 0xBA000000u; u < 0xC4000000u; u += 7, n++) one(u); /* and negated */
-        for (uint64_t u = 0; u < (1ull << 32); u += 409, n++) one((uint32_t)u);
+        for (uint32_t u = 0x3A000000u; u < 0x44000000u; u += 3) enc_check_one(&c, u); /* [2^-11, 512) */
+        for (uint32_t u = 0xBA000000u; u < 0xC4000000u; u += 7) enc_check_one(&c, u); /* and negated */
         const float named[] = {0.0f, 0x1p-10f, 0x1p-9f, 1.5f * 0x1p-9f, 0x1p-7f, 0x1p-6f, 0.015625f * 1.0625f,
                                1.0f, 1.0625f, 1.125f, 1.1875f, 240.0f, 416.0f, 432.0f, 448.0f, 464.0f, 480.0f,
                                1e30f, INFINITY, NAN, 0x1p-149f, 0x1p-126f};
-        for (size_t i = 0; i < sizeof named / sizeof *named; i++)
-            for (int d = -2; d <= 2; d++)
-                for (int s = 0; s < 2; s++) {
-                    uint32_t u;
-                    memcpy(&u, &named[i], 4);
-                    u = (uint32_t)((int64_t)u + d) | (s ? 0x80000000u : 0u);
-                    one(u);
-                    n++;
-                }
+        enc_check_sampled(&c, named, sizeof named / sizeof *named);
     }
-    CHECK_MSG(bad_rne == 0, "%lld inputs where fqt_e4m3_rne_bits_i differs from fqt_e4m3_rne_i", bad_rne);
-    CHECK_MSG(bad_sr == 0, "%lld (input, rnd) pairs where fqt_e4m3_sr_bits_i differs from fqt_e4m3_sr_i", bad_sr);
+    enc_check_report(&c);
     /* the decoder (bit arithmetic since the GPU quantizers decode a block scale per block):
      * every code against the definition, 2^(e-7) (1 + m/8), m 2^-9 for e = 0, 0x7F NaN */
     int bad_dec = 0;
-    for (int c = 0; c < 256; c++) {
-        const int e = (c >> 3) & 15, m = c & 7;
+    for (int code = 0; code < 256; code++) {
+        const int e = (code >> 3) & 15, m = code & 7;
         double want = e ? ldexp(1.0 + m / 8.0, e - 7) : ldexp((double)m, -9);
-        if (c & 0x80) want = -want;
-        const float got = fqt_e4m3_dec_i((uint8_t)c);
-        if ((c & 0x7F) == 0x7F ? !isnan(got) : (double)got != want || !!signbit(got) != !!(c & 0x80)) bad_dec++;
+        if (code & 0x80) want = -want;
+        const float got = fqt_e4m3_dec_i((uint8_t)code);
+        if ((code & 0x7F) == 0x7F ? !isnan(got) : (double)got != want || !!signbit(got) != !!(code & 0x80)) bad_dec++;
     }
     CHECK_MSG(bad_dec == 0, "%d E4M3 codes decode wrongly", bad_dec);
     /* the cases the derivation turns on, by value */
@@ -90,6 +63,6 @@ int main(int argc, char **argv) {
     CHECK(fqt_e4m3_rne_bits_i(-INFINITY) == 0xFF && fqt_e4m3_rne_bits_i(-0.0f) == 0x80);
     CHECK(fqt_e4m3_sr_bits_i(1.0625f, 0x7FFFFFFFu) == 0x39 && fqt_e4m3_sr_bits_i(1.0625f, 0x80000000u) == 0x38);
     CHECK(fqt_e4m3_sr_bits_i(500.0f, 0) == 0x7E && fqt_e4m3_sr_bits_i(-0.0f, 0xFFFFFFFFu) == 0x80);
-    printf("  %lld inputs, RNE and SR (5 random words each): the bit forms equal the references\n", n);
+    printf("  %lld inputs, RNE and SR (5 random words each): the bit forms equal the references\n", c.n);
     return check_finish();
 }
