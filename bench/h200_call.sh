@@ -10,7 +10,8 @@
 # then copies them into BIN. Logs go to $OUT (the device tool's folder) or /tmp/h200, eight files
 # at most (what the tool brings back); progress goes to stdout as it happens. Knobs: RECIPES,
 # PEER, RECIPES1B, PEER1B, PROF_RECIPES (what each stage runs). Steps
-# to run: STEPS="tests train train1b kernels profile" (default: all, in this order). Each part has its own
+# to run: STEPS="tests train train1b kernels profile" (default: all, in this order); also
+# "ncu", "identity" (IDENT_OLD=baseline binary) and "sanitize", on request. Each part has its own
 # timeout, so one hang does not take the others down.
 set -u
 cd "$(dirname "$0")/.."
@@ -84,6 +85,30 @@ if want ncu; then
     tail -4 /tmp/ncu_$r.log >> "$O/ncu_step.txt"
   done
   head -30 "$O/ncu_step.txt"
+fi
+if want identity; then
+  # IDENT_OLD: a baseline fqt binary (say the last commit's); three llama-124m steps with it and
+  # with BIN's, same data and seed; the losses and the checkpoint's model file must be the same
+  # bytes wherever a change claims to keep the bits (one line per recipe of IDENT_RECIPES)
+  stamp identity
+  bench/cuda_train_bench.sh 0 "" "" > /dev/null 2>&1 # the synthetic shards only
+  for r in ${IDENT_RECIPES:-nvfp4 mxfp4 fp8}; do
+    for v in old new; do
+      b=$FQT; [ $v = old ] && b=${IDENT_OLD:?IDENT_OLD: the baseline fqt binary}
+      rm -rf /tmp/id_$v
+      timeout 90 "$b" train --device cuda --model llama-124m --recipe "$r" --batch 16 --seq 1024 --steps 3 \
+        --warmup 1 --val-every 0 --val-tokens 16384 --sample-tokens 0 --log-every 1 --gnr-every 0 --diag-every 0 \
+        --vocab '' --train-data "$BENCH_DIR/train_*.bin" --val-data "$BENCH_DIR/val_*.bin" --run-dir /tmp/id_$v \
+        > /tmp/id_$v.log 2>&1
+      grep -o '"loss":[^,]*' /tmp/id_$v/metrics.jsonl > /tmp/id_$v.loss 2>/dev/null
+    done
+    if [ -s /tmp/id_new.loss ] && cmp -s /tmp/id_old.loss /tmp/id_new.loss && \
+       cmp -s /tmp/id_old/ckpt/model.safetensors /tmp/id_new/ckpt/model.safetensors; then
+      echo "identity $r: losses and model file identical" | tee -a "$O/identity.txt"
+    else
+      echo "identity $r: DIFFER" | tee -a "$O/identity.txt"; paste /tmp/id_old.loss /tmp/id_new.loss | tee -a "$O/identity.txt"
+    fi
+  done
 fi
 if want sanitize; then
   stamp sanitize

@@ -460,30 +460,26 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
     }
 }
 
-/* ---- one E2M1 block (or a lane's run of one) in the vector kernels --------------------------
- * PER consecutive values v of a block (already times pre; PER a multiple of 4), amax the
- * block's largest |v| (bad: a non-finite in the block): the block's scale code (stored at *sp
- * when lead), then either the run's packed codes (PER / 2 bytes at dst) or, EXP, the expanded
- * operand (fqt_qtensor.expanded): the BF16 values code x block scale at ev, which is what
- * fqt_cuda_dequantize_raw without the tensor scale makes of the packed codes, NaN bits of a
- * non-finite block included. ibase: the row-major index of v[0] in the quantized layout, a
- * multiple of 4 (SR keys). The block-scale rule is a function of amax alone, so every lane of
- * a block computes the same scale. */
-template <int PER, bool EXP>
-__device__ __forceinline__ void qz_e2m1_run(const qz_params &p, const float *v, float amax, bool bad, uint64_t ibase,
-                                            float s_enc, float s_dec, bool lead, uint8_t *sp, uint8_t *dst,
-                                            bf16_t *ev) {
-    constexpr int NW = (PER + 7) / 8; /* 32-bit words of packed codes */
+/* ---- one E2M1 block of the vector kernels -------------------------------------------------
+ * BLK values v (already times pre), amax their largest |v| (bad: a non-finite among them): the
+ * scale code, then either the packed codes (BLK / 2 bytes at dst, the scale code at *sp) or,
+ * EXP, the expanded operand (fqt_qtensor.expanded): the BF16 values code x block scale at ev,
+ * which is what fqt_cuda_dequantize_raw without the tensor scale makes of the packed codes, NaN
+ * bits of a non-finite block included. ibase: the row-major index of v[0] in the quantized
+ * layout, a multiple of 4 (SR keys). */
+template <int BLK, bool EXP>
+__device__ __forceinline__ void qz_e2m1_block(const qz_params &p, const float *v, float amax, bool bad, uint64_t ibase,
+                                              float s_enc, float s_dec, uint8_t *sp, uint8_t *dst, bf16_t *ev) {
     const fqt_rounding rd = (fqt_rounding)p.rounding;
-    uint32_t packed[NW];
+    uint32_t packed[BLK / 8];
 #pragma unroll
-    for (int k = 0; k < NW; k++) packed[k] = 0;
+    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
     uint8_t sc = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* a non-finite block's NaN scale */
     if (!bad) {
         const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
                                                   s_enc, s_dec, &sc);
 #pragma unroll
-        for (int q4 = 0; q4 < PER / 4; q4++) {
+        for (int q4 = 0; q4 < BLK / 4; q4++) {
             uint32_t w[4] = {0, 0, 0, 0};
             if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
 #pragma unroll
@@ -496,59 +492,57 @@ __device__ __forceinline__ void qz_e2m1_run(const qz_params &p, const float *v, 
         }
     }
     if (!EXP) {
-        if (lead) *sp = sc;
-        if (PER == 4) *(uint16_t *)dst = (uint16_t)packed[0];
-        else if (PER == 8) *(uint32_t *)dst = packed[0];
-        else if (PER == 16) *(uint2 *)dst = make_uint2(packed[0], packed[NW > 1 ? 1 : 0]);
-        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % NW], packed[2 % NW], packed[3 % NW]);
+        *sp = sc;
+        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
         return;
     }
     const float deq = p.scale == FQT_SCALE_E8M0 ? fqt_e8m0_dec_i(sc) : fqt_ue4m3_dec_i(sc);
     const uint32_t nan2 = (uint32_t)fqt_bf16_rne_i(fqt_mul_as_cpu(0.0f, deq)) * 0x10001u; /* codes of a bad block are 0 */
-    uint32_t w[PER / 2]; /* two bf16 values a word */
 #pragma unroll
-    for (int k = 0; k < PER / 2; k++) {
-        const uint32_t byte = packed[k / 4] >> (8 * (k % 4));
-        w[k] = deq == deq ? fqt_e2m1_bf16_exact(byte, deq) | (fqt_e2m1_bf16_exact(byte >> 4, deq) << 16) : nan2;
-    }
-    if (PER == 4) {
-        *(uint2 *)ev = make_uint2(w[0], w[1 % (PER / 2)]);
-    } else {
+    for (int g = 0; g < BLK / 8; g++) { /* 8 values: 16 bytes */
+        uint32_t w[4];
 #pragma unroll
-        for (int g = 0; g < PER / 8; g++) ((uint4 *)ev)[g] = make_uint4(w[4 * g], w[4 * g + 1], w[4 * g + 2], w[4 * g + 3]);
+        for (int k = 0; k < 4; k++) {
+            const uint32_t word = packed[g] >> (8 * k);
+            w[k] = deq == deq ? fqt_e2m1_bf16_exact(word, deq) | (fqt_e2m1_bf16_exact(word >> 4, deq) << 16) : nan2;
+        }
+        ((uint4 *)ev)[g] = make_uint4(w[0], w[1], w[2], w[3]);
     }
 }
 
 /* ---- the vector path: 4-bit codes, BLK-element blocks along contiguous rows -----------------
- * AXIS_ROWS, block 16 or 32, the source and the codes dense (cols a multiple of BLK and of 16,
- * so the tensor is one run of blocks: element e of the flat source is element e of the
- * quantized layout, its block e / BLK, its codes byte e / 2). Lane-contiguous 16-byte loads:
- * lane g of the grid takes the 16 source bytes g, LPB lanes a block; the block amax is a
- * max over those lanes (shuffles; a max is order-free), every lane quantizes its own values,
- * and a warp's loads and stores are each one contiguous run. Same arithmetic as qz_fused_kernel. */
+ * AXIS_ROWS, block 16 or 32, cols a multiple of BLK and of 16 (aligned 16-byte loads of the
+ * source and 8- or 16-byte stores of a block's packed codes). A thread per block, held in
+ * registers: one read of the source. Same arithmetic as qz_fused_kernel. (A lane-contiguous
+ * form, a lane per 16 source bytes and the block amax by shuffles, coalesced every access and
+ * ran slower on the H200: 79.1 against 74.6 us for nvfp4 16384x2048 RNE, 54.3 against 47.4 for
+ * mxfp4: the kernel is bound by its instructions, and each lane then computed its block's
+ * scale again; PERF.md, 2026-12-03.) */
 template <typename TS, int BLK, bool EXP>
 __global__ void qz_rows4_kernel(qz_params p, const TS *src, uint8_t *codes, uint8_t *scales, const float *tsc) {
     qz_put_slot(p);
     const float s_enc = tsc[0], s_dec = tsc[1], pre = tsc[2];
-    constexpr int PER = 16 / (int)sizeof(TS), LPB = BLK / PER; /* values a lane, lanes a block */
-    const int64_t nchunk = p.rows * p.cols / PER;
-    const int64_t stride = (int64_t)gridDim.x * QZ_THREADS;
-    /* whole warps run every iteration (the shuffles need all lanes); lanes past the end idle */
-    for (int64_t g = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; g - (threadIdx.x & 31) < nchunk; g += stride) {
-        const bool live = g < nchunk;
-        const uint4 u = live ? ((const uint4 *)src)[g] : make_uint4(0, 0, 0, 0);
-        uint32_t abits = qz_absmax_bits16<TS>(u); /* the block's largest |x| as float bits (x * pre: exact) */
+    const int64_t nblk = p.rows * p.scale_cols;
+    constexpr int PER16 = 16 / (int)sizeof(TS); /* elements per 16-byte load */
+    for (int64_t i = blockIdx.x * (int64_t)QZ_THREADS + threadIdx.x; i < nblk; i += (int64_t)gridDim.x * QZ_THREADS) {
+        int64_t j;
+        const int64_t r = fqt_divmod(i, p.scale_cols, &j), c0 = j * BLK;
+        const uint4 *in = (const uint4 *)(src + r * p.src_cols + c0);
+        float v[BLK];
+        uint32_t abits = 0; /* the block's largest |x|, as float bits (x * pre: exact) */
 #pragma unroll
-        for (int o = 1; o < LPB; o <<= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, o));
-        if (!live) continue;
-        float v[PER];
-        unpack16<TS>(u, v);
+        for (int k = 0; k < BLK / PER16; k++) {
+            const uint4 u = in[k];
+            abits = max(abits, qz_absmax_bits16<TS>(u));
+            unpack16<TS>(u, v + k * PER16);
+        }
         if (pre != 1.0f)
 #pragma unroll
-            for (int k = 0; k < PER; k++) v[k] *= pre;
-        const int64_t e0 = g * PER;
-        qz_e2m1_run<PER, EXP>(p, v, fqt_u2f(abits) * pre, abits >= 0x7F800000u, (uint64_t)e0, s_enc, s_dec,
-                              (g % LPB) == 0, scales + e0 / BLK, codes + e0 / 2, (bf16_t *)(void *)codes + e0);
+            for (int k = 0; k < BLK; k++) v[k] *= pre;
+        qz_e2m1_block<BLK, EXP>(p, v, fqt_u2f(abits) * pre, abits >= 0x7F800000u, (uint64_t)(r * p.cols + c0), s_enc,
+                                s_dec, scales + i, codes + r * p.row_bytes + c0 / 2,
+                                (bf16_t *)(void *)codes + r * p.cols + c0);
     }
 }
 
@@ -593,9 +587,9 @@ __global__ void qz_cols4_kernel(qz_params p, const TS *src, uint8_t *codes, uint
         v[k] = tile[b * BLK + k][jj];
         abits = max(abits, fqt_f2u(v[k]) & 0x7FFFFFFFu);
     }
-    qz_e2m1_run<BLK, EXP>(p, v, fqt_u2f(abits), abits >= 0x7F800000u, (uint64_t)(j * p.cols + c0), s_enc, s_dec,
-                          true, scales + j * p.scale_cols + c0 / BLK, codes + j * p.row_bytes + c0 / 2,
-                          (bf16_t *)(void *)codes + j * p.cols + c0);
+    qz_e2m1_block<BLK, EXP>(p, v, fqt_u2f(abits), abits >= 0x7F800000u, (uint64_t)(j * p.cols + c0), s_enc, s_dec,
+                            scales + j * p.scale_cols + c0 / BLK, codes + j * p.row_bytes + c0 / 2,
+                            (bf16_t *)(void *)codes + j * p.cols + c0);
 }
 
 /* ---- 8-bit codes with FP32 1x128 scales (the fp8 preset): a warp per block -----------------
@@ -981,7 +975,7 @@ static void quantize_t(fqt_qtensor *q, const TS *src, int64_t R, int64_t C, fqt_
         return;
     }
     if (e2m1 == QZ_E2M1_ROWS) {
-#define QZ_ROWS4(BLK, EXP) qz_rows4_kernel<TS, BLK, EXP><<<qz_grid(n * (int64_t)sizeof(TS) / 16), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc)
+#define QZ_ROWS4(BLK, EXP) qz_rows4_kernel<TS, BLK, EXP><<<qz_grid(nblk), QZ_THREADS>>>(p, src, q->codes, q->scales, tsc)
         if (p.block == 16 && q->expanded) QZ_ROWS4(16, true);
         else if (p.block == 16) QZ_ROWS4(16, false);
         else if (q->expanded) QZ_ROWS4(32, true);
