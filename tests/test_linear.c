@@ -397,8 +397,44 @@ static void test_wgrad_x_into(void) {
     }
 }
 
+/* With bf16 activations (a device backend's storage; here the CPU table with that storage
+ * and column-major views declared, whose quantize is never reached) the plain bf16 operands of
+ * X and dY are views of their source: fqt_linear_quantize takes no workspace for them, and the
+ * workspace sizes count none (only the float32 weights' bf16 copies), except in a pass that
+ * gathers statistics. The sizes and the placement decide by the same rule. */
+static void test_bf16_views(void) {
+    fqt_backend be = fqt_backend_cpu;
+    be.act_dtype = FQT_DT_BF16;
+    be.qgemm_colmajor_bf16 = true;
+    fqt_recipe rec;
+    CHECK(fqt_recipe_parse("bf16", &rec) == FQT_OK);
+    const fqt_linear_spec *s = &rec.quant;
+    const int64_t N = 64, Cin = 32, Cout = 48;
+    const size_t wb = fqt_backend_qtensor_bytes(&s->op[FQT_OP_FPROP_W].fmt, Cout, Cin);
+    CHECK(fqt_linear_ws_fwd(&be, s, N, Cin, Cout, false) == wb);
+    CHECK(fqt_linear_ws_bwd(&be, s, N, Cin, Cout, false) == fqt_backend_qtensor_bytes(&s->op[FQT_OP_DGRAD_W].fmt, Cin, Cout));
+    CHECK(fqt_linear_ws_fwd(&be, s, N, Cin, Cout, true) == wb + fqt_backend_qtensor_bytes(&s->op[FQT_OP_FPROP_X].fmt, N, Cin));
+    CHECK(fqt_linear_ws_bwd(&be, s, N, Cin, Cout, true) > fqt_linear_ws_bwd(&be, s, N, Cin, Cout, false));
+    fqt_ws ws = {0};
+    FQT_ASSERT(fqt_ws_reserve(&ws, &be, 1 << 20) == FQT_OK);
+    uint16_t *x = calloc((size_t)(N * Cout), 2);
+    fqt_pass pass = {&rec, FQT_MODE_FQT, 77, 6, NULL, false};
+    const struct { fqt_operand op; fqt_axis axis; } ops[] = {{FQT_OP_FPROP_X, FQT_AXIS_ROWS}, {FQT_OP_DGRAD_DY, FQT_AXIS_ROWS},
+                                                            {FQT_OP_WGRAD_X, FQT_AXIS_COLS}, {FQT_OP_WGRAD_DY, FQT_AXIS_COLS}};
+    for (int i = 0; i < 4; i++) {
+        fqt_qtensor q;
+        fqt_linear_quantize(&ws, &q, s, ops[i].op, x, FQT_DT_BF16, N, Cout, ops[i].axis, &pass, 3);
+        CHECK_MSG(ws.used == 0 && q.codes == (uint8_t *)x && q.colmajor == (ops[i].axis == FQT_AXIS_COLS) &&
+                      q.rows == (ops[i].axis == FQT_AXIS_ROWS ? N : Cout),
+                  "operand %d: not a view of its bf16 source", (int)ops[i].op);
+    }
+    free(x);
+    fqt_ws_free(&ws);
+}
+
 int main(void) {
     FQT_ASSERT(fqt_ws_reserve(&WS, &fqt_backend_cpu, (size_t)256 << 20) == FQT_OK);
+    test_bf16_views();
     test_wgrad_x_into();
     test_linear_vs_reference();
     test_sr_keys();

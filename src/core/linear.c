@@ -85,26 +85,47 @@ static bool expands(const fqt_backend *be, const fqt_format *f, const fqt_pass *
     return be->qgemm_expands && be->qgemm_expands(f) && (!pass || pass->mode != FQT_MODE_QAT);
 }
 
-/* Workspace bytes of an operand: the expanded form where the backend may use it. */
-static size_t qb(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols) {
+/* Whether an operand in format f of a source of dtype dt is the source itself, needing no
+ * storage: bf16 storage into the plain bf16 format along rows is the identity (RNE and SR
+ * alike: every value is representable; only NaN payloads could differ), and along columns
+ * that identity is the transpose, a column-major view (row-major [R, C] is the [C, R] operand
+ * stored column by column) where the backend's GEMM reads those. Not when statistics are
+ * asked (the quantizer gathers them). The GEMMs only read their operands, and the source
+ * outlives them (the saved activation, or dY until its wgrad). fqt_linear_quantize and the
+ * workspace sizes below both decide by this, so they agree. */
+static bool is_view(const fqt_backend *be, const fqt_format *f, fqt_axis axis, fqt_dtype dt, bool stats) {
+    if (dt != FQT_DT_BF16 || stats || f->elem != FQT_ELEM_BF16 || f->scale != FQT_SCALE_NONE || f->tensor_scale)
+        return false;
+    return axis == FQT_AXIS_ROWS || be->qgemm_colmajor_bf16;
+}
+
+/* Workspace bytes of an operand as fqt_linear_quantize places it: none for a view of a bf16
+ * activation (X and dY; the weights are float32), else the expanded form where the backend may
+ * use it, else the packed one. stats: the pass gathers quantization statistics. */
+static size_t qb(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols,
+                 bool stats) {
     const fqt_format *f = &s->op[op].fmt;
+    const bool weight = op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W;
+    const fqt_axis axis = op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY ? FQT_AXIS_ROWS
+                                                                                              : FQT_AXIS_COLS;
+    if (!weight && is_view(be, f, axis, be->act_dtype, stats)) return 0;
     return ALIGN_UP(expands(be, f, NULL) ? fqt_backend_qtensor_bytes_expanded(f, rows, cols)
                                          : fqt_backend_qtensor_bytes(f, rows, cols));
 }
 
 size_t fqt_linear_ws_fwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
-                         int64_t Cout) {
-    return qb(be, s, FQT_OP_FPROP_X, N, Cin) + qb(be, s, FQT_OP_FPROP_W, Cout, Cin);
+                         int64_t Cout, bool stats) {
+    return qb(be, s, FQT_OP_FPROP_X, N, Cin, stats) + qb(be, s, FQT_OP_FPROP_W, Cout, Cin, stats);
 }
 
 size_t fqt_linear_ws_bwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
-                         int64_t Cout) {
+                         int64_t Cout, bool stats) {
     /* Live together at the peak: QXt and its Hadamard copy, then QdY and QWt of dgrad or
      * QdYt and its copy in wgrad. */
     const size_t e = fqt_dtype_size(be->act_dtype);
-    size_t dg = qb(be, s, FQT_OP_DGRAD_DY, N, Cout) + qb(be, s, FQT_OP_DGRAD_W, Cin, Cout);
-    size_t wg = qb(be, s, FQT_OP_WGRAD_DY, Cout, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cout) * e) : 0);
-    size_t n = qb(be, s, FQT_OP_WGRAD_X, Cin, N) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cin) * e) : 0) +
+    size_t dg = qb(be, s, FQT_OP_DGRAD_DY, N, Cout, stats) + qb(be, s, FQT_OP_DGRAD_W, Cin, Cout, stats);
+    size_t wg = qb(be, s, FQT_OP_WGRAD_DY, Cout, N, stats) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cout) * e) : 0);
+    size_t n = qb(be, s, FQT_OP_WGRAD_X, Cin, N, stats) + (s->hadamard_wgrad ? ALIGN_UP((size_t)(N * Cin) * e) : 0) +
                (dg > wg ? dg : wg);
     return n;
 }
@@ -131,26 +152,11 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
     int64_t qr = axis == FQT_AXIS_ROWS ? R : C, qc = axis == FQT_AXIS_ROWS ? C : R;
     double t0 = fqt_prof_now();
     fqt_qstats *st = stats_for(pass, linear_id, op);
-    if (axis == FQT_AXIS_ROWS && dt == FQT_DT_BF16 && !st && o->fmt.elem == FQT_ELEM_BF16 &&
-        o->fmt.scale == FQT_SCALE_NONE && !o->fmt.tensor_scale) {
-        /* bf16 storage into the plain bf16 format along rows is the identity (RNE and SR alike:
-         * every value is representable; only NaN payloads could differ), so the operand is the
-         * source itself: no copy. The GEMMs only read their operands. */
+    if (is_view(ws->be, &o->fmt, axis, dt, st != NULL)) {
         FQT_ASSERT(fqt_qtensor_shape(q, &o->fmt, qr, qc) == FQT_OK);
         q->codes = (uint8_t *)(uintptr_t)src;
         q->scales = NULL;
-        return;
-    }
-    if (axis == FQT_AXIS_COLS && dt == FQT_DT_BF16 && !st && o->fmt.elem == FQT_ELEM_BF16 &&
-        o->fmt.scale == FQT_SCALE_NONE && !o->fmt.tensor_scale && ws->be->qgemm_colmajor_bf16) {
-        /* Along columns the same identity is the transpose: a column-major view of the source
-         * (row-major [R, C] is the [C, R] operand stored column by column), read by the
-         * backend's GEMM with a transposed layout. The source outlives the GEMMs that read
-         * the view (the saved activation, or dY until its wgrad). */
-        FQT_ASSERT(fqt_qtensor_shape(q, &o->fmt, qr, qc) == FQT_OK);
-        q->codes = (uint8_t *)(uintptr_t)src;
-        q->scales = NULL;
-        q->colmajor = true;
+        q->colmajor = axis == FQT_AXIS_COLS;
         return;
     }
     if (expands(ws->be, &o->fmt, pass)) /* read once by the GEMMs that follow: no dequantize pass */

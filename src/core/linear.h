@@ -45,11 +45,12 @@ void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t row
 
 /* Workspace bytes that one linear [Cout, Cin] over N tokens needs under spec s, for the
  * forward (fwd) and for the backward (everything live at once there; QAT's dequantized
- * weight is the model's to add). */
+ * weight is the model's to add); stats: the pass gathers quantization statistics (then no
+ * operand is a view of its source). */
 size_t fqt_linear_ws_fwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
-                         int64_t Cout);
+                         int64_t Cout, bool stats);
 size_t fqt_linear_ws_bwd(const fqt_backend *be, const fqt_linear_spec *s, int64_t N, int64_t Cin,
-                         int64_t Cout);
+                         int64_t Cout, bool stats);
 
 /* Quantize operand `op` of src [R, C] (dtype dt) along axis into q, placed in ws: expanded
  * where the backend's GEMM takes that (fqt_backend.qgemm_expands; not in QAT mode). */

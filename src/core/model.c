@@ -416,8 +416,8 @@ static size_t ws_need(const fqt_model *m, const fqt_pass *pass, int64_t N) {
         const fqt_linear_spec *fs = head ? fqt_recipe_lm_head(pass->recipe)
                                          : fqt_recipe_layer(pass->recipe, (int)(li / FQT_LINEARS_PER_LAYER),
                                                             (int)c->n_layers);
-        size_t f = fqt_linear_ws_fwd(m->be, fs, N, ci, co);
-        size_t b = fqt_linear_ws_bwd(m->be, qat ? qat_spec() : fs, N, ci, co);
+        size_t f = fqt_linear_ws_fwd(m->be, fs, N, ci, co, pass->diag != NULL);
+        size_t b = fqt_linear_ws_bwd(m->be, qat ? qat_spec() : fs, N, ci, co, pass->diag != NULL);
         if (qat) b += fqt_backend_qtensor_bytes(&fs->op[FQT_OP_FPROP_W].fmt, co, ci) + 256 +
                       (size_t)(co * ci) * sizeof(float) + 256;
         if (f > need) need = f;
