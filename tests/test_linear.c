@@ -432,8 +432,73 @@ static void test_bf16_views(void) {
     fqt_ws_free(&ws);
 }
 
+/* A backend that offers expanded E2M1 operands and kept tensor scales (as the CUDA one does):
+ * the CPU table with those entries, recording what quantize was asked. */
+static int fake_calls, fake_expanded, fake_tscale, fake_tscale_calls;
+static bool fake_expands(const fqt_format *f, const fqt_format *other) {
+    return f->elem == FQT_ELEM_E2M1 && other->elem == FQT_ELEM_E2M1; /* "the partner takes the BF16 path" */
+}
+static void fake_tensor_scale(float *t, const void *src, fqt_dtype dt, int64_t n, const fqt_format *f) {
+    (void)src, (void)dt, (void)n, (void)f;
+    for (int i = 0; i < FQT_TSCALE_FLOATS; i++) t[i] = 1.0f;
+    fake_tscale_calls++;
+}
+static void fake_quantize(fqt_qtensor *q, const void *src, fqt_dtype dt, int64_t R, int64_t C, fqt_axis axis,
+                          fqt_rounding rd, uint64_t seed, uint64_t stream, fqt_qstats *st, const float *tscale) {
+    fake_calls++;
+    fake_expanded = q->expanded;
+    fake_tscale = tscale != NULL;
+    if (!q->expanded) fqt_backend_cpu.quantize(q, src, dt, R, C, axis, rd, seed, stream, st, NULL);
+}
+
+/* core/linear.c's two uses of such a backend: an operand is expanded only where its GEMM
+ * partner's format lets the GEMM read it (a GEMM against fp32 weights does not), and a
+ * source's second quantization takes the kept tensor scale of its first only when that first
+ * one, in this pass, kept one (after a first one in a format without a tensor scale, a kept
+ * scale of an earlier pass over the same buffers is not taken). */
+static void test_expanded_and_kept_scales(void) {
+    fqt_backend be = fqt_backend_cpu;
+    be.qgemm_expands = fake_expands;
+    be.tensor_scale = fake_tensor_scale;
+    be.quantize = fake_quantize;
+    const int64_t N = 64, Cin = 32, id = 3;
+    float *X = rand_mat(N, Cin);
+    fqt_ws ws = {0};
+    FQT_ASSERT(fqt_ws_reserve(&ws, &be, 1 << 20) == FQT_OK && fqt_ws_keep_tscales(&ws, 8) == FQT_OK);
+    const char *names[] = {"nvfp4", "nvfp4,w=fp32"};
+    for (int i = 0; i < 2; i++) {
+        fqt_recipe rec;
+        CHECK(fqt_recipe_parse(names[i], &rec) == FQT_OK);
+        fqt_pass pass = {&rec, FQT_MODE_FQT, 77, 6, NULL, false};
+        fqt_qtensor q;
+        fqt_linear_quantize(&ws, &q, &rec.quant, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, &pass, id);
+        CHECK_MSG(fake_expanded == (i == 0) && q.expanded == (i == 0), "%s: fprop.x expanded %d", names[i], fake_expanded);
+        CHECK(ws.used <= fqt_linear_ws_fwd(&be, &rec.quant, N, Cin, 16, false));
+        ws.used = 0;
+    }
+    fqt_recipe a, b;
+    CHECK(fqt_recipe_parse("nvfp4", &a) == FQT_OK && fqt_recipe_parse("nvfp4,fprop.x=mxfp4", &b) == FQT_OK);
+    fqt_pass pa = {&a, FQT_MODE_FQT, 77, 6, NULL, false}, pb = {&b, FQT_MODE_FQT, 77, 7, NULL, false};
+    fqt_qtensor q;
+    fake_tscale_calls = 0;
+    fqt_linear_quantize(&ws, &q, &a.quant, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, &pa, id);
+    CHECK(fake_tscale && fake_tscale_calls == 1);
+    fqt_linear_quantize(&ws, &q, &a.quant, FQT_OP_WGRAD_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_COLS, &pa, id);
+    CHECK_MSG(fake_tscale && fake_tscale_calls == 1, "wgrad.x did not take fprop.x's kept scale");
+    fqt_linear_quantize(&ws, &q, &a.quant, FQT_OP_WGRAD_X, X + 1, FQT_DT_F32, N, Cin - 1, FQT_AXIS_COLS, &pa, id);
+    CHECK_MSG(!fake_tscale, "a kept scale was taken for another source");
+    ws.used = 0;
+    fqt_linear_quantize(&ws, &q, &b.quant, FQT_OP_FPROP_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_ROWS, &pb, id);
+    fqt_linear_quantize(&ws, &q, &b.quant, FQT_OP_WGRAD_X, X, FQT_DT_F32, N, Cin, FQT_AXIS_COLS, &pb, id);
+    CHECK_MSG(!fake_tscale, "wgrad.x took a scale kept by an earlier pass");
+    ws.used = 0;
+    fqt_ws_free(&ws);
+    free(X);
+}
+
 int main(void) {
     FQT_ASSERT(fqt_ws_reserve(&WS, &fqt_backend_cpu, (size_t)256 << 20) == FQT_OK);
+    test_expanded_and_kept_scales();
     test_bf16_views();
     test_wgrad_x_into();
     test_linear_vs_reference();

@@ -75,7 +75,7 @@ int main(void) {
                 for (int rd = 0; rd < 2; rd++) {
                     fqt_format f;
                     fqt_format_parse(qf[fi], &f);
-                    if (ex && !(be->qgemm_expands && be->qgemm_expands(&f))) continue;
+                    if (ex && !(be->qgemm_expands && be->qgemm_expands(&f, &f))) continue;
                     const int64_t R = qs[si][0], C = qs[si][1];
                     void *x = dev_rand(R * C, 4.0f, FQT_DT_BF16);
                     const int64_t qr = axis ? C : R, qc = axis ? R : C;

@@ -72,12 +72,13 @@ typedef struct fqt_backend {
                                  source quantized to plain bf16 along columns is then that
                                  source itself, no transposed copy (core/linear.c) */
     /* Non-NULL where qgemm would dequantize operands of some formats to BF16 itself: true for
-     * f when quantize also writes the expanded form (fqt_qtensor.expanded, bound by
+     * an operand in format f whose GEMM partner is in format other (either side) when quantize
+     * also writes the expanded form (fqt_qtensor.expanded, bound by
      * fqt_backend_qtensor_bind_expanded: the BF16 values code x block scale, which are
-     * exact, and the tensor scale in its slot) and qgemm reads it, one pass less per operand
-     * (core/linear.c quantizes every transient GEMM operand so). dequantize does not take
-     * expanded tensors. */
-    bool (*qgemm_expands)(const fqt_format *f);
+     * exact, and the tensor scale in its slot) and qgemm then reads it, one pass less per
+     * operand (core/linear.c quantizes every transient GEMM operand so). dequantize does not
+     * take expanded tensors. */
+    bool (*qgemm_expands)(const fqt_format *f, const fqt_format *other);
 
     /* ---- buffers ---------------------------------------------------------------------- */
     /* NULL with fqt_last_error() set when out of memory. Alignment at least 256 bytes. */

@@ -50,21 +50,42 @@ fqt_status fqt_ws_keep_tscales(fqt_ws *ws, int64_t n_linears) {
  * model's order makes that safe: nothing writes X between its forward GEMM and its wgrad, W
  * between the forward and the backward, dY between its dgrad and its wgrad (a wgrad Hadamard
  * copy is another pointer). Not in QAT mode, whose forward rewrites X. */
+static bool tscale_first(fqt_operand op) {
+    return op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY;
+}
+
+/* The memo slot of (linear, op's kind), -1 where none is kept. */
+static int64_t tscale_slot(const fqt_ws *ws, fqt_operand op, int64_t linear_id) {
+    if (!ws->tsc || linear_id < 0 || linear_id >= ws->n_tsc) return -1;
+    const int kind = op == FQT_OP_FPROP_X || op == FQT_OP_WGRAD_X ? 0 : op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W ? 1 : 2;
+    return linear_id * 3 + kind;
+}
+
+/* A first quantization that keeps no scale (its format has none, a view, QAT) forgets the
+ * slot's, so that a second one can never take a scale of an earlier pass (another recipe on
+ * the same buffers, say). */
+static void tscale_forget(fqt_ws *ws, fqt_operand op, int64_t linear_id) {
+    const int64_t slot = tscale_slot(ws, op, linear_id);
+    if (slot >= 0 && tscale_first(op)) ws->tsc_src[slot].src = NULL;
+}
+
 static const float *tscale_for(fqt_ws *ws, const fqt_format *f, fqt_operand op, const void *src, fqt_dtype dt,
                                int64_t n, const fqt_pass *pass, int64_t linear_id) {
-    if (!f->tensor_scale || !ws->tsc || linear_id < 0 || linear_id >= ws->n_tsc || pass->mode == FQT_MODE_QAT)
+    const int64_t slot = tscale_slot(ws, op, linear_id);
+    if (slot < 0) return NULL;
+    if (!f->tensor_scale || pass->mode == FQT_MODE_QAT) {
+        tscale_forget(ws, op, linear_id);
         return NULL;
-    const int kind = op == FQT_OP_FPROP_X || op == FQT_OP_WGRAD_X ? 0 : op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W ? 1 : 2;
-    const int64_t slot = linear_id * 3 + kind;
+    }
     float *t = ws->tsc + slot * FQT_TSCALE_FLOATS;
     struct fqt_ws_tsc_src *k = &ws->tsc_src[slot];
     const float emax = fqt_elem_max(f->elem);
-    if (op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY) {
+    if (tscale_first(op)) {
         ws->be->tensor_scale(t, src, dt, n, f);
         *k = (struct fqt_ws_tsc_src){src, n, emax, (int)dt};
         return t;
     }
-    return k->src == src && k->n == n && k->elem_max == emax && k->dt == (int)dt ? t : NULL;
+    return k->src && k->src == src && k->n == n && k->elem_max == emax && k->dt == (int)dt ? t : NULL;
 }
 
 void *fqt_ws_take(fqt_ws *ws, size_t bytes) {
@@ -79,10 +100,24 @@ void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t row
     fqt_backend_qtensor_bind(q, f, rows, cols, fqt_ws_take(ws, fqt_backend_qtensor_bytes(f, rows, cols)));
 }
 
-/* Whether the backend takes operands of format f expanded (fqt_backend.qgemm_expands): then
- * every operand fqt_linear_quantize makes is, outside QAT (whose forward dequantizes them). */
-static bool expands(const fqt_backend *be, const fqt_format *f, const fqt_pass *pass) {
-    return be->qgemm_expands && be->qgemm_expands(f) && (!pass || pass->mode != FQT_MODE_QAT);
+/* The operand that meets op in its GEMM: fprop X W, dgrad dY W, wgrad dY X. */
+static fqt_operand partner(fqt_operand op) {
+    switch (op) {
+    case FQT_OP_FPROP_X: return FQT_OP_FPROP_W;
+    case FQT_OP_FPROP_W: return FQT_OP_FPROP_X;
+    case FQT_OP_DGRAD_DY: return FQT_OP_DGRAD_W;
+    case FQT_OP_DGRAD_W: return FQT_OP_DGRAD_DY;
+    case FQT_OP_WGRAD_DY: return FQT_OP_WGRAD_X;
+    default: return FQT_OP_WGRAD_DY;
+    }
+}
+
+/* Whether operand op is quantized expanded (fqt_backend.qgemm_expands, asked with its GEMM
+ * partner's format: only a GEMM that takes the BF16 path reads expanded operands): outside QAT,
+ * whose forward dequantizes its operands. */
+static bool expands(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, const fqt_pass *pass) {
+    return be->qgemm_expands && be->qgemm_expands(&s->op[op].fmt, &s->op[partner(op)].fmt) &&
+           (!pass || pass->mode != FQT_MODE_QAT);
 }
 
 /* Whether an operand in format f of a source of dtype dt is the source itself, needing no
@@ -109,7 +144,7 @@ static size_t qb(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op
     const fqt_axis axis = op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY ? FQT_AXIS_ROWS
                                                                                               : FQT_AXIS_COLS;
     if (!weight && is_view(be, f, axis, be->act_dtype, stats)) return 0;
-    return ALIGN_UP(expands(be, f, NULL) ? fqt_backend_qtensor_bytes_expanded(f, rows, cols)
+    return ALIGN_UP(expands(be, s, op, NULL) ? fqt_backend_qtensor_bytes_expanded(f, rows, cols)
                                          : fqt_backend_qtensor_bytes(f, rows, cols));
 }
 
@@ -153,13 +188,14 @@ void fqt_linear_quantize(fqt_ws *ws, fqt_qtensor *q, const fqt_linear_spec *s, f
     double t0 = fqt_prof_now();
     fqt_qstats *st = stats_for(pass, linear_id, op);
     if (is_view(ws->be, &o->fmt, axis, dt, st != NULL)) {
+        tscale_forget(ws, op, linear_id);
         FQT_ASSERT(fqt_qtensor_shape(q, &o->fmt, qr, qc) == FQT_OK);
         q->codes = (uint8_t *)(uintptr_t)src;
         q->scales = NULL;
         q->colmajor = axis == FQT_AXIS_COLS;
         return;
     }
-    if (expands(ws->be, &o->fmt, pass)) /* read once by the GEMMs that follow: no dequantize pass */
+    if (expands(ws->be, s, op, pass)) /* read once by the GEMMs that follow: no dequantize pass */
         fqt_backend_qtensor_bind_expanded(q, &o->fmt, qr, qc,
                                           fqt_ws_take(ws, fqt_backend_qtensor_bytes_expanded(&o->fmt, qr, qc)));
     else

@@ -269,7 +269,7 @@ void fqt_cuda_dequantize_raw(const fqt_qtensor *q, void *dst, fqt_dtype dst_dt, 
 void fqt_cuda_mx_e4m3_expand_raw(const fqt_qtensor *q, uint8_t *e4m3, float *gscale);
 void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, float beta, void *C,
                     fqt_dtype c_dt, int64_t ldc);
-bool fqt_cuda_qgemm_expands(const fqt_format *f);
+bool fqt_cuda_qgemm_expands(const fqt_format *f, const fqt_format *other);
 int64_t fqt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t begin, int64_t end,
                        const fqt_adamw_args *a);
 void fqt_cuda_sumsq_partials(const float *x, const float *y, int64_t n, double *part);

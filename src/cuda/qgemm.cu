@@ -207,11 +207,12 @@ static bool is_mx_e2m1(const fqt_format *f) {
            f->block > 0 && 128 % f->block == 0;
 }
 
-/* The formats this GEMM dequantizes to BF16 itself (the exact BF16 path), so an operand
- * quantized straight into that form saves the pass: not plain bf16 (already is), not MXFP4
- * while FQT_CUDA_MXFP4=fp8 sends it to the FP8 tensor cores. */
-bool fqt_cuda_qgemm_expands(const fqt_format *f) {
-    return exact_in_bf16(f) && !is_plain_bf16(f) &&
+/* The operands this GEMM dequantizes to BF16 itself (the exact BF16 path, which it takes when
+ * the partner's format is exact in BF16 too), so an operand quantized straight into that form
+ * saves the pass: not plain bf16 (already is), not MXFP4 while FQT_CUDA_MXFP4=fp8 may send it
+ * to the FP8 tensor cores. */
+bool fqt_cuda_qgemm_expands(const fqt_format *f, const fqt_format *other) {
+    return exact_in_bf16(f) && !is_plain_bf16(f) && exact_in_bf16(other) &&
            !(is_mx_e2m1(f) && fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1);
 }
 
@@ -260,6 +261,8 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
         mx_fp8(A, B, alpha, beta, C, c_dt, ldc))
         return;
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
+    /* expanded operands exist for this path only (fqt_cuda_qgemm_expands asks for the partner) */
+    FQT_ASSERT(bf || (!A->expanded && !B->expanded));
     const fqt_dtype dt = bf ? FQT_DT_BF16 : FQT_DT_F32;
     const size_t es = fqt_dtype_size(dt);
     const bool f32_to_bf16 = !bf && c_dt == FQT_DT_BF16;

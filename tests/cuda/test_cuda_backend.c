@@ -151,7 +151,7 @@ static uint16_t *expanded_ref(const fqt_qtensor *h) {
     free(v);
     return e;
 }
-static bool expands(const fqt_format *f) { return be->qgemm_expands && be->qgemm_expands(f); }
+static bool expands(const fqt_format *f) { return be->qgemm_expands && be->qgemm_expands(f, f); }
 
 static void test_quantize(void) {
     int cases = 0, expanded_cases = 0, failed_before = (int)check_failed_;
@@ -309,6 +309,11 @@ static void test_quantize(void) {
     fqt_format nv;
     FQT_ASSERT(fqt_format_parse("nvfp4", &nv) == FQT_OK);
     CHECK_MSG(expands(&nv), "the CUDA backend does not expand nvfp4 operands");
+    /* against a partner off the BF16 path (fp32 weights, fp8 with FP32 block scales) the GEMM
+     * takes the FP32 or FP8 path, which reads no expanded operand */
+    fqt_format f32, f8;
+    FQT_ASSERT(fqt_format_parse("fp32", &f32) == FQT_OK && fqt_format_parse("fp8", &f8) == FQT_OK);
+    CHECK(!be->qgemm_expands(&nv, &f32) && !be->qgemm_expands(&nv, &f8) && !be->qgemm_expands(&f8, &nv));
 }
 
 /* ---- qgemm ------------------------------------------------------------------------------ */
