@@ -121,6 +121,21 @@ if want sanitize; then
       echo "### $tool $g" >> "$O/sanitize.txt"
       sec=$g act=bf16 lim=${RACE_TIMEOUT:-60}
       case $g in all) sec= act= lim=${SAN_TIMEOUT:-200};; *qgemm*) act=f32;; esac # qgemm: f32 only
+      if [ "$tool" = racecheck ] && [ "$g" = quantize ]; then
+        # the quantizers: one process per format in parallel, the quick case set (whole and
+        # partial tiles, finite and non-finite inputs)
+        for f in ${RACE_FORMATS:-nvfp4 mxfp4 fp8 fp8-w bf16}; do
+          (FQT_TEST_SECTIONS=quantize FQT_TEST_ACT=bf16 FQT_TEST_QUICK=1 FQT_TEST_FORMATS=$f timeout "$lim" \
+            compute-sanitizer --tool racecheck --print-limit 20 "$BIN/test_cuda_backend" > /tmp/san_$f.log 2>&1
+           echo "rc=$?" >> /tmp/san_$f.log) &
+        done
+        wait
+        for f in ${RACE_FORMATS:-nvfp4 mxfp4 fp8 fp8-w bf16}; do
+          echo "racecheck quantize $f: $(grep -c 'Race reported\|Hazard' /tmp/san_$f.log) hazard lines; $(grep 'RACECHECK SUMMARY\|rc=' /tmp/san_$f.log | tr '\n' ' ')"
+          grep -v "^ok\|^  ok" /tmp/san_$f.log | tail -20 >> "$O/sanitize.txt"
+        done
+        continue
+      fi
       FQT_TEST_SECTIONS=$sec FQT_TEST_ACT=$act timeout "$lim" \
         compute-sanitizer --tool "$tool" --print-limit 20 "$BIN/test_cuda_backend" > /tmp/san.log 2>&1
       echo "$tool $g rc=$?: $(grep -c 'Race reported\|Error\|Hazard' /tmp/san.log) hazard lines; $(tail -1 /tmp/san.log)"
