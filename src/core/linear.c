@@ -43,6 +43,25 @@ fqt_status fqt_ws_keep_tscales(fqt_ws *ws, int64_t n_linears) {
     return FQT_OK;
 }
 
+/* What linear.c needs to know of each operand (docs/FORMATS.md §5.6): the axis it is quantized
+ * along, the operand it meets in its GEMM, its source (X, W or dY: a tensor scale kept per
+ * source), and whether it is that source's first quantization in a pass (fprop.x, fprop.w,
+ * dgrad.dy) or its second (wgrad.x, dgrad.w, wgrad.dy). */
+enum { SRC_X = 0, SRC_W, SRC_DY };
+static const struct {
+    fqt_axis axis;
+    fqt_operand partner;
+    int src;
+    bool first;
+} op_role[FQT_OP_COUNT] = {
+    [FQT_OP_FPROP_X] = {FQT_AXIS_ROWS, FQT_OP_FPROP_W, SRC_X, true},
+    [FQT_OP_FPROP_W] = {FQT_AXIS_ROWS, FQT_OP_FPROP_X, SRC_W, true},
+    [FQT_OP_DGRAD_DY] = {FQT_AXIS_ROWS, FQT_OP_DGRAD_W, SRC_DY, true},
+    [FQT_OP_DGRAD_W] = {FQT_AXIS_COLS, FQT_OP_DGRAD_DY, SRC_W, false},
+    [FQT_OP_WGRAD_DY] = {FQT_AXIS_COLS, FQT_OP_WGRAD_X, SRC_DY, false},
+    [FQT_OP_WGRAD_X] = {FQT_AXIS_COLS, FQT_OP_WGRAD_DY, SRC_X, false},
+};
+
 /* The tensor scale quantize takes for operand op of linear linear_id from src (NULL: its own
  * amax pass). fprop.x, fprop.w and dgrad.dy quantize a source first: their scale is computed
  * here and kept; wgrad.x, dgrad.w and wgrad.dy quantize the same source again and reuse it
@@ -50,15 +69,10 @@ fqt_status fqt_ws_keep_tscales(fqt_ws *ws, int64_t n_linears) {
  * model's order makes that safe: nothing writes X between its forward GEMM and its wgrad, W
  * between the forward and the backward, dY between its dgrad and its wgrad (a wgrad Hadamard
  * copy is another pointer). Not in QAT mode, whose forward rewrites X. */
-static bool tscale_first(fqt_operand op) {
-    return op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY;
-}
-
-/* The memo slot of (linear, op's kind), -1 where none is kept. */
+/* The memo slot of (linear, op's source), -1 where none is kept. */
 static int64_t tscale_slot(const fqt_ws *ws, fqt_operand op, int64_t linear_id) {
     if (!ws->tsc || linear_id < 0 || linear_id >= ws->n_tsc) return -1;
-    const int kind = op == FQT_OP_FPROP_X || op == FQT_OP_WGRAD_X ? 0 : op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W ? 1 : 2;
-    return linear_id * 3 + kind;
+    return linear_id * 3 + op_role[op].src;
 }
 
 /* A first quantization that keeps no scale (its format has none, a view, QAT) forgets the
@@ -66,7 +80,7 @@ static int64_t tscale_slot(const fqt_ws *ws, fqt_operand op, int64_t linear_id) 
  * the same buffers, say). */
 static void tscale_forget(fqt_ws *ws, fqt_operand op, int64_t linear_id) {
     const int64_t slot = tscale_slot(ws, op, linear_id);
-    if (slot >= 0 && tscale_first(op)) ws->tsc_src[slot].src = NULL;
+    if (slot >= 0 && op_role[op].first) ws->tsc_src[slot].src = NULL;
 }
 
 static const float *tscale_for(fqt_ws *ws, const fqt_format *f, fqt_operand op, const void *src, fqt_dtype dt,
@@ -80,12 +94,12 @@ static const float *tscale_for(fqt_ws *ws, const fqt_format *f, fqt_operand op, 
     float *t = ws->tsc + slot * FQT_TSCALE_FLOATS;
     struct fqt_ws_tsc_src *k = &ws->tsc_src[slot];
     const float emax = fqt_elem_max(f->elem);
-    if (tscale_first(op)) {
+    if (op_role[op].first) {
         ws->be->tensor_scale(t, src, dt, n, f);
         *k = (struct fqt_ws_tsc_src){src, n, emax, (int)dt};
         return t;
     }
-    return k->src && k->src == src && k->n == n && k->elem_max == emax && k->dt == (int)dt ? t : NULL;
+    return k->src == src && k->n == n && k->elem_max == emax && k->dt == (int)dt ? t : NULL;
 }
 
 void *fqt_ws_take(fqt_ws *ws, size_t bytes) {
@@ -100,23 +114,11 @@ void fqt_ws_qtensor(fqt_ws *ws, fqt_qtensor *q, const fqt_format *f, int64_t row
     fqt_backend_qtensor_bind(q, f, rows, cols, fqt_ws_take(ws, fqt_backend_qtensor_bytes(f, rows, cols)));
 }
 
-/* The operand that meets op in its GEMM: fprop X W, dgrad dY W, wgrad dY X. */
-static fqt_operand partner(fqt_operand op) {
-    switch (op) {
-    case FQT_OP_FPROP_X: return FQT_OP_FPROP_W;
-    case FQT_OP_FPROP_W: return FQT_OP_FPROP_X;
-    case FQT_OP_DGRAD_DY: return FQT_OP_DGRAD_W;
-    case FQT_OP_DGRAD_W: return FQT_OP_DGRAD_DY;
-    case FQT_OP_WGRAD_DY: return FQT_OP_WGRAD_X;
-    default: return FQT_OP_WGRAD_DY;
-    }
-}
-
 /* Whether operand op is quantized expanded (fqt_backend.qgemm_expands, asked with its GEMM
  * partner's format: only a GEMM that takes the BF16 path reads expanded operands): outside QAT,
  * whose forward dequantizes its operands. */
 static bool expands(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, const fqt_pass *pass) {
-    return be->qgemm_expands && be->qgemm_expands(&s->op[op].fmt, &s->op[partner(op)].fmt) &&
+    return be->qgemm_expands && be->qgemm_expands(&s->op[op].fmt, &s->op[op_role[op].partner].fmt) &&
            (!pass || pass->mode != FQT_MODE_QAT);
 }
 
@@ -140,10 +142,7 @@ static bool is_view(const fqt_backend *be, const fqt_format *f, fqt_axis axis, f
 static size_t qb(const fqt_backend *be, const fqt_linear_spec *s, fqt_operand op, int64_t rows, int64_t cols,
                  bool stats) {
     const fqt_format *f = &s->op[op].fmt;
-    const bool weight = op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_W;
-    const fqt_axis axis = op == FQT_OP_FPROP_X || op == FQT_OP_FPROP_W || op == FQT_OP_DGRAD_DY ? FQT_AXIS_ROWS
-                                                                                              : FQT_AXIS_COLS;
-    if (!weight && is_view(be, f, axis, be->act_dtype, stats)) return 0;
+    if (op_role[op].src != SRC_W && is_view(be, f, op_role[op].axis, be->act_dtype, stats)) return 0;
     return ALIGN_UP(expands(be, s, op, NULL) ? fqt_backend_qtensor_bytes_expanded(f, rows, cols)
                                          : fqt_backend_qtensor_bytes(f, rows, cols));
 }

@@ -255,7 +255,7 @@ __global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, q
         const int64_t g = i / p.scale_cols, j = i % p.scale_cols;
         const int64_t r0 = g * p.block_rows, r1 = r0 + p.block_rows < p.rows ? r0 + p.block_rows : p.rows;
         const int64_t c0 = j * p.block, c1 = c0 + p.block < p.cols ? c0 + p.block : p.cols;
-        const int64_t w = c1 - c0, ne = (r1 - r0) * w;
+        const int64_t w = c1 - c0;
         float amax = 0.0f;
         int bad = 0;
         /* lanes along the source's contiguous dimension, warps across the other; no division */
@@ -268,7 +268,6 @@ __global__ void qz_scale2d_kernel(qz_params p, const TS *src, uint8_t *scales, q
                 if (!(a <= FLT_MAX)) bad = 1;
                 else if (a > amax) amax = a;
             }
-        (void)ne;
         bad = __syncthreads_or(bad);
         amax = block_max<QZ_THREADS>(amax, sh);
         if (threadIdx.x == 0) maps[i] = qz_block_map(p, amax, bad != 0, scales + i * sbytes, s_enc, s_dec);
