@@ -465,38 +465,80 @@ __global__ void qz_fused_kernel(qz_params p, const TS *src, uint8_t *codes, uint
  * EXP, the expanded operand (fqt_qtensor.expanded): the BF16 values code x block scale at ev,
  * which is what fqt_cuda_dequantize_raw without the tensor scale makes of the packed codes, NaN
  * bits of a non-finite block included. ibase: the row-major index of v[0] in the quantized
- * layout, a multiple of 4 (SR keys). */
+ * layout, a multiple of 4 (SR keys).
+ * A block whose amax and multiplier are finite takes the grid forms (fqt_e2m1_rne_grid_i,
+ * fqt_e2m1_sr_grid_i: the rounded magnitude as a float, about a third of the instructions of
+ * code, then decode), its sign taken from v; every |v| * mul is then finite, where the grid
+ * forms equal the encoders. Any other block (non-finite, or a multiplier that overflowed)
+ * goes through the encoders themselves, as the CPU does. */
+template <int BLK>
+__device__ __forceinline__ void qz_e2m1_store(uint8_t sc, const uint32_t *packed, uint8_t *sp, uint8_t *dst) {
+    *sp = sc;
+    if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
+    else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+}
+
 template <int BLK, bool EXP>
 __device__ __forceinline__ void qz_e2m1_block(const qz_params &p, const float *v, float amax, bool bad, uint64_t ibase,
                                               float s_enc, float s_dec, uint8_t *sp, uint8_t *dst, bf16_t *ev) {
-    const fqt_rounding rd = (fqt_rounding)p.rounding;
-    uint32_t packed[BLK / 8];
-#pragma unroll
-    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+    const bool sr = (fqt_rounding)p.rounding == FQT_ROUND_SR;
     uint8_t sc = p.scale == FQT_SCALE_E8M0 ? 0xFF : 0x7F; /* a non-finite block's NaN scale */
-    if (!bad) {
-        const fqt_block_map m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax,
-                                                  s_enc, s_dec, &sc);
+    fqt_block_map m = {1.0f, 0.0f, 1.0f, 0};
+    if (!bad) m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax, s_enc, s_dec, &sc);
+    const float deq = p.scale == FQT_SCALE_E8M0 ? fqt_e8m0_dec_i(sc) : fqt_ue4m3_dec_i(sc);
+    if (!bad && amax <= FLT_MAX && m.mul <= FLT_MAX) { /* the grid forms */
+        uint32_t packed[BLK / 8];
+#pragma unroll
+        for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
 #pragma unroll
         for (int q4 = 0; q4 < BLK / 4; q4++) {
             uint32_t w[4] = {0, 0, 0, 0};
-            if (rd == FQT_ROUND_SR) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+            if (sr) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
+            float g[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float a = fabsf(v[q4 * 4 + e]) * m.mul;
+                g[e] = sr ? fqt_e2m1_sr_grid_i(a, w[e]) : fqt_e2m1_rne_grid_i(a);
+            }
+            if (EXP) { /* code x scale, exact in float and in bf16 (common.cuh, fqt_e2m1_bf16_exact) */
+                const uint32_t lo = fqt_f2u(copysignf(g[0], v[q4 * 4]) * deq),
+                               hi = fqt_f2u(copysignf(g[1], v[q4 * 4 + 1]) * deq),
+                               lo2 = fqt_f2u(copysignf(g[2], v[q4 * 4 + 2]) * deq),
+                               hi2 = fqt_f2u(copysignf(g[3], v[q4 * 4 + 3]) * deq);
+                ((uint2 *)ev)[q4] = make_uint2(__byte_perm(lo, hi, 0x7632), __byte_perm(lo2, hi2, 0x7632));
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int k = q4 * 4 + e;
+                    const uint32_t code = fqt_e2m1_grid_code_i(g[e]) | ((fqt_f2u(v[k]) >> 28) & 8u);
+                    packed[k / 8] |= code << (4 * (k % 8));
+                }
+            }
+        }
+        if (!EXP) qz_e2m1_store<BLK>(sc, packed, sp, dst);
+        return;
+    }
+    uint32_t packed[BLK / 8];
+#pragma unroll
+    for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
+    if (!bad) {
+#pragma unroll
+        for (int q4 = 0; q4 < BLK / 4; q4++) {
+            uint32_t w[4] = {0, 0, 0, 0};
+            if (sr) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int k = q4 * 4 + e;
                 const float scaled = v[k] * m.mul;
-                const uint32_t code = rd == FQT_ROUND_SR ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
+                const uint32_t code = sr ? fqt_e2m1_sr_bits_i(scaled, w[e]) : fqt_e2m1_rne_bits_i(scaled);
                 packed[k / 8] |= (code & 0xFu) << (4 * (k % 8));
             }
         }
     }
     if (!EXP) {
-        *sp = sc;
-        if (BLK == 16) *(uint2 *)dst = make_uint2(packed[0], packed[BLK / 8 > 1 ? 1 : 0]);
-        else *(uint4 *)dst = make_uint4(packed[0], packed[1 % (BLK / 8)], packed[2 % (BLK / 8)], packed[3 % (BLK / 8)]);
+        qz_e2m1_store<BLK>(sc, packed, sp, dst);
         return;
     }
-    const float deq = p.scale == FQT_SCALE_E8M0 ? fqt_e8m0_dec_i(sc) : fqt_ue4m3_dec_i(sc);
     const uint32_t nan2 = (uint32_t)fqt_bf16_rne_i(fqt_mul_as_cpu(0.0f, deq)) * 0x10001u; /* codes of a bad block are 0 */
 #pragma unroll
     for (int g = 0; g < BLK / 8; g++) { /* 8 values: 16 bytes */

@@ -144,6 +144,41 @@ FQT_INLINE uint8_t fqt_e2m1_sr_bits_i(float x, uint32_t rnd) {
     return ua > 0x7F800000u ? 0 : ua >= 0x40C00000u ? (uint8_t)(s | 7u) : (uint8_t)(s | c);
 }
 
+/* The same roundings as grid values: the magnitude decode(code) as a float, for a = |x| >= 0
+ * (not NaN; +Inf saturates), which the GPU's quantizers multiply by the block scale for the
+ * expanded operand (fqt_qtensor.expanded) and turn into a code with fqt_e2m1_grid_code_i, in
+ * fewer instructions than the bit forms above plus a decode. Equal to fqt_e2m1_mag of those
+ * codes for every input (tests/test_e2m1_fast.c). RNE: a clamped to 6 is added to and taken
+ * from c = 2^(e+22), e = max(floor(log2 a), 0), whose ulp 2^(e-1) is the grid step of a's
+ * binade (0.5 below 2), so the float addition rounds a to the grid, ties to even (the grid
+ * point's parity in steps is its code's mantissa bit). SR: lo, the grid point at or below a,
+ * by masking a's bits (one mantissa bit kept from 1 up, none in [0.5, 1), 0 below); up iff
+ * the uniform variate u24 2^-24 is below (a - lo) / step, compared as u * step < a - lo (both
+ * exact: step is a power of two, a - lo by Sterbenz); u is built from its bits: 0.5 + the low
+ * 23 bits 2^-24, less 0.5 if the top bit is clear (exact, no int-float conversion). */
+FQT_INLINE float fqt_e2m1_rne_grid_i(float a) {
+    const float s = fminf(a, 6.0f);
+    const uint32_t e = fqt_f2u(s) & 0x7F800000u;
+    const float c = fqt_u2f((e > 0x3F800000u ? e : 0x3F800000u) + 0x0B000000u);
+    return (s + c) - c;
+}
+
+FQT_INLINE float fqt_e2m1_sr_grid_i(float a, uint32_t rnd) {
+    const float s = fminf(a, 6.0f);
+    const uint32_t b = fqt_f2u(s), e = b & 0x7F800000u;
+    const float step = fqt_u2f((e > 0x3F800000u ? e : 0x3F800000u) - 0x00800000u);
+    const float lo = fqt_u2f(b >= 0x3F800000u ? b & 0xFFC00000u : b >= 0x3F000000u ? 0x3F000000u : 0u);
+    const float u = fqt_u2f(0x3F000000u | ((rnd >> 8) & 0x7FFFFFu)) - ((rnd >> 31) ? 0.0f : 0.5f);
+    const float prod = u * step;
+    return s - lo > prod ? lo + step : lo;
+}
+
+/* The magnitude code (0..7) of a grid value g (0, 0.5, 1, 1.5, 2, 3, 4, 6). */
+FQT_INLINE uint32_t fqt_e2m1_grid_code_i(float g) {
+    const uint32_t b = fqt_f2u(g);
+    return b >= 0x3F800000u ? (b >> 22) - 252u : b >> 29;
+}
+
 FQT_INLINE float fqt_e2m1_dec_i(uint8_t code) {
     float m = fqt_e2m1_mag(code & 7u);
     return (code & 8u) ? -m : m;
