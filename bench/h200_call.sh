@@ -11,7 +11,9 @@
 # at most (what the tool brings back); progress goes to stdout as it happens. Knobs: RECIPES,
 # PEER, RECIPES1B, PEER1B, PROF_RECIPES (what each stage runs). Steps
 # to run: STEPS="tests train train1b kernels profile" (default: all, in this order); also
-# "ncu", "identity" (IDENT_OLD=baseline binary) and "sanitize", on request. Each part has its own
+# "ncu", "identity" (IDENT_OLD=baseline binary), "sanitize" and "demo" (scripts/demo.sh on the
+# GPU: DEMO_MODEL, DEMO_STEPS, DEMO_BATCH, DEMO_SEQ; needs data/sotu prepared and carried),
+# on request. Each part has its own
 # timeout, so one hang does not take the others down.
 set -u
 cd "$(dirname "$0")/.."
@@ -142,5 +144,18 @@ if want sanitize; then
       grep -v "^ok\|^  ok" /tmp/san.log | tail -40 >> "$O/sanitize.txt"
     done
   done
+fi
+if want demo; then
+  # the FP4-vs-BF16 demo at a size where its effects can show: the same six runs on the same
+  # tokens, the report table and plot, eval KL against bf16, the curves as text
+  stamp demo
+  FQT=$PWD/$BIN/fqt DEMO_DIR=/tmp/gpu_demo DEMO_STEPS=${DEMO_STEPS:-800} DEMO_ARGS="--device cuda \
+    --model ${DEMO_MODEL:-small} --batch ${DEMO_BATCH:-32} --seq ${DEMO_SEQ:-512} --warmup 50 --val-every 100 \
+    --val-tokens 65536 --gnr-every 50 --diag-every 0 --ckpt-minutes 0" timeout "${DEMO_TIMEOUT:-480}" \
+    bash scripts/demo.sh > "$O/demo.log" 2>&1
+  echo "demo rc=$?"
+  cp /tmp/gpu_demo/report.svg "$O/demo_report.svg" 2>/dev/null
+  python3 bench/demo_curves.py /tmp/gpu_demo/{bf16,nvfp4,nvfp4-qaf,nvfp4-rtn,mxfp4,fp8} > "$O/demo_curves.txt" 2>&1
+  grep -A9 '^run ' "$O/demo.log"; grep 'KL\|took' "$O/demo.log"; cat "$O/demo_curves.txt"
 fi
 stamp done

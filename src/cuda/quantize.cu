@@ -487,34 +487,29 @@ __device__ __forceinline__ void qz_e2m1_block(const qz_params &p, const float *v
     if (!bad) m = fqt_block_scale_i((fqt_scale_type)p.scale, p.scale_ceil, p.emax_val, p.emax, amax, s_enc, s_dec, &sc);
     const float deq = p.scale == FQT_SCALE_E8M0 ? fqt_e8m0_dec_i(sc) : fqt_ue4m3_dec_i(sc);
     if (!bad && amax <= FLT_MAX && m.mul <= FLT_MAX) { /* the grid forms */
-        uint32_t packed[BLK / 8];
+        uint32_t packed[BLK / 8], ew[BLK / 2]; /* the codes, or the expanded bf16 pairs */
 #pragma unroll
         for (int k = 0; k < BLK / 8; k++) packed[k] = 0;
 #pragma unroll
         for (int q4 = 0; q4 < BLK / 4; q4++) {
             uint32_t w[4] = {0, 0, 0, 0};
             if (sr) fqt_sr_block4(p.seed, p.stream, (ibase >> 2) + (uint64_t)q4, w);
-            float g[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const float a = fabsf(v[q4 * 4 + e]) * m.mul;
-                g[e] = sr ? fqt_e2m1_sr_grid_i(a, w[e]) : fqt_e2m1_rne_grid_i(a);
-            }
-            if (EXP) { /* code x scale, exact in float and in bf16 (common.cuh, fqt_e2m1_bf16_exact) */
-                const uint32_t lo = fqt_f2u(copysignf(g[0], v[q4 * 4]) * deq),
-                               hi = fqt_f2u(copysignf(g[1], v[q4 * 4 + 1]) * deq),
-                               lo2 = fqt_f2u(copysignf(g[2], v[q4 * 4 + 2]) * deq),
-                               hi2 = fqt_f2u(copysignf(g[3], v[q4 * 4 + 3]) * deq);
-                ((uint2 *)ev)[q4] = make_uint2(__byte_perm(lo, hi, 0x7632), __byte_perm(lo2, hi2, 0x7632));
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int k = q4 * 4 + e;
-                    const uint32_t code = fqt_e2m1_grid_code_i(g[e]) | ((fqt_f2u(v[k]) >> 28) & 8u);
-                    packed[k / 8] |= code << (4 * (k % 8));
+                const int k = q4 * 4 + e;
+                const float a = fabsf(v[k]) * m.mul;
+                const float g = sr ? fqt_e2m1_sr_grid_i(a, w[e]) : fqt_e2m1_rne_grid_i(a);
+                if (EXP) { /* code x scale, exact in float and in bf16 (common.cuh, fqt_e2m1_bf16_exact) */
+                    const uint32_t x = fqt_f2u(copysignf(g, v[k]) * deq);
+                    ew[k / 2] = k % 2 ? __byte_perm(ew[k / 2], x, 0x7632) : x;
+                } else {
+                    packed[k / 8] |= (fqt_e2m1_grid_code_i(g) | ((fqt_f2u(v[k]) >> 28) & 8u)) << (4 * (k % 8));
                 }
             }
         }
+        if (EXP)
+#pragma unroll
+            for (int g = 0; g < BLK / 8; g++) ((uint4 *)ev)[g] = make_uint4(ew[4 * g], ew[4 * g + 1], ew[4 * g + 2], ew[4 * g + 3]);
         if (!EXP) qz_e2m1_store<BLK>(sc, packed, sp, dst);
         return;
     }
