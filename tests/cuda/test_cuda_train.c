@@ -1,7 +1,8 @@
 /* tests/cuda/test_cuda_train.c — the training step on the GPU, end to end (make test-cuda).
  *
  * A small explicit model (C=64, L=2, NH=2, F=128) on a synthetic learnable token stream
- * trains 50 steps with --device cpu and --device cuda for bf16, nvfp4, mxfp4 and fp8. The two
+ * trains 50 steps with --device cpu and --device cuda for bf16, nvfp4, mxfp4, fp8 and nvfp4 with
+ * its last 20 steps as QAF (QAT mode, which the other runs never enter). The two
  * runs start from the same weights and see the same batches; they differ only in the order of
  * float accumulations (GEMMs, reductions), and for the SR recipes in the stochastic roundings
  * that such a difference flips, so the losses track rather than match: step 1 agrees to 1e-4
@@ -142,13 +143,26 @@ static bool same_file(const char *a, const char *b) {
     return same;
 }
 
-static void test_tracking(const char *recipe) {
+/* A run of the table below: a recipe, and the last qaf steps as QAF (QAT mode: quantized
+ * forward, straight-through FP32 backward), which the plain recipes never reach. */
+typedef struct {
+    const char *name, *recipe;
+    int qaf;
+} run_kind;
+
+static void config_run(fqt_train_config *c, const run_kind *k, const char *device, const char *run) {
+    config(c, k->recipe, device, run);
+    c->qaf_steps = k->qaf;
+}
+
+static void test_tracking(const run_kind *k) {
+    const char *recipe = k->name;
     char rc[64], rg[64];
     snprintf(rc, sizeof rc, "cpu_%s", recipe);
     snprintf(rg, sizeof rg, "cuda_%s", recipe);
     fqt_train_config c, g;
-    config(&c, recipe, "cpu", rc);
-    config(&g, recipe, "cuda", rg);
+    config_run(&c, k, "cpu", rc);
+    config_run(&g, k, "cuda", rg);
     fqt_status st = fqt_train(&c, NULL);
     CHECK_MSG(st == FQT_OK, "%s cpu: %s", recipe, fqt_last_error());
     st = fqt_train(&g, NULL);
@@ -173,12 +187,13 @@ static void test_tracking(const char *recipe) {
            recipe, lc[1], lg[1], STEPS, lc[STEPS], lg[STEPS], mc, mg, worst);
 }
 
-static void test_resume(const char *recipe, const char *device) {
+static void test_resume(const run_kind *k, const char *device) {
+    const char *recipe = k->name;
     char ra[64], rb[64], pa[1300], pb[1300];
     snprintf(ra, sizeof ra, "%s_%s", device, recipe); /* the 50-step run of test_tracking */
     snprintf(rb, sizeof rb, "%s_%s_resumed", device, recipe);
     fqt_train_config b, r;
-    config(&b, recipe, device, rb);
+    config_run(&b, k, device, rb);
     b.stop_at = STEPS / 2;
     fqt_status st = fqt_train(&b, NULL);
     CHECK_MSG(st == FQT_OK, "%s stop: %s", recipe, fqt_last_error());
@@ -223,17 +238,23 @@ int main(void) {
     write_shard("data/val_000.bin", 4000, 13);
     snprintf(train_glob, sizeof train_glob, "%s/data/train_*.bin", base_dir);
     snprintf(val_glob, sizeof val_glob, "%s/data/val_*.bin", base_dir);
+    /* nvfp4-qaf: its last 20 steps in QAT mode; its resume at step 25 crosses the switch */
+    const run_kind kinds[] = {{"bf16", "bf16", 0}, {"nvfp4", "nvfp4", 0}, {"mxfp4", "mxfp4", 0},
+                              {"fp8", "fp8", 0}, {"nvfp4-qaf", "nvfp4", 20}};
+    const int n_kinds = (int)(sizeof kinds / sizeof *kinds);
     if (only) {
-        fqt_train_config a;
-        config(&a, "nvfp4", only, "");
-        snprintf(a.run_dir, sizeof a.run_dir, "%s/%s_nvfp4", base_dir, only);
-        CHECK_MSG(fqt_train(&a, NULL) == FQT_OK, "%s", fqt_last_error());
-        test_resume("nvfp4", only);
+        for (int i = 1; i < n_kinds; i += n_kinds - 2) { /* nvfp4 and nvfp4-qaf */
+            fqt_train_config a;
+            config_run(&a, &kinds[i], only, "");
+            snprintf(a.run_dir, sizeof a.run_dir, "%s/%s_%s", base_dir, only, kinds[i].name);
+            CHECK_MSG(fqt_train(&a, NULL) == FQT_OK, "%s", fqt_last_error());
+            test_resume(&kinds[i], only);
+        }
     } else {
-        const char *recipes[] = {"bf16", "nvfp4", "mxfp4", "fp8", NULL};
-        for (int i = 0; recipes[i]; i++) test_tracking(recipes[i]);
-        test_resume("nvfp4", "cuda");
-        test_resume("bf16", "cuda");
+        for (int i = 0; i < n_kinds; i++) test_tracking(&kinds[i]);
+        test_resume(&kinds[1], "cuda");
+        test_resume(&kinds[0], "cuda");
+        test_resume(&kinds[4], "cuda");
     }
     if (check_failed_ == 0) {
         char cmd[400];
