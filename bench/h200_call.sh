@@ -31,7 +31,7 @@ if want tests; then
   t() { # name command...: one test binary, its log appended to tests.log, its last line printed
     local name=$1; shift
     echo "### $name" >> "$O/tests.log"
-    timeout 150 "$@" > "$O/t.log" 2>&1; local rc=$?
+    timeout "${TEST_TIMEOUT:-150}" "$@" > "$O/t.log" 2>&1; local rc=$?
     cat "$O/t.log" >> "$O/tests.log"
     echo "$name rc=$rc $(tail -1 "$O/t.log")"; grep FAIL "$O/t.log" | head -5
   }
@@ -45,13 +45,13 @@ export FQT=$PWD/$BIN/fqt BENCH_DIR=/tmp/fqt_cuda_bench
 if want train; then
   stamp train
   # the peer's own limit (PEER_TIMEOUT) below the stage's, so a slow peer still leaves its rows
-  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} timeout 420 bench/cuda_train_bench.sh 12 \
+  TABLE_OUT=$O/table124m.txt ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} timeout "${TRAIN_TIMEOUT:-420}" bench/cuda_train_bench.sh 12 \
     "${RECIPES:-bf16 nvfp4 mxfp4 fp8 mxfp4@fp8}" "${PEER:-bf16,nvfp4}" > "$O/train124m.log" 2>&1
   cat "$O/table124m.txt"
 fi
 if want train1b; then
   stamp train1b
-  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout 420 \
+  TABLE_OUT=$O/table1b.txt MODEL=llama-1b ATTNS=${ATTNS:-flash} PEER_TIMEOUT=${PEER_TIMEOUT:-200} BENCH_DIR=/tmp/fqt_cuda_bench1b timeout "${TRAIN_TIMEOUT:-420}" \
     bench/cuda_train_bench.sh 6 "${RECIPES1B:-bf16 nvfp4 mxfp4 mxfp4@fp8}" "${PEER1B:-bf16}" > "$O/train1b.log" 2>&1
   cat "$O/table1b.txt"
 fi
