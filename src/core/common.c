@@ -1,5 +1,6 @@
 /* core/common.c — status strings, the last-error buffer and checked allocation. */
 #include "fqt/common.h"
+#include "fqt/par.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -106,9 +107,9 @@ static struct {
 
 void *fqt_scratch(fqt_scratch_slot slot, size_t bytes) {
 #ifdef _OPENMP
-    const int tid = omp_in_parallel() ? omp_get_thread_num() : 0;
+    const int tid = omp_in_parallel() ? omp_get_thread_num() : fqt_par_slot();
 #else
-    const int tid = 0;
+    const int tid = fqt_par_slot();
 #endif
     FQT_ASSERT((unsigned)slot < FQT_SCRATCH_COUNT && tid >= 0 && tid < FQT_SCRATCH_THREADS);
     if (scratch_tab[slot][tid].n < bytes || !scratch_tab[slot][tid].p) {

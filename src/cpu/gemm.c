@@ -16,6 +16,7 @@
  * those of fqt_dequantize: code value * block scale, then * tensor scale).
  * Oracle: tests/test_gemm.c (double-precision triple loop; kernels against each other). */
 #include "fqt/gemm.h"
+#include "fqt/par.h"
 
 #include "formats/codec.h"
 
@@ -476,6 +477,116 @@ fqt_gemm_impl fqt_gemm_get_impl(void) {
  * step's GEMMs allocate nothing once the first step has sized it. */
 static float *bp_buffer(size_t n) { return fqt_scratch(FQT_SCRATCH_GEMM_B, n * sizeof(float)); }
 
+/* One GEMM's work, shared by its parallel phases (the fields as gemm_run computes them). */
+typedef struct {
+    int64_t M, N, K;
+    float alpha, beta;
+    const operand *A, *B;
+    float *C;
+    int64_t ldc;
+    const kernel_desc *kd;
+    int vec, MR, NR;
+    int64_t npanels, nkb, mcb, ngroups, gp;
+    int first_upd, full_b;
+    float *Bp;  /* shared packed B: one k block's panels, or every k block's (full_b) */
+    int64_t k0; /* the k block of the per-k-block phases */
+} gemm_job;
+
+/* C = beta * C when nothing is computed (K = 0 or alpha = 0). */
+static void gemm_scale_rows(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const gemm_job *j = ctx;
+    (void)slot;
+    for (int64_t i = lo; i < hi; i++) {
+        float *c = j->C + i * j->ldc;
+        if (j->beta == 0.0f) memset(c, 0, (size_t)j->N * sizeof(float));
+        else if (j->beta != 1.0f)
+            for (int64_t x = 0; x < j->N; x++) c[x] *= j->beta;
+    }
+}
+
+/* Packs B into the shared buffer: with full_b, tasks t = (k block, panel) over every k
+ * block; otherwise t = the panels of k block j->k0. */
+static void gemm_pack_b(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const gemm_job *j = ctx;
+    (void)slot;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t kb = j->full_b ? t / j->npanels : j->k0 / KC, p = j->full_b ? t % j->npanels : t;
+        const int64_t k0 = kb * KC, kc = j->K - k0 < KC ? j->K - k0 : KC;
+        const int64_t n0 = p * j->NR, nr = j->N - n0 < j->NR ? j->N - n0 : j->NR;
+        pack(j->B, n0, nr, k0, kc, j->NR, j->vec,
+             j->full_b ? j->Bp + (kb * j->npanels + p) * KC * j->NR : j->Bp + p * kc * j->NR);
+    }
+}
+
+/* The micro-kernel over one work item's tile for one k block: rows m0..m0+mc of packed A,
+ * panels p0..p1 of packed B (Bk: panel p0's, stride bstride floats per panel). */
+static void gemm_tile(const gemm_job *j, const float *Ap, const float *Bk, int64_t bstride, int64_t m0,
+                      int64_t mc, int64_t p0, int64_t p1, int64_t k0, int64_t kc) {
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t n0 = p * j->NR;
+        const int nr = (int)(j->N - n0 < j->NR ? j->N - n0 : j->NR);
+        for (int64_t i0 = 0; i0 < mc; i0 += j->MR) {
+            const int mr = (int)(mc - i0 < j->MR ? mc - i0 : j->MR);
+            j->kd->fn(kc, Ap + (i0 / j->MR) * kc * j->MR, Bk + (p - p0) * bstride, j->C + (m0 + i0) * j->ldc + n0,
+                      j->ldc, mr, nr, j->alpha, j->beta, k0 ? UPD_ADD : j->first_upd);
+        }
+    }
+}
+
+/* Work item w = (row block, group of column panels): its rows, panels and k extent. */
+#define GEMM_ITEM(j, w)                                                                          \
+    const int64_t mb = (w) / (j)->ngroups, g = (w) % (j)->ngroups;                               \
+    const int64_t m0 = mb * (j)->mcb, mc = (j)->M - m0 < (j)->mcb ? (j)->M - m0 : (j)->mcb;      \
+    const int64_t p0 = g * (j)->gp, p1 = (g + 1) * (j)->gp < (j)->npanels ? (g + 1) * (j)->gp : (j)->npanels
+
+/* Few row blocks and several k blocks (the wgrad shapes): each work item runs all of K for
+ * its tile with its own packed B, so there is no barrier per k block; the B packing is
+ * repeated once per row block (mblocks <= 4). */
+static void gemm_items_own_b(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const gemm_job *j = ctx;
+    (void)slot;
+    _Alignas(64) float Ap[MC * KC];
+    float *Bq = fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(j->gp * j->NR * KC) * sizeof(float));
+    for (int64_t w = lo; w < hi; w++) {
+        GEMM_ITEM(j, w);
+        for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
+            const int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+            pack(j->A, m0, mc, k0, kc, j->MR, j->vec, Ap);
+            const int64_t n0 = p0 * j->NR, nr = (p1 * j->NR < j->N ? p1 * j->NR : j->N) - n0;
+            pack(j->B, n0, nr, k0, kc, j->NR, j->vec, Bq);
+            gemm_tile(j, Ap, Bq, kc * j->NR, m0, mc, p0, p1, k0, kc);
+        }
+    }
+}
+
+/* B packed whole beforehand: each work item runs all of K with its C tile hot. */
+static void gemm_items_full_b(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const gemm_job *j = ctx;
+    (void)slot;
+    _Alignas(64) float Ap[MC * KC];
+    for (int64_t w = lo; w < hi; w++) {
+        GEMM_ITEM(j, w);
+        for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
+            const int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
+            pack(j->A, m0, mc, k0, kc, j->MR, j->vec, Ap);
+            gemm_tile(j, Ap, j->Bp + ((k0 / KC) * j->npanels + p0) * KC * j->NR, KC * j->NR, m0, mc, p0, p1, k0, kc);
+        }
+    }
+}
+
+/* One k block (j->k0), its B panels packed beforehand. */
+static void gemm_items_k_block(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const gemm_job *j = ctx;
+    (void)slot;
+    _Alignas(64) float Ap[MC * KC];
+    const int64_t k0 = j->k0, kc = j->K - k0 < KC ? j->K - k0 : KC;
+    for (int64_t w = lo; w < hi; w++) {
+        GEMM_ITEM(j, w);
+        pack(j->A, m0, mc, k0, kc, j->MR, j->vec, Ap);
+        gemm_tile(j, Ap, j->Bp + p0 * kc * j->NR, kc * j->NR, m0, mc, p0, p1, k0, kc);
+    }
+}
+
 static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand *A,
                      const operand *B, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -486,10 +597,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int MR = kd->mr, NR = kd->nr;
     const int compute = K > 0 && alpha != 0.0f;
     const int64_t npanels = (N + NR - 1) / NR;
-    int nthreads = 1;
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
+    const int nthreads = fqt_par_threads();
     /* B packed whole (every k block, once) when that fits in about an L2: each work item
      * then runs all of K for its tile, with no barrier per k block and its C tile hot. */
     const int64_t nkb = (K + KC - 1) / KC;
@@ -521,102 +629,21 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int full_b = b_fits && !own_k;
     float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC * (full_b ? nkb : 1))) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
-#pragma omp parallel
-    {
-        if (!compute) {
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < M; i++) {
-                float *c = C + i * ldc;
-                if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-                else if (beta != 1.0f)
-                    for (int64_t j = 0; j < N; j++) c[j] *= beta;
-            }
+    gemm_job j = {M, N, K, alpha, beta, A, B, C, ldc, kd, vec, MR, NR, npanels, nkb, mcb, ngroups, gp, first_upd, full_b, Bp, 0};
+    /* Each phase is one fqt_par_for (par.h): work items are claimed one at a time, so a
+     * thread that lost its core holds up at most the item it is running. */
+    const int64_t items = mblocks * ngroups;
+    if (!compute) fqt_par_for(M, fqt_par_grain(M, 4, 16), gemm_scale_rows, &j);
+    else if (own_k) fqt_par_for(items, 1, gemm_items_own_b, &j);
+    else if (full_b) {
+        fqt_par_for(nkb * npanels, fqt_par_grain(nkb * npanels, 4, 1), gemm_pack_b, &j);
+        fqt_par_for(items, 1, gemm_items_full_b, &j);
+    } else
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            j.k0 = k0;
+            fqt_par_for(npanels, fqt_par_grain(npanels, 4, 1), gemm_pack_b, &j);
+            fqt_par_for(items, 1, gemm_items_k_block, &j);
         }
-        _Alignas(64) float Ap[MC * KC];
-        if (own_k) {
-            /* Few row blocks and several k blocks (the wgrad shapes): each work item runs
-             * all of K for its tile with its own packed B, so there is no barrier per k
-             * block; the B packing is repeated once per row block (mblocks <= 4). */
-            float *Bq = fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(gp * NR * KC) * sizeof(float));
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t w = 0; w < mblocks * ngroups; w++) {
-                const int64_t mb = w / ngroups, g = w % ngroups;
-                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
-                const int64_t p0 = g * gp, p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
-                for (int64_t k0 = 0; k0 < K; k0 += KC) {
-                    const int64_t kc = K - k0 < KC ? K - k0 : KC;
-                    pack(A, m0, mc, k0, kc, MR, vec, Ap);
-                    const int64_t n0 = p0 * NR, nr = (p1 * NR < N ? p1 * NR : N) - n0;
-                    pack(B, n0, nr, k0, kc, NR, vec, Bq);
-                    for (int64_t p = p0; p < p1; p++) {
-                        const int64_t pn0 = p * NR;
-                        const int pnr = (int)(N - pn0 < NR ? N - pn0 : NR);
-                        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-                            const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
-                            kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bq + (p - p0) * kc * NR,
-                                   C + (m0 + i0) * ldc + pn0, ldc, mr, pnr, alpha, beta,
-                                   k0 ? UPD_ADD : first_upd);
-                        }
-                    }
-                }
-            }
-        }
-        if (full_b) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < nkb * npanels; t++) {
-                const int64_t kb = t / npanels, p = t % npanels;
-                const int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
-                const int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-                pack(B, n0, nr, k0, kc, NR, vec, Bp + (kb * npanels + p) * KC * NR);
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t w = 0; w < mblocks * ngroups; w++) {
-                const int64_t mb = w / ngroups, g = w % ngroups;
-                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
-                const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
-                for (int64_t k0 = 0; k0 < K; k0 += KC) {
-                    const int64_t kc = K - k0 < KC ? K - k0 : KC;
-                    const float *Bk = Bp + (k0 / KC) * npanels * KC * NR;
-                    pack(A, m0, mc, k0, kc, MR, vec, Ap);
-                    for (int64_t p = g * gp; p < p1; p++) {
-                        const int64_t n0 = p * NR;
-                        const int nr = (int)(N - n0 < NR ? N - n0 : NR);
-                        for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-                            const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
-                            kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bk + p * KC * NR,
-                                   C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha, beta,
-                                   k0 ? UPD_ADD : first_upd);
-                        }
-                    }
-                }
-            }
-        }
-        for (int64_t k0 = 0; compute && !own_k && !full_b && k0 < K; k0 += KC) {
-            const int64_t kc = K - k0 < KC ? K - k0 : KC;
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < npanels; p++) {
-                const int64_t n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-                pack(B, n0, nr, k0, kc, NR, vec, Bp + p * kc * NR);
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t w = 0; w < mblocks * ngroups; w++) {
-                const int64_t mb = w / ngroups, g = w % ngroups;
-                const int64_t m0 = mb * mcb, mc = M - m0 < mcb ? M - m0 : mcb;
-                pack(A, m0, mc, k0, kc, MR, vec, Ap);
-                const int64_t p1 = (g + 1) * gp < npanels ? (g + 1) * gp : npanels;
-                for (int64_t p = g * gp; p < p1; p++) {
-                    const int64_t n0 = p * NR;
-                    const int nr = (int)(N - n0 < NR ? N - n0 : NR);
-                    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-                        const int mr = (int)(mc - i0 < MR ? mc - i0 : MR);
-                        kd->fn(kc, Ap + (i0 / MR) * kc * MR, Bp + p * kc * NR,
-                               C + (m0 + i0) * ldc + n0, ldc, mr, nr, alpha, beta,
-                               k0 ? UPD_ADD : first_upd);
-                    }
-                }
-            }
-        }
-    }
 }
 
 void fqt_sgemm_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
