@@ -3,6 +3,9 @@
  * stay in range; a call from inside a chunk runs inline on the same slot; a second thread
  * calling while the pool runs a loop gets its loop done too; many short loops in a row
  * (the wake-up protocol) lose no chunk and never hang (an alarm fails the run after 120 s). */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* usleep */
+#endif
 #include "check.h"
 #include "fqt/par.h"
 
