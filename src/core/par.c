@@ -107,7 +107,9 @@ static void run_chunks(int slot) {
             continue;
         const int64_t lo = (int64_t)i * P.grain, hi = lo + P.grain < P.n ? lo + P.grain : P.n;
         P.fn(P.ctx, lo, hi, slot);
-        if (atomic_fetch_add_explicit(&P.done, 1, memory_order_acq_rel) + 1 == count && atomic_load(&P.waiting))
+        /* seq_cst here and in the caller's waiting-then-done check: either this sees the
+         * caller waiting, or the caller sees the last chunk done. */
+        if (atomic_fetch_add(&P.done, 1) + 1 == count && atomic_load(&P.waiting))
             wake_word(&P.done, 1);
         v = atomic_load_explicit(&P.work, memory_order_acquire);
     }
@@ -203,7 +205,7 @@ void fqt_par_for(int64_t n, int64_t grain, fqt_par_fn fn, void *ctx) {
         d = spin_while(&P.done, d, memory_order_acquire);
         if (d == (uint32_t)count) break;
         atomic_store(&P.waiting, 1);
-        d = atomic_load_explicit(&P.done, memory_order_acquire);
+        d = atomic_load(&P.done);
         if (d == (uint32_t)count) break;
         wait_word(&P.done, d);
         d = atomic_load_explicit(&P.done, memory_order_acquire);
