@@ -15,8 +15,12 @@
  *
  * The thread count is OpenMP's (omp_get_max_threads(): OMP_NUM_THREADS, omp_set_num_threads),
  * read at every call. Calls from inside a chunk, or from a second thread while the pool runs
- * a loop, run serially in the calling thread. Workers spin briefly after a loop (FQT_PAR_SPIN_US
- * microseconds, default below) and then sleep on a futex. */
+ * a loop, run serially in the calling thread. After a loop a worker spins (FQT_PAR_SPIN_US
+ * microseconds, default below) and then sleeps on a futex, but does not spin on the CPU its
+ * caller last ran on (beside a busy process both may share one). The caller spins at most
+ * 20 us for the workers' last chunks. 200 us, not 20: in this VM waking a sleeping worker
+ * costs tens of microseconds, and with 20 the wgrad GEMM 352x128x2048 at 2 threads ran at 132
+ * GFLOP/s in the bench sweep against 222 (docs/PERF.md); the step itself did not move. */
 #ifndef FQT_PAR_H
 #define FQT_PAR_H
 
@@ -38,6 +42,6 @@ int fqt_par_slot(void);
  * not, which the contract above already asks). */
 int64_t fqt_par_grain(int64_t n, int per_thread, int64_t min_grain);
 
-#define FQT_PAR_SPIN_US_DEFAULT 20
+#define FQT_PAR_SPIN_US_DEFAULT 200
 
 #endif

@@ -35,6 +35,7 @@
 #define MAX_THREADS 255
 #define CHUNK_BITS 28
 #define CHUNK_MASK ((UINT64_C(1) << CHUNK_BITS) - 1)
+#define CALLER_SPIN_NS 20000L
 
 static struct {
     _Atomic uint64_t work;
@@ -42,13 +43,14 @@ static struct {
     _Atomic uint32_t done;    /* chunks finished in the current loop; the caller sleeps on it */
     _Atomic uint32_t waiting; /* the caller is (about to be) asleep on done */
     _Atomic int sleepers;     /* workers asleep (or about to be) on gen */
+    _Atomic int caller_cpu;   /* the CPU the last loop's caller ran on (-1: unknown) */
     atomic_flag busy;         /* held by the thread running a loop */
     fqt_par_fn fn;
     void *ctx;
     int64_t n, grain;
     int nworkers;
     long spin_ns;
-} P = {.busy = ATOMIC_FLAG_INIT, .spin_ns = -1};
+} P = {.busy = ATOMIC_FLAG_INIT, .spin_ns = -1, .caller_cpu = -1};
 
 static _Thread_local int tl_slot;   /* 0 for every thread that is not a worker */
 static _Thread_local int tl_worker; /* a worker: calls from its chunks run inline */
@@ -84,15 +86,15 @@ static void wake_word(_Atomic uint32_t *w, int n) {
 #endif
 }
 
-/* Spins up to the spin time while *w == v; returns the last value read. */
-static uint32_t spin_while(_Atomic uint32_t *w, uint32_t v, memory_order mo) {
+/* Spins up to spin_ns while *w == v; returns the last value read. */
+static uint32_t spin_while(_Atomic uint32_t *w, uint32_t v, memory_order mo, long spin_ns) {
     uint32_t x = atomic_load_explicit(w, mo);
-    if (x != v || P.spin_ns <= 0) return x;
+    if (x != v || spin_ns <= 0) return x;
     const long t0 = now_ns();
     for (unsigned i = 1;; i++) {
         cpu_relax();
         if ((x = atomic_load_explicit(w, mo)) != v) return x;
-        if (!(i & 63) && now_ns() - t0 > P.spin_ns) return x;
+        if (!(i & 63) && now_ns() - t0 > spin_ns) return x;
     }
 }
 
@@ -115,12 +117,27 @@ static void run_chunks(int slot) {
     }
 }
 
+static int current_cpu(void) {
+#ifdef __linux__
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+static int own_cpu(void) {
+    const int c = atomic_load_explicit(&P.caller_cpu, memory_order_relaxed);
+    return c < 0 || current_cpu() != c;
+}
+
 static void *worker_main(void *arg) {
     tl_slot = (int)(intptr_t)arg;
     tl_worker = 1;
     uint32_t seen = atomic_load(&P.gen);
     for (;;) {
-        uint32_t g = spin_while(&P.gen, seen, memory_order_acquire);
+        /* Spin only on a CPU of its own: on the caller's CPU (beside a busy process the
+         * scheduler may put both there) spinning takes the time the caller needs. */
+        uint32_t g = own_cpu() ? spin_while(&P.gen, seen, memory_order_acquire, P.spin_ns) : atomic_load(&P.gen);
         if (g == seen) {
             atomic_fetch_add(&P.sleepers, 1);
             wait_word(&P.gen, seen);
@@ -196,13 +213,15 @@ void fqt_par_for(int64_t n, int64_t grain, fqt_par_fn fn, void *ctx) {
     atomic_store_explicit(&P.waiting, 0, memory_order_relaxed);
     atomic_store_explicit(&P.work, (uint64_t)threads << (2 * CHUNK_BITS) | (uint64_t)count << CHUNK_BITS,
                           memory_order_release);
+    atomic_store_explicit(&P.caller_cpu, current_cpu(), memory_order_relaxed);
     atomic_fetch_add(&P.gen, 1);
     if (atomic_load(&P.sleepers)) wake_word(&P.gen, INT_MAX);
     run_chunks(0);
     /* The chunks still running are the workers'; wait for them (spin, then sleep). */
     uint32_t d = atomic_load_explicit(&P.done, memory_order_acquire);
     while (d != (uint32_t)count) {
-        d = spin_while(&P.done, d, memory_order_acquire);
+        /* The caller spins less: a worker it waits for may share its CPU. */
+        d = spin_while(&P.done, d, memory_order_acquire, P.spin_ns < CALLER_SPIN_NS ? P.spin_ns : CALLER_SPIN_NS);
         if (d == (uint32_t)count) break;
         atomic_store(&P.waiting, 1);
         d = atomic_load(&P.done);
