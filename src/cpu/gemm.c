@@ -598,10 +598,12 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int compute = K > 0 && alpha != 0.0f;
     const int64_t npanels = (N + NR - 1) / NR;
     const int nthreads = fqt_par_threads();
-    /* B packed whole (every k block, once) when that fits in about an L2: each work item
-     * then runs all of K for its tile, with no barrier per k block and its C tile hot. */
+    /* B packed whole (every k block, once) when that fits in half an L2 of 2 MiB (1 MiB,
+     * a whole L2 of some CPUs): each work item then runs all of K for its tile, with no
+     * barrier per k block and its C tile hot. At 2 MiB, 2048x128x4096 streamed all of B
+     * from L3 for every row block: 127-129 GFLOP/s at 1 thread, 134 per k block (PERF.md). */
     const int64_t nkb = (K + KC - 1) / KC;
-    const int b_fits = compute && nkb > 1 && (size_t)(npanels * NR * K) * sizeof(float) <= ((size_t)2 << 20);
+    const int b_fits = compute && nkb > 1 && (size_t)(npanels * NR * K) * sizeof(float) <= ((size_t)1 << 20);
     /* Few row blocks (the wgrad shapes): the rows split into work items of equal size (a
      * multiple of MR, at most MC), as many as a multiple of the threads, and no column
      * split, which would pack each A row block again for every column group. With one item
