@@ -24,7 +24,6 @@ typedef struct {
     _Atomic int bad_slots;
     int threads;
     _Atomic int nested_bad;
-    int nest;
 } loop_ctx;
 
 static void count_fn(void *c, int64_t lo, int64_t hi, int slot) {

@@ -97,11 +97,11 @@ void *fqt_xmalloc(size_t n);
 void *fqt_xcalloc(size_t n, size_t size);
 /* Reusable scratch for the per-step path: buffer `slot` of the calling thread (its OpenMP
  * thread number inside an OpenMP region, else its fqt_par_slot: 0 for the caller of a
- * fqt_par_for and every thread that is not a pool worker), at least `bytes` long, 64-byte aligned, contents undefined.
- * Grown, never shrunk,
- * so once a run's first step has sized them no step allocates. Valid until the same thread
- * asks for the same slot again; a slot used outside parallel regions must not be used inside
- * them. Aborts with a message when out of memory. */
+ * fqt_par_for and every thread that is not a pool worker), at least `bytes` long, 64-byte
+ * aligned, contents undefined. Grown, never shrunk, so once a run's first step has sized
+ * them no step allocates. Valid until the same thread asks for the same slot again; a slot
+ * used outside parallel regions must not be used inside them. Aborts with a message when out
+ * of memory. */
 typedef enum {
     FQT_SCRATCH_QUANT_T = 0, /* fqt_quantize: the transposed source (outside parallel regions) */
     FQT_SCRATCH_QUANT_STATS, /* fqt_quantize: per-group statistics */

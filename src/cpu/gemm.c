@@ -486,7 +486,7 @@ typedef struct {
     int64_t ldc;
     const kernel_desc *kd;
     int vec, MR, NR;
-    int64_t npanels, nkb, mcb, ngroups, gp;
+    int64_t npanels, mcb, ngroups, gp;
     int first_upd, full_b;
     float *Bp;  /* shared packed B: one k block's panels, or every k block's (full_b) */
     int64_t k0; /* the k block of the per-k-block phases */
@@ -539,37 +539,26 @@ static void gemm_tile(const gemm_job *j, const float *Ap, const float *Bk, int64
     const int64_t m0 = mb * (j)->mcb, mc = (j)->M - m0 < (j)->mcb ? (j)->M - m0 : (j)->mcb;      \
     const int64_t p0 = g * (j)->gp, p1 = (g + 1) * (j)->gp < (j)->npanels ? (g + 1) * (j)->gp : (j)->npanels
 
-/* Few row blocks and several k blocks (the wgrad shapes): each work item runs all of K for
- * its tile with its own packed B, so there is no barrier per k block; the B packing is
- * repeated once per row block (mblocks <= 4). */
-static void gemm_items_own_b(void *ctx, int64_t lo, int64_t hi, int slot) {
+/* Each work item runs all of K for its tile, with no barrier per k block: B packed whole
+ * beforehand (full_b: the item's C tile stays hot), or packed by the item itself per k block
+ * (own_k, few row blocks: the B packing is repeated once per row block, mblocks <= 4). */
+static void gemm_items_all_k(void *ctx, int64_t lo, int64_t hi, int slot) {
     const gemm_job *j = ctx;
     (void)slot;
     _Alignas(64) float Ap[MC * KC];
-    float *Bq = fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(j->gp * j->NR * KC) * sizeof(float));
+    float *Bq = j->full_b ? NULL : fqt_scratch(FQT_SCRATCH_GEMM_A, (size_t)(j->gp * j->NR * KC) * sizeof(float));
     for (int64_t w = lo; w < hi; w++) {
         GEMM_ITEM(j, w);
         for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
             const int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
             pack(j->A, m0, mc, k0, kc, j->MR, j->vec, Ap);
+            if (j->full_b) {
+                gemm_tile(j, Ap, j->Bp + ((k0 / KC) * j->npanels + p0) * KC * j->NR, KC * j->NR, m0, mc, p0, p1, k0, kc);
+                continue;
+            }
             const int64_t n0 = p0 * j->NR, nr = (p1 * j->NR < j->N ? p1 * j->NR : j->N) - n0;
             pack(j->B, n0, nr, k0, kc, j->NR, j->vec, Bq);
             gemm_tile(j, Ap, Bq, kc * j->NR, m0, mc, p0, p1, k0, kc);
-        }
-    }
-}
-
-/* B packed whole beforehand: each work item runs all of K with its C tile hot. */
-static void gemm_items_full_b(void *ctx, int64_t lo, int64_t hi, int slot) {
-    const gemm_job *j = ctx;
-    (void)slot;
-    _Alignas(64) float Ap[MC * KC];
-    for (int64_t w = lo; w < hi; w++) {
-        GEMM_ITEM(j, w);
-        for (int64_t k0 = 0; k0 < j->K; k0 += KC) {
-            const int64_t kc = j->K - k0 < KC ? j->K - k0 : KC;
-            pack(j->A, m0, mc, k0, kc, j->MR, j->vec, Ap);
-            gemm_tile(j, Ap, j->Bp + ((k0 / KC) * j->npanels + p0) * KC * j->NR, KC * j->NR, m0, mc, p0, p1, k0, kc);
         }
     }
 }
@@ -631,15 +620,14 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, float alpha, const operand
     const int full_b = b_fits && !own_k;
     float *Bp = compute && !own_k ? bp_buffer((size_t)(npanels * NR * KC * (full_b ? nkb : 1))) : NULL;
     const int first_upd = beta == 0.0f ? UPD_ZERO : beta == 1.0f ? UPD_ADD : UPD_BETA;
-    gemm_job j = {M, N, K, alpha, beta, A, B, C, ldc, kd, vec, MR, NR, npanels, nkb, mcb, ngroups, gp, first_upd, full_b, Bp, 0};
+    gemm_job j = {M, N, K, alpha, beta, A, B, C, ldc, kd, vec, MR, NR, npanels, mcb, ngroups, gp, first_upd, full_b, Bp, 0};
     /* Each phase is one fqt_par_for (par.h): work items are claimed one at a time, so a
      * thread that lost its core holds up at most the item it is running. */
     const int64_t items = mblocks * ngroups;
     if (!compute) fqt_par_for(M, fqt_par_grain(M, 4, 16), gemm_scale_rows, &j);
-    else if (own_k) fqt_par_for(items, 1, gemm_items_own_b, &j);
-    else if (full_b) {
-        fqt_par_for(nkb * npanels, fqt_par_grain(nkb * npanels, 4, 1), gemm_pack_b, &j);
-        fqt_par_for(items, 1, gemm_items_full_b, &j);
+    else if (own_k || full_b) {
+        if (full_b) fqt_par_for(nkb * npanels, fqt_par_grain(nkb * npanels, 4, 1), gemm_pack_b, &j);
+        fqt_par_for(items, 1, gemm_items_all_k, &j);
     } else
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             j.k0 = k0;
