@@ -174,7 +174,7 @@ static int ensure_workers(int threads) {
     if (P.spin_ns < 0) {
         const char *e = getenv("FQT_PAR_SPIN_US");
         long us = e && *e ? strtol(e, NULL, 10) : FQT_PAR_SPIN_US_DEFAULT;
-        P.spin_ns = us < 0 ? 0 : us * 1000L;
+        P.spin_ns = us < 0 ? 0 : us > 1000000 ? 1000000000L : us * 1000L; /* at most 1 s */
     }
     while (P.nworkers < threads - 1) {
         pthread_t t;
