@@ -120,14 +120,18 @@ static void test_scale_layout(void) {
         const size_t nb = fqt_scales_tiled_bytes(R, SC);
         CHECK(nb == (size_t)(((R + 127) / 128 * 128) * ((SC + 3) / 4 * 4)));
         uint8_t *seen = calloc(nb, 1), *src = malloc((size_t)(R * SC)), *dst = malloc(nb);
-        int ok = 1;
+        int ok = 1, inv_ok = 1;
         for (int64_t r = 0; r < (R + 127) / 128 * 128; r++)
             for (int64_t c = 0; c < (SC + 3) / 4 * 4; c++) {
                 int64_t o = fqt_scales_tiled_offset(r, c, SC);
                 ok &= o >= 0 && (size_t)o < nb && !seen[o];
                 if (o >= 0 && (size_t)o < nb) seen[o] = 1;
+                /* the inverse (the device conversion's) names the source, -1 for padding */
+                inv_ok &= fqt_scales_tiled_source(o, R, SC) == (r < R && c < SC ? r * SC + c : -1);
             }
         CHECK_MSG(ok, "tiled scale layout [%lld, %lld] is not a bijection", (long long)R, (long long)SC);
+        CHECK_MSG(inv_ok, "tiled scale layout [%lld, %lld]: fqt_scales_tiled_source is not the inverse", (long long)R,
+                  (long long)SC);
         for (int64_t i = 0; i < R * SC; i++) src[i] = (uint8_t)(i * 7 + 1) | 1;
         fqt_scales_to_tiled(src, R, SC, dst);
         int64_t nz = 0;
@@ -145,8 +149,9 @@ static void test_env_switches(void) {
     const char *vars[][3] = {{"FQT_CUDA_ATTN", "flsh", "flash cublas"},
                              {"FQT_CUDA_FP8", "FP32", "blockscaled fp32"},
                              {"FQT_CUDA_ACT", "bfloat16", "bf16 f32 fp32"},
-                             {"FQT_CUDA_MXFP4", "fp4", "bf16 fp8"}};
-    for (int i = 0; i < 4; i++) {
+                             {"FQT_CUDA_MXFP4", "fp4", "bf16 fp8"},
+                             {"FQT_CUDA_FP4", "fp4", "native bf16"}};
+    for (int i = 0; i < 5; i++) {
         setenv(vars[i][0], vars[i][1], 1);
         for (int d = 0; d < 2; d++) {
             const char *dev = d ? "auto" : "cuda";

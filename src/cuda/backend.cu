@@ -135,7 +135,7 @@ static const char *const env_sync[] = {"0", "1", NULL};
 static const struct { const char *name; const char *const *vals; } env_known[] = {
     {"FQT_CUDA_ACT", env_act},           {"FQT_CUDA_SYNC", env_sync},
     {"FQT_CUDA_ATTN", fqt_cuda_env_attn}, {"FQT_CUDA_FP8", fqt_cuda_env_fp8},
-    {"FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4},
+    {"FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4}, {"FQT_CUDA_FP4", fqt_cuda_env_fp4},
 };
 
 /* false, with the message set (for --device `device`), when a variable has a value the backend

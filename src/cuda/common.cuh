@@ -172,6 +172,7 @@ int fqt_cuda_env_choice(const char *name, const char *const *vals);
 extern const char *const fqt_cuda_env_attn[]; /* FQT_CUDA_ATTN: flash, cublas (attention.cu) */
 extern const char *const fqt_cuda_env_fp8[];  /* FQT_CUDA_FP8: blockscaled, fp32 (qgemm.cu) */
 extern const char *const fqt_cuda_env_mxfp4[]; /* FQT_CUDA_MXFP4: bf16, fp8 (qgemm.cu) */
+extern const char *const fqt_cuda_env_fp4[];   /* FQT_CUDA_FP4: native, bf16 (qgemm.cu) */
 
 /* Scratch buffers owned by the backend, grown on demand (never shrunk). A slot's contents
  * are valid until the next call that asks for the same slot. */

@@ -29,9 +29,15 @@
  * Operands of the BF16 path may come expanded (fqt_qtensor.expanded: the quantizer wrote the
  * BF16 values code x block scale, fqt_cuda_qgemm_expands), then cuBLASLt reads them as they
  * are: the same operand bits as the dequantize pass gives, so the same products and sums.
- * Not yet: the fused kernel that reads packed codes in the mainloop, Blackwell's block-scaled
- * FP4 modes. */
+ *  - FP4 block-scaled (compute capability 10.x, Blackwell; FQT_CUDA_FP4=bf16 keeps the BF16
+ *    path): two NVFP4 or two MXFP4 operands, K % 32 == 0, M and N % 16 == 0, ldc % 8 == 0: the
+ *    packed E2M1 codes straight into cuBLASLt's VEC16_UE4M3 / VEC32_UE8M0 modes, the scales in
+ *    the tiled layout of FORMATS.md §7, the tensor scales in alpha. Exact products, the tensor
+ *    cores' sums. Written and compiled, not yet run on a Blackwell GPU.
+ * Not yet: the fused kernel that reads packed codes in the mainloop on Hopper. */
 #include "cuda/common.cuh"
+#include "cuda/cuda_backend.h"
+#include "cuda/scale_layout.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,28 +78,83 @@ template <typename TC> __global__ void qg_scale_kernel(TC *C, int64_t ldc, int64
 }
 
 /* cuBLASLt's heuristic answer per problem, cached: the same shapes recur every step, and the
- * query costs tens of microseconds of host time. Same key, same algorithm: deterministic. */
+ * query costs tens of microseconds of host time. Same key, same algorithm: deterministic. A
+ * problem without an algorithm is cached too (ok 0), so a fallback does not ask again. */
 typedef struct {
     int64_t M, N, K, ldc;
-    int in_t, d_t, dev_ab, a_cm, b_cm;
+    int in_t, d_t, dev_ab, a_cm, b_cm, mode; /* mode: the block-scale mode, -1 for none */
+    int ok;
     cublasLtMatmulHeuristicResult_t res;
 } lt_cache_entry;
 static lt_cache_entry lt_cache[128];
 static int lt_cache_n;
 
-/* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous, or
- * M- (a_cm) and N-contiguous (b_cm): column-major views (fqt_qtensor.colmajor); ab in device
- * memory when dev_ab, else on the host. */
-static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab, const void *A, bool a_cm,
-                  const void *B, bool b_cm, cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
+/* One cuBLASLt call: row-major D[M, N] (ld ldc) = ab[0] A B^T + ab[1] D through the
+ * column-major D^T = op(B) op(A), with the layouts and descriptor the caller made (key
+ * describes them). false, having computed nothing, when cuBLASLt offers no algorithm. */
+static bool lt_run(const lt_cache_entry *key, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t lx,
+                   cublasLtMatrixLayout_t ly, cublasLtMatrixLayout_t lc, const float *ab, const void *A,
+                   const void *B, void *D) {
+    const size_t ws_bytes = LT_WORKSPACE;
+    int hit = -1;
+    for (int i = 0; i < lt_cache_n && hit < 0; i++) {
+        const lt_cache_entry *e = &lt_cache[i];
+        if (e->M == key->M && e->N == key->N && e->K == key->K && e->ldc == key->ldc && e->in_t == key->in_t &&
+            e->d_t == key->d_t && e->dev_ab == key->dev_ab && e->a_cm == key->a_cm && e->b_cm == key->b_cm &&
+            e->mode == key->mode)
+            hit = i;
+    }
+    lt_cache_entry got = *key;
+    if (hit >= 0) {
+        got = lt_cache[hit];
+    } else {
+        cublasLtMatmulPreference_t pref;
+        FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                            &ws_bytes, sizeof ws_bytes));
+        int nres = 0;
+        const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &got.res, &nres);
+        FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+        got.ok = hs == CUBLAS_STATUS_SUCCESS && nres > 0;
+        if (!got.ok)
+            fprintf(stderr, "fqt cuda: cuBLASLt has no algorithm (block-scale mode %d, status %d) for "
+                            "[%lld, %lld, %lld]\n", key->mode, (int)hs, (long long)key->M,
+                    (long long)key->N, (long long)key->K);
+        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = got;
+    }
+    if (got.ok) {
+        void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
+        FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, ab, B, lx, A, ly, ab + 1, D, lc, D, lc, &got.res.algo, ws,
+                                      ws_bytes, 0));
+    }
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
+    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
+    return got.ok;
+}
+
+/* The descriptor of C = A B^T: FP32 compute and scale type, cuBLAS's A our B (column-major
+ * view): transposed unless N-contiguous (b_cm), cuBLAS's B our A, transposed when
+ * M-contiguous (a_cm); alpha and beta from device memory when dev_ab. */
+static cublasLtMatmulDesc_t lt_desc(bool a_cm, bool b_cm, bool dev_ab) {
     cublasLtMatmulDesc_t op;
-    cublasLtMatrixLayout_t lx, ly, lc;
     FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t tx = b_cm ? CUBLAS_OP_N : CUBLAS_OP_T, ty = a_cm ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasLtPointerMode_t pm = dev_ab ? CUBLASLT_POINTER_MODE_DEVICE : CUBLASLT_POINTER_MODE_HOST;
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
     FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pm, sizeof pm));
+    return op;
+}
+
+/* Row-major D[M, N] (ld ldc) = ab[0] A[M,K] B[N,K]^T + ab[1] D, A and B K-contiguous, or
+ * M- (a_cm) and N-contiguous (b_cm): column-major views (fqt_qtensor.colmajor); ab in device
+ * memory when dev_ab, else on the host. */
+static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab, const void *A, bool a_cm,
+                  const void *B, bool b_cm, cudaDataType_t in_t, void *D, cudaDataType_t d_t, int64_t ldc) {
+    cublasLtMatrixLayout_t lx, ly, lc;
+    cublasLtMatmulDesc_t op = lt_desc(a_cm, b_cm, dev_ab);
     /* Column-major view: D^T [N, M] = op(B) [N, K] x op(A) [K, M]; a K-contiguous B is the
      * column-major [K, N] (transposed), an N-contiguous one the column-major [N, K]. */
     if (b_cm) FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)N, (uint64_t)K, N));
@@ -101,38 +162,39 @@ static void lt_nt(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab,
     if (a_cm) FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)M, (uint64_t)K, M));
     else FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)K, (uint64_t)M, K));
     FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, d_t, (uint64_t)N, (uint64_t)M, ldc));
-    cublasLtMatmulPreference_t pref;
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const size_t ws_bytes = LT_WORKSPACE;
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                        &ws_bytes, sizeof ws_bytes));
-    cublasLtMatmulHeuristicResult_t res;
-    int hit = -1;
-    for (int i = 0; i < lt_cache_n; i++)
-        if (lt_cache[i].M == M && lt_cache[i].N == N && lt_cache[i].K == K && lt_cache[i].ldc == ldc &&
-            lt_cache[i].in_t == (int)in_t && lt_cache[i].d_t == (int)d_t && lt_cache[i].dev_ab == (int)dev_ab &&
-            lt_cache[i].a_cm == (int)a_cm && lt_cache[i].b_cm == (int)b_cm)
-            hit = i;
-    if (hit >= 0) {
-        res = lt_cache[hit].res;
-    } else {
-        int nres = 0;
-        FQT_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres));
-        FQT_ASSERT(nres > 0);
-        if (lt_cache_n < 128) lt_cache[lt_cache_n++] = (lt_cache_entry){M, N, K, ldc, (int)in_t, (int)d_t, (int)dev_ab, (int)a_cm, (int)b_cm, res};
-    }
-    void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
-    FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, ab, B, lx, A, ly, ab + 1, D, lc, D, lc, &res.algo,
-                                  ws, ws_bytes, 0));
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
-    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
+    const lt_cache_entry key = {M, N, K, ldc, (int)in_t, (int)d_t, (int)dev_ab, (int)a_cm, (int)b_cm, -1, 0, {}};
+    FQT_ASSERT(lt_run(&key, op, lx, ly, lc, ab, A, B, D));
+}
+
+/* cuBLASLt's block-scaled GEMM, the same D = ab[0] A B^T + ab[1] D: A [M, K] and B [N, K]
+ * K-contiguous codes of type in_t ("TN"), their block scales sa, sb (device memory, in the
+ * layout scale mode `mode` wants). false when cuBLASLt has no algorithm for it. */
+static bool lt_blockscaled(int64_t M, int64_t N, int64_t K, const float *ab, bool dev_ab, const void *A,
+                           const void *sa, const void *B, const void *sb, cudaDataType_t in_t,
+                           cublasLtMatmulMatrixScale_t mode, void *D, fqt_dtype d_dt, int64_t ldc) {
+    cublasLtMatrixLayout_t lx, ly, lc;
+    cublasLtMatmulDesc_t op = lt_desc(false, false, dev_ab);
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+    /* cuBLAS's A is our B (column-major view, as lt_nt). */
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
+    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
+    const cudaDataType_t d_t = d_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, in_t, (uint64_t)K, (uint64_t)N, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, in_t, (uint64_t)K, (uint64_t)M, K));
+    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, d_t, (uint64_t)N, (uint64_t)M, ldc));
+    const lt_cache_entry key = {M, N, K, ldc, (int)in_t, (int)d_t, (int)dev_ab, 0, 0, (int)mode, 0, {}};
+    return lt_run(&key, op, lx, ly, lc, ab, A, B, D);
 }
 
 const char *const fqt_cuda_env_fp8[] = {"blockscaled", "fp32", NULL};
 const char *const fqt_cuda_env_mxfp4[] = {"bf16", "fp8", NULL};
+const char *const fqt_cuda_env_fp4[] = {"native", "bf16", NULL};
+
+/* Calls per path since the process started (fqt_cuda_qgemm_ran: tests check that the shapes
+ * meant for a path took it). */
+static unsigned long long qg_ran[FQT_CUDA_QG_PATHS];
+extern "C" unsigned long long fqt_cuda_qgemm_ran(fqt_cuda_qg_path p) { return (unsigned)p < FQT_CUDA_QG_PATHS ? qg_ran[p] : 0; }
 
 static bool is_fp8_b128(const fqt_format *f) {
     return f->elem == FQT_ELEM_E4M3 && f->scale == FQT_SCALE_FP32 && f->block == 128 &&
@@ -161,45 +223,9 @@ static bool fp8_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, float al
     qg_scale_t_kernel<<<fqt_cuda_blocks(N * nkb, 256) > 65536 ? 65536 : fqt_cuda_blocks(N * nkb, 256), 256>>>(
         sb, (const float *)B->scales, N, nkb, B->fmt.block_rows);
     FQT_CUDA_LAUNCHED();
-    cublasLtMatmulDesc_t op;
-    cublasLtMatrixLayout_t lx, ly, lc;
-    FQT_CUDA_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t tx = CUBLAS_OP_T, ty = CUBLAS_OP_N;
-    const cublasLtMatmulMatrixScale_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tx, sizeof tx));
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ty, sizeof ty));
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
-    /* cuBLAS's A is our B (column-major view, as lt_nt). */
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
-    FQT_CUDA_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lx, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)N, K));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&ly, CUDA_R_8F_E4M3, (uint64_t)K, (uint64_t)M, K));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, c_dt == FQT_DT_BF16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)N,
-                                              (uint64_t)M, ldc));
-    cublasLtMatmulPreference_t pref;
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const size_t ws_bytes = LT_WORKSPACE;
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                        &ws_bytes, sizeof ws_bytes));
-    cublasLtMatmulHeuristicResult_t res;
-    int nres = 0;
-    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(fqt_cuda.lt, op, lx, ly, lc, lc, pref, 1, &res, &nres);
-    const bool ok = hs == CUBLAS_STATUS_SUCCESS && nres > 0;
-    if (ok) {
-        void *ws = fqt_cuda_scratch(FQT_SCR_LT_WS, ws_bytes);
-        FQT_CUDA_CHECK(cublasLtMatmul(fqt_cuda.lt, op, &alpha, B->codes, lx, A->codes, ly, &beta, C, lc, C, lc,
-                                      &res.algo, ws, ws_bytes, 0));
-    } else {
-        static int warned = 0;
-        if (!warned++) fprintf(stderr, "fqt cuda: no cuBLASLt block-scaled FP8 algorithm (status %d); FP32 path\n", (int)hs);
-    }
-    FQT_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lc));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(ly));
-    FQT_CUDA_CHECK(cublasLtMatrixLayoutDestroy(lx));
-    FQT_CUDA_CHECK(cublasLtMatmulDescDestroy(op));
-    return ok;
+    const float ab[2] = {alpha, beta};
+    return lt_blockscaled(M, N, K, ab, false, A->codes, sa, B->codes, sb, CUDA_R_8F_E4M3,
+                          CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F, C, c_dt, ldc);
 }
 
 static bool is_mx_e2m1(const fqt_format *f) {
@@ -207,13 +233,69 @@ static bool is_mx_e2m1(const fqt_format *f) {
            f->block > 0 && 128 % f->block == 0;
 }
 
+/* ---- Blackwell: block-scaled FP4 tensor cores -------------------------------------------
+ * E2M1 codes as they are (two a byte, element 2j in the low nibble: cuBLASLt's order), the
+ * block scales converted to the tiled layout (scale_layout.h), the NVFP4 tensor scales in
+ * alpha. Taken on compute capability 10.x and later for two operands of one of the two formats
+ * cuBLASLt has (NVFP4: E2M1 with UE4M3 scales per 16; MXFP4: E2M1 with E8M0 per 32; 1-D
+ * blocks), unless FQT_CUDA_FP4=bf16. The products are exact as on the BF16 path; the sums are
+ * the FP4 tensor cores'. Not yet run on a Blackwell GPU (none was available): the tests that
+ * check it (test_cuda_backend's qgemm section) run there only. */
+static int fp4_scale_mode(const fqt_format *a, const fqt_format *b) {
+    if (!fqt_format_equal(a, b) || a->elem != FQT_ELEM_E2M1 || a->block_rows != 1) return -1;
+    if (a->scale == FQT_SCALE_UE4M3 && a->block == 16) return CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3;
+    if (a->scale == FQT_SCALE_E8M0 && a->block == 32) return CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+    return -1;
+}
+
+extern "C" bool fqt_cuda_fp4_native(void) {
+    return fqt_cuda.cc_major >= 10 && fqt_cuda_env_choice("FQT_CUDA_FP4", fqt_cuda_env_fp4) != 1;
+}
+
+__global__ void qg_scales_tiled_kernel(uint8_t *dst, const uint8_t *src, int64_t rows, int64_t scols, int64_t n) {
+    for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < n; o += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t i = fqt_scales_tiled_source(o, rows, scols);
+        dst[o] = i >= 0 ? src[i] : 0;
+    }
+}
+
+/* fqt_scales_to_tiled on the device: every byte of dst (fqt_scales_tiled_bytes) written. */
+extern "C" void fqt_cuda_scales_to_tiled(uint8_t *dst, const uint8_t *src, int64_t rows, int64_t scols) {
+    const int64_t n = (int64_t)fqt_scales_tiled_bytes(rows, scols);
+    unsigned nb = fqt_cuda_blocks(n, 256);
+    if (nb > 65536) nb = 65536;
+    qg_scales_tiled_kernel<<<nb, 256>>>(dst, src, rows, scols, n);
+    FQT_CUDA_LAUNCHED();
+}
+
+static bool fp4_blockscaled(const fqt_qtensor *A, const fqt_qtensor *B, int mode, float alpha, float beta, void *C,
+                            fqt_dtype c_dt, int64_t ldc) {
+    const int64_t M = A->rows, N = B->rows, K = A->cols;
+    const size_t ta = fqt_scales_tiled_bytes(M, A->scale_cols), tb = fqt_scales_tiled_bytes(N, B->scale_cols);
+    uint8_t *sa = (uint8_t *)fqt_cuda_scratch(FQT_SCR_DEQ_A, ta), *sb = (uint8_t *)fqt_cuda_scratch(FQT_SCR_DEQ_B, tb);
+    fqt_cuda_scales_to_tiled(sa, A->scales, M, A->scale_cols);
+    fqt_cuda_scales_to_tiled(sb, B->scales, N, B->scale_cols);
+    const float ab_host[2] = {alpha, beta};
+    const float *ab = ab_host;
+    if (A->fmt.tensor_scale) { /* alpha s_dec(A) s_dec(B), on the device */
+        fqt_cuda_alpha al = {NULL, fqt_backend_qtensor_scale_slot(A), fqt_backend_qtensor_scale_slot(B), alpha, beta};
+        ab = al.ab = (float *)fqt_cuda_scratch(FQT_SCR_TSCALE, 64 * sizeof(float)) + 32;
+        qg_alpha_kernel<<<1, 1>>>(al);
+        FQT_CUDA_LAUNCHED();
+    }
+    return lt_blockscaled(M, N, K, ab, ab != ab_host, A->codes, sa, B->codes, sb, CUDA_R_4F_E2M1,
+                          (cublasLtMatmulMatrixScale_t)mode, C, c_dt, ldc);
+}
+
 /* The operands this GEMM dequantizes to BF16 itself (the exact BF16 path, which it takes when
  * the partner's format is exact in BF16 too), so an operand quantized straight into that form
  * saves the pass: not plain bf16 (already is), not MXFP4 while FQT_CUDA_MXFP4=fp8 may send it
- * to the FP8 tensor cores. */
+ * to the FP8 tensor cores, not NVFP4/MXFP4 pairs on a GPU with FP4 tensor cores (they take the
+ * packed codes: fp4_blockscaled below). */
 bool fqt_cuda_qgemm_expands(const fqt_format *f, const fqt_format *other) {
     return exact_in_bf16(f) && !is_plain_bf16(f) && exact_in_bf16(other) &&
-           !(is_mx_e2m1(f) && fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1);
+           !(is_mx_e2m1(f) && fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1) &&
+           !(fp4_scale_mode(f, other) >= 0 && fqt_cuda_fp4_native());
 }
 
 /* MXFP4 on FP8 tensor cores (FQT_CUDA_MXFP4=fp8): both operands expanded to E4M3 codes with
@@ -254,12 +336,23 @@ void fqt_cuda_qgemm(const fqt_qtensor *A, const fqt_qtensor *B, float alpha, flo
     }
     if (fqt_cuda_env_choice("FQT_CUDA_FP8", fqt_cuda_env_fp8) != 1 && is_fp8_b128(&A->fmt) && is_fp8_b128(&B->fmt) &&
         K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
-        fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc))
+        fp8_blockscaled(A, B, alpha, beta, C, c_dt, ldc)) {
+        qg_ran[FQT_CUDA_QG_FP8]++;
         return;
+    }
+    const int fp4 = fp4_scale_mode(&A->fmt, &B->fmt);
+    if (fp4 >= 0 && fqt_cuda_fp4_native() && !A->expanded && !B->expanded && K % 32 == 0 && M % 16 == 0 &&
+        N % 16 == 0 && ldc % 8 == 0 && fp4_blockscaled(A, B, fp4, alpha, beta, C, c_dt, ldc)) {
+        qg_ran[FQT_CUDA_QG_FP4]++;
+        return;
+    }
     if (fqt_cuda_env_choice("FQT_CUDA_MXFP4", fqt_cuda_env_mxfp4) == 1 && !A->expanded && !B->expanded && is_mx_e2m1(&A->fmt) &&
         is_mx_e2m1(&B->fmt) && K % 128 == 0 && M % 4 == 0 && N % 4 == 0 && ldc % 4 == 0 && fqt_cuda.cc_major >= 9 &&
-        mx_fp8(A, B, alpha, beta, C, c_dt, ldc))
+        mx_fp8(A, B, alpha, beta, C, c_dt, ldc)) {
+        qg_ran[FQT_CUDA_QG_MX_FP8]++;
         return;
+    }
+    qg_ran[exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt) ? FQT_CUDA_QG_BF16 : FQT_CUDA_QG_F32]++;
     const bool bf = exact_in_bf16(&A->fmt) && exact_in_bf16(&B->fmt);
     /* expanded operands exist for this path only (fqt_cuda_qgemm_expands asks for the partner) */
     FQT_ASSERT(bf || (!A->expanded && !B->expanded));

@@ -1,8 +1,9 @@
 /* cuda/scale_layout.c — host-side conversion of block scales from fqt's row-major layout to
  * the tiled layout of cuBLASLt's block-scaled FP4 GEMMs on Blackwell (VEC16_UE4M3 for NVFP4,
  * VEC32_UE8M0 for MXFP4), docs/FORMATS.md §7. Plain C (no CUDA), so `make test` checks it on
- * any machine (tests/test_cuda_host.c). Not yet used by a GEMM path: it has not run on a
- * Blackwell GPU, and the mapping is to be verified there against cuBLASLt. */
+ * any machine (tests/test_cuda_host.c); the oracle of the device conversion that the
+ * Blackwell FP4 GEMM path of qgemm.cu runs. Not yet run on a Blackwell GPU: the mapping is to
+ * be verified there against cuBLASLt. */
 #include "cuda/scale_layout.h"
 
 #include <string.h>
@@ -10,12 +11,6 @@
 size_t fqt_scales_tiled_bytes(int64_t rows, int64_t scols) {
     const int64_t pr = (rows + 127) / 128 * 128, pc = (scols + 3) / 4 * 4;
     return (size_t)(pr * pc);
-}
-
-int64_t fqt_scales_tiled_offset(int64_t r, int64_t c, int64_t scols) {
-    const int64_t tiles_per_row = (scols + 3) / 4;
-    const int64_t tile = (r / 128) * tiles_per_row + c / 4;
-    return tile * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + (c % 4);
 }
 
 void fqt_scales_to_tiled(const uint8_t *src, int64_t rows, int64_t scols, uint8_t *dst) {

@@ -12,6 +12,7 @@
 #include "../check.h"
 
 #include "cuda/cuda_backend.h"
+#include "cuda/scale_layout.h"
 #include "fqt/backend.h"
 #include "fqt/gemm.h"
 #include "fqt/ops.h"
@@ -413,23 +414,29 @@ static double qgemm_error(const fqt_qtensor *ga, const fqt_qtensor *gb, float al
     return worst;
 }
 
-static void test_qgemm_formats(const char *const *gf, double loose) {
+/* want: the path (fqt_cuda_qg_path) that the shapes every tensor-core path takes (M, N % 16,
+ * K % 128, ldc % 8) must have run, or -1; a path that silently fell back would leave its
+ * tests testing another one. */
+static void test_qgemm_formats(const char *const *gf, double loose, int want) {
     static const int64_t sh[][3] = {{1, 1, 1}, {7, 13, 33}, {64, 96, 128}, {33, 65, 300}, {128, 256, 1024}};
     for (int fi = 0; gf[fi]; fi++) {
         fqt_format f;
         FQT_ASSERT(fqt_format_parse(gf[fi], &f) == FQT_OK);
         for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++)
-            for (int variant = 0; variant < 3; variant++) {
+            for (int variant = 0; variant < 5; variant++) {
                 const int64_t M = sh[si][0], N = sh[si][1], K = sh[si][2];
-                const float alpha = 0.75f, beta = variant == 0 ? 0.0f : 1.5f;
-                const fqt_dtype cdt = variant == 2 ? FQT_DT_BF16 : FQT_DT_F32;
+                const float alpha = 0.75f, beta = variant == 0 || variant == 3 ? 0.0f : 1.5f;
+                const fqt_dtype cdt = variant == 2 || variant == 4 ? FQT_DT_BF16 : FQT_DT_F32;
+                /* variants 0-2: an odd ldc (the paths that take any); 3-4: rows on 32 bytes */
+                const bool aligned = variant >= 3;
+                const int64_t ldc = aligned ? N + 8 - N % 8 : N + 3;
+                const bool tc_shape = aligned && M % 16 == 0 && N % 16 == 0 && K % 128 == 0;
                 float *a = randv(M * K, 2.0f), *b = randv(N * K, 0.5f);
                 fqt_qtensor qa, qb, ga, gb;
                 FQT_ASSERT(fqt_qtensor_alloc(&qa, &f, M, K) == FQT_OK);
                 FQT_ASSERT(fqt_qtensor_alloc(&qb, &f, N, K) == FQT_OK);
                 fqt_quantize(&qa, a, M, K, FQT_AXIS_ROWS, FQT_ROUND_RNE, 1, 1, NULL);
                 fqt_quantize(&qb, b, N, K, FQT_AXIS_ROWS, FQT_ROUND_SR, 1, 2, NULL);
-                const int64_t ldc = N + 3;
                 float *c0 = randv(M * ldc, 1.0f);
                 for (int64_t i = 0; i < M * ldc; i++) c0[i] = bf16r(c0[i]);
                 float *ref = malloc((size_t)(M * ldc) * 4);
@@ -455,7 +462,12 @@ static void test_qgemm_formats(const char *const *gf, double loose) {
                     fqt_qtensor va = ga, vb = gb;
                     if (cm & 1) va.codes = ta = colmajor_copy(&qa), va.colmajor = true;
                     if (cm & 2) vb.codes = tb = colmajor_copy(&qb), vb.colmajor = true;
+                    const unsigned long long ran0 = want >= 0 ? fqt_cuda_qgemm_ran((fqt_cuda_qg_path)want) : 0;
                     const double worst = qgemm_error(&va, &vb, alpha, beta, c0, cdt, ldc, ref, absref, loose);
+                    if (want >= 0 && tc_shape && cm == 0)
+                        CHECK_MSG(fqt_cuda_qgemm_ran((fqt_cuda_qg_path)want) == ran0 + 1,
+                                  "qgemm %s [%lld,%lld,%lld] ldc %lld c %s: did not take path %d", gf[fi], (long long)M,
+                                  (long long)N, (long long)K, (long long)ldc, cdt ? "bf16" : "f32", want);
                     if (worst > 0.25) printf("  note qgemm %s%s [%lld,%lld,%lld]: max error %.3g of the tolerance\n", gf[fi],
                                              cm ? " (column-major views)" : "", (long long)M, (long long)N, (long long)K, worst);
                     CHECK_MSG(worst <= 1.0, "qgemm %s [%lld,%lld,%lld] beta %g c %s views %d: max error %.3g of the tolerance",
@@ -537,22 +549,56 @@ static void test_mx_expand(void) {
 }
 
 static void test_qgemm(void) {
-    /* fp8 and fp8-w through the FP32 path here (FQT_CUDA_FP8=fp32): exact products, FP32 sums */
-    static const char *gf[] = {"nvfp4", "nvfp4-2d", "mxfp4", "mxfp8", "fp8", "fp8-w", "bf16", "fp32", "int4", NULL};
+    /* fp8 and fp8-w through the FP32 path here (FQT_CUDA_FP8=fp32): exact products, FP32 sums;
+     * nvfp4 and mxfp4 on the exact BF16 path on every GPU (FQT_CUDA_FP4=bf16) */
+    static const char *bf[] = {"nvfp4", "nvfp4-2d", "mxfp4", "mxfp8", "bf16", NULL};
+    static const char *f32p[] = {"fp8", "fp8-w", "fp32", "int4", NULL};
     setenv("FQT_CUDA_FP8", "fp32", 1);
-    test_qgemm_formats(gf, 0);
+    setenv("FQT_CUDA_FP4", "bf16", 1);
+    test_qgemm_formats(bf, 0, FQT_CUDA_QG_BF16);
+    test_qgemm_formats(f32p, 0, FQT_CUDA_QG_F32);
     unsetenv("FQT_CUDA_FP8");
     /* the default on Hopper: block-scaled FP8 tensor cores (fp8-w's 128x128 scales repeated per
      * row), products exact, each 128-term block accumulated with at least 2^-10 relative
      * precision (a bound, not a measurement: the note lines report it) */
     static const char *f8[] = {"fp8", "fp8-w", NULL};
-    test_qgemm_formats(f8, 0x1p-10);
+    test_qgemm_formats(f8, 0x1p-10, FQT_CUDA_QG_FP8);
     /* MXFP4 on the FP8 tensor cores: the same products (the test data keep every block within
      * 14 binades of its group's largest), FP8 tensor-core sums: fp8's bound */
     static const char *mx[] = {"mxfp4", NULL};
     setenv("FQT_CUDA_MXFP4", "fp8", 1);
-    test_qgemm_formats(mx, 0x1p-10);
+    test_qgemm_formats(mx, 0x1p-10, FQT_CUDA_QG_MX_FP8);
     unsetenv("FQT_CUDA_MXFP4");
+    unsetenv("FQT_CUDA_FP4");
+    /* Blackwell: NVFP4 and MXFP4 on the FP4 tensor cores, packed codes and tiled scales. The
+     * products are exact; the bound is the FP32 one (any order of float32 sums), which an FP4
+     * tensor core that accumulates in FP32 meets. */
+    static const char *e2m1[] = {"nvfp4", "mxfp4", NULL};
+    if (fqt_cuda_fp4_native()) test_qgemm_formats(e2m1, 0, FQT_CUDA_QG_FP4);
+    else printf("  qgemm on FP4 tensor cores: not run (this GPU has compute capability < 10)\n");
+}
+
+/* The Blackwell FP4 GEMM's scale layout on the device against fqt_scales_to_tiled, memcmp,
+ * padding included (runs on any GPU). */
+static void test_scales_tiled(void) {
+    static const int64_t sh[][2] = {{1, 1}, {16, 4}, {130, 5}, {300, 48}, {256, 192}};
+    for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+        const int64_t R = sh[si][0], SC = sh[si][1];
+        const size_t nb = fqt_scales_tiled_bytes(R, SC);
+        uint8_t *src = malloc((size_t)(R * SC)), *ref = malloc(nb), *got = malloc(nb);
+        for (int64_t i = 0; i < R * SC; i++) src[i] = (uint8_t)(fqt_splitmix64(&rng_state) >> 24) | 1; /* never 0 */
+        fqt_scales_to_tiled(src, R, SC, ref);
+        uint8_t *ds = dup_to_dev(src, (size_t)(R * SC)), *dt = dnew(nb);
+        for (size_t i = 0; i < nb; i++) got[i] = (uint8_t)~ref[i];
+        be->upload(dt, got, nb); /* every byte must be written, padding too */
+        fqt_cuda_scales_to_tiled(dt, ds, R, SC);
+        be->download(got, dt, nb);
+        CHECK_MSG(!memcmp(got, ref, nb), "scales to tiled [%lld, %lld]: device layout differs from the host's",
+                  (long long)R, (long long)SC);
+        CHECK(guards_ok(dt, nb));
+        dfree(ds); dfree(dt);
+        free(src); free(ref); free(got);
+    }
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
@@ -912,6 +958,9 @@ static void run_all(fqt_dtype act) {
         call;                                                                              \
         printf("  %-28s %ld passed, %ld failed\n", #call, check_passed_ - p0, check_failed_ - f0); \
     } while (0)
+    /* the expanded operand forms serve the BF16 GEMM path: tested on every GPU, also where
+     * nvfp4 and mxfp4 GEMMs would take the FP4 tensor cores */
+    setenv("FQT_CUDA_FP4", "bf16", 1);
     SECTION(test_quantize());
     setenv("FQT_CUDA_QUANT_SCALAR", "1", 1); /* the one-thread-per-block kernel where the vector one applies */
     SECTION(test_quantize());
@@ -919,8 +968,10 @@ static void run_all(fqt_dtype act) {
     setenv("FQT_CUDA_QUANT_GENERIC", "1", 1); /* the staged kernels, also where the fused one applies */
     SECTION(test_quantize());
     unsetenv("FQT_CUDA_QUANT_GENERIC");
+    unsetenv("FQT_CUDA_FP4");
     if (act == FQT_DT_F32) SECTION(test_qgemm());
     if (act == FQT_DT_F32) SECTION(test_mx_expand());
+    if (act == FQT_DT_F32) SECTION(test_scales_tiled());
     SECTION(test_elementwise(1001));
     SECTION(test_elementwise(1024));
     SECTION(test_embedding_rmsnorm_rope(67, 16));
