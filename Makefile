@@ -10,6 +10,10 @@
 #   make fuzz                 libFuzzer harnesses (tests/fuzz/*.c) into build/fuzz with clang;
 #                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
+#   TEST_RUNNER=cmd           run each test binary (and the CLI the tests start) under cmd:
+#                             make test CC=aarch64-linux-gnu-gcc BUILD=build/arm64 NATIVE=0 \
+#                             USE_CUDA=no USE_MPI=no USE_BLAS=no TEST_RUNNER="qemu-aarch64 -L
+#                             /usr/aarch64-linux-gnu" (Debian: gcc-aarch64-linux-gnu qemu-user)
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
 # kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (yes/no: compile
@@ -33,6 +37,7 @@ USE_MPI  ?= auto
 USE_NCCL ?= auto
 NATIVE   ?= 1
 USE_BLAS ?= auto
+TEST_RUNNER ?=
 
 ifeq ($(SANITIZE),)
   CONFIG := release
@@ -267,7 +272,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(BENCH_LDLIBS) -o $@
 
 test: info $(TEST_BIN) fqt $(CUDA_CHECK_OBJ)
-	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) tests/run.sh $(TEST_BIN)
+	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) FQT_TEST_RUNNER='$(TEST_RUNNER)' tests/run.sh $(TEST_BIN)
 
 # The CUDA suite (on a machine with a GPU): tests/cuda/ against the CPU reference, then the
 # generic differential harness with the CUDA backend when it exists.

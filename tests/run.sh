@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
 # Runs every test binary given on the command line, sums their "N passed, N failed"
 # lines and ends with the total line. Exits non-zero if any binary failed or crashed.
+#
+# FQT_TEST_RUNNER (make test TEST_RUNNER=...): a command each binary runs under, e.g.
+# "qemu-aarch64 -L /usr/aarch64-linux-gnu" for a cross-compiled build; FQT_BIN then becomes
+# a wrapper that runs the CLI under it too (the CLI tests start it through the shell).
 set -u
 total_pass=0; total_fail=0; bad=0
+runner=${FQT_TEST_RUNNER:-}
+if [ -n "$runner" ] && [ -n "${FQT_BIN:-}" ]; then
+    wrap_dir=$(mktemp -d)
+    trap 'rm -rf "$wrap_dir"' EXIT
+    printf '#!/bin/sh\nexec %s %s "$@"\n' "$runner" "$FQT_BIN" > "$wrap_dir/fqt"
+    chmod +x "$wrap_dir/fqt"
+    export FQT_BIN="$wrap_dir/fqt"
+fi
 for t in "$@"; do
     name=$(basename "$t")
-    out=$("$t" 2>&1); rc=$?
+    out=$($runner "$t" 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ]; then
         printf '%s\n' "$out" | tail -n 20

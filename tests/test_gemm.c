@@ -53,8 +53,10 @@ static void check_kernels(int64_t M, int64_t N, int64_t K) {
     for (int64_t i = 0; i < M * lda; i++) A[i] = (i % 11 == 0) ? 0.0f : frand();
     for (int64_t i = 0; i < N * ldb; i++) B[i] = (i % 13 == 0) ? -0.0f : frand() * 1e3f;
     for (int64_t i = 0; i < M * ldc; i++) C0[i] = frand();
-    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}, {0.0f, 0.5f}};
-    for (int t = 0; t < 4; t++) {
+    /* {0.7, 1.3}: alpha and beta not powers of two, so a kernel that fused C + alpha * acc
+     * (or beta * C) into one rounding would differ */
+    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}, {0.0f, 0.5f}, {0.7f, 1.3f}};
+    for (int t = 0; t < 5; t++) {
         FQT_ASSERT(fqt_gemm_set_impl(FQT_GEMM_REF) == FQT_OK);
         memcpy(R, C0, sizeof(float) * M * ldc);
         fqt_sgemm_nt(M, N, K, ab[t][0], A, lda, B, ldb, ab[t][1], R, ldc);

@@ -8,7 +8,7 @@
  * by beta (or zeroed), then for each block of 256 consecutive k (k0 = 0, 256, ...) one
  * FP32 accumulator per element starts at 0 and takes fused multiply-adds in increasing
  * k, and C += alpha * acc is applied with two roundings (multiply, then add). Every
- * kernel below follows it, so the reference kernel, the AVX2 and the AVX-512 kernels
+ * kernel below follows it, so the reference kernel, the AVX2, AVX-512 and NEON kernels
  * give the same bits on every machine and for every thread count. */
 #ifndef FQT_GEMM_H
 #define FQT_GEMM_H
@@ -16,22 +16,23 @@
 #include "fqt/formats.h"
 
 /* Which micro-kernel runs. AUTO picks the widest one the CPU supports at run time
- * (AVX-512F, else AVX2+FMA, else the reference). REF is the plain-C fixed-order kernel
+ * (AVX-512F, else AVX2+FMA, else the reference; NEON on AArch64). REF is the plain-C fixed-order kernel
  * the oracle tests and the recorded digests were made with. Append only. */
 typedef enum {
     FQT_GEMM_AUTO = 0,
     FQT_GEMM_REF,
     FQT_GEMM_AVX2,
     FQT_GEMM_AVX512,
+    FQT_GEMM_NEON, /* AArch64 Advanced SIMD (every AArch64 CPU has it) */
     FQT_GEMM_IMPL_COUNT
 } fqt_gemm_impl;
 
 /* Select the kernel for later calls (process-wide; not to be called while a GEMM runs).
  * Returns FQT_ERR_ARG, keeping the current choice, if this CPU or build cannot run it.
  * Without a call the choice comes from the environment variable FQT_GEMM
- * (ref|avx2|avx512|auto), read on the first GEMM; unset or unknown means auto. */
+ * (ref|avx2|avx512|neon|auto), read on the first GEMM; unset or unknown means auto. */
 fqt_status fqt_gemm_set_impl(fqt_gemm_impl impl);
-/* The kernel that runs now (never AUTO) and its name ("ref", "avx2", "avx512"). */
+/* The kernel that runs now (never AUTO) and its name ("ref", "avx2", "avx512", "neon"). */
 fqt_gemm_impl fqt_gemm_get_impl(void);
 const char *fqt_gemm_impl_name(fqt_gemm_impl impl);
 /* Whether this CPU and build can run impl (AUTO and REF: always). */

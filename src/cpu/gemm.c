@@ -4,9 +4,9 @@
  * Packed and cache-blocked (KC x MC x NR, BLIS-style loop order: a packed B panel stays in
  * L1 while the MC rows of packed A stream from L2). Three register micro-kernels, picked
  * at run time (fqt_gemm_set_impl, env FQT_GEMM): the plain-C reference (6x16, written so
- * the compiler vectorizes it), AVX2+FMA (6x16) and AVX-512F (12x32), the last two in
- * intrinsics under per-function target attributes, so the build's -march does not matter.
- * All three perform the arithmetic of include/fqt/gemm.h in the same order: one thread
+ * the compiler vectorizes it), AVX2+FMA (6x16) and AVX-512F (12x32), these two in
+ * intrinsics under per-function target attributes, so the build's -march does not matter,
+ * and on AArch64 NEON (8x12, Advanced SIMD, which every AArch64 CPU has). All of them perform the arithmetic of include/fqt/gemm.h in the same order: one thread
  * computes each element of C for a k block, with fmaf in increasing k, so the bits do not
  * depend on the kernel, the tiling or the thread count. That needs the build's
  * -ffp-contract=off (the C += alpha * acc step must stay a multiply and an add).
@@ -33,12 +33,18 @@
 #else
 #define FQT_GEMM_X86 0
 #endif
+#if defined(__GNUC__) && defined(__aarch64__)
+#define FQT_GEMM_NEON_ON 1
+#include <arm_neon.h>
+#else
+#define FQT_GEMM_NEON_ON 0
+#endif
 
 #define KC 256 /* part of the arithmetic contract (gemm.h): never change it silently */
 #define MC 96  /* rows of A per work item; a multiple of every kernel's MR */
 #define MR_MAX 12
 #define NR_MAX 32
-FQT_STATIC_ASSERT(MC % 6 == 0 && MC % 12 == 0, "MC must be a multiple of every MR");
+FQT_STATIC_ASSERT(MC % 6 == 0 && MC % 8 == 0 && MC % 12 == 0, "MC must be a multiple of every MR");
 
 /* The C update after a k block: C = C + alpha * acc (UPD_ADD), C = 0 + alpha * acc
  * (UPD_ZERO, the first block when beta == 0) or C = beta * C + alpha * acc (UPD_BETA, the
@@ -298,6 +304,7 @@ static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t
 #endif
         switch (P) {
         case 6: pack_panel(rp, kc, 6, op); break;
+        case 8: pack_panel(rp, kc, 8, op); break;
         case 12: pack_panel(rp, kc, 12, op); break;
         case 16: pack_panel(rp, kc, 16, op); break;
         case 32: pack_panel(rp, kc, 32, op); break;
@@ -408,6 +415,42 @@ kernel_avx512(int64_t kc, const float *restrict Ap, const float *restrict Bp, fl
 }
 #endif
 
+#if FQT_GEMM_NEON_ON
+/* 8x12: 24 accumulators, the 12 columns of B in three registers, the 8 rows of A in two,
+ * each product by FMLA (by element): one rounding, as fmaf. */
+static void kernel_neon(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *restrict C,
+                        int64_t ldc, int mr, int nr, float alpha, float beta, int upd) {
+    float32x4_t c[8][3];
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = c[i][2] = vdupq_n_f32(0.0f);
+    for (int64_t k = 0; k < kc; k++) {
+        const float32x4_t b0 = vld1q_f32(Bp + k * 12), b1 = vld1q_f32(Bp + k * 12 + 4), b2 = vld1q_f32(Bp + k * 12 + 8);
+        const float32x4_t a0 = vld1q_f32(Ap + k * 8), a1 = vld1q_f32(Ap + k * 8 + 4);
+#define NEON_ROW(i, a, l)                                 \
+    c[i][0] = vfmaq_laneq_f32(c[i][0], b0, a, l);         \
+    c[i][1] = vfmaq_laneq_f32(c[i][1], b1, a, l);         \
+    c[i][2] = vfmaq_laneq_f32(c[i][2], b2, a, l)
+        NEON_ROW(0, a0, 0); NEON_ROW(1, a0, 1); NEON_ROW(2, a0, 2); NEON_ROW(3, a0, 3);
+        NEON_ROW(4, a1, 0); NEON_ROW(5, a1, 1); NEON_ROW(6, a1, 2); NEON_ROW(7, a1, 3);
+#undef NEON_ROW
+    }
+    const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+    if (mr == 8 && nr == 12) {
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 3; j++) {
+                float *cij = C + i * ldc + 4 * j;
+                float32x4_t c0 = upd == UPD_ZERO ? vdupq_n_f32(0.0f) : vld1q_f32(cij);
+                if (upd == UPD_BETA) c0 = vmulq_f32(vb, c0);
+                vst1q_f32(cij, vaddq_f32(c0, vmulq_f32(va, c[i][j])));
+            }
+        return;
+    }
+    float acc[8 * 12];
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 3; j++) vst1q_f32(acc + i * 12 + 4 * j, c[i][j]);
+    tail_update(acc, 12, C, ldc, mr, nr, alpha, beta, upd);
+}
+#endif
+
 /* ---- dispatch --------------------------------------------------------------------------- */
 typedef struct {
     int mr, nr;
@@ -425,8 +468,13 @@ static const kernel_desc kernels[FQT_GEMM_IMPL_COUNT] = {
     [FQT_GEMM_AVX2] = {0, 0, NULL, "avx2"},
     [FQT_GEMM_AVX512] = {0, 0, NULL, "avx512"},
 #endif
+#if FQT_GEMM_NEON_ON
+    [FQT_GEMM_NEON] = {8, 12, kernel_neon, "neon"},
+#else
+    [FQT_GEMM_NEON] = {0, 0, NULL, "neon"},
+#endif
 };
-FQT_STATIC_ASSERT(FQT_GEMM_IMPL_COUNT == 4, "one kernel_desc per fqt_gemm_impl");
+FQT_STATIC_ASSERT(FQT_GEMM_IMPL_COUNT == 5, "one kernel_desc per fqt_gemm_impl");
 
 bool fqt_gemm_impl_supported(fqt_gemm_impl impl) {
     switch (impl) {
@@ -435,6 +483,9 @@ bool fqt_gemm_impl_supported(fqt_gemm_impl impl) {
 #if FQT_GEMM_X86
     case FQT_GEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case FQT_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+#if FQT_GEMM_NEON_ON
+    case FQT_GEMM_NEON: return true;
 #endif
     default: return false;
     }
@@ -447,6 +498,7 @@ const char *fqt_gemm_impl_name(fqt_gemm_impl impl) {
 static int g_impl = -1; /* resolved choice, never AUTO; -1 until the first use */
 
 static fqt_gemm_impl best_impl(void) {
+    if (fqt_gemm_impl_supported(FQT_GEMM_NEON)) return FQT_GEMM_NEON;
     if (fqt_gemm_impl_supported(FQT_GEMM_AVX512)) return FQT_GEMM_AVX512;
     if (fqt_gemm_impl_supported(FQT_GEMM_AVX2)) return FQT_GEMM_AVX2;
     return FQT_GEMM_REF;
