@@ -10,10 +10,10 @@
 #   make fuzz                 libFuzzer harnesses (tests/fuzz/*.c) into build/fuzz with clang;
 #                             not part of `make test`; run e.g. build/fuzz/fuzz_json -max_total_time=300
 #   V=1                       show the commands
-#   TEST_RUNNER=cmd           run each test binary (and the CLI the tests start) under cmd:
-#                             make test CC=aarch64-linux-gnu-gcc BUILD=build/arm64 NATIVE=0 \
-#                             USE_CUDA=no USE_MPI=no USE_BLAS=no TEST_RUNNER="qemu-aarch64 -L
-#                             /usr/aarch64-linux-gnu" (Debian: gcc-aarch64-linux-gnu qemu-user)
+#   make test-arm64           the CPU suite cross-compiled for AArch64 and run under qemu-user
+#                             (Debian: gcc-aarch64-linux-gnu qemu-user libgomp1-arm64-cross)
+#   TEST_RUNNER=cmd           run each test binary (and the CLI the tests start) under cmd
+#                             (test-arm64 is `make test` with a cross CC and this set to qemu)
 #
 # Knobs: USE_OMP ?= auto (yes/no), NATIVE ?= 1 (-march=native; the GEMM and quantizer
 # kernels dispatch on the CPU at run time either way), USE_CUDA ?= auto (yes/no: compile
@@ -204,7 +204,7 @@ else
   Q := @
 endif
 
-.PHONY: all test test-cuda bench bench-cuda demo fuzz clean info FORCE
+.PHONY: all test test-arm64 test-cuda bench bench-cuda demo fuzz clean info FORCE
 all: info fqt
 
 info:
@@ -273,6 +273,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 
 test: info $(TEST_BIN) fqt $(CUDA_CHECK_OBJ)
 	@FQT_BIN=$(abspath $(FQT_BIN)) FQT_SRC=$(CURDIR) FQT_MPI=$(USE_MPI) FQT_TEST_RUNNER='$(TEST_RUNNER)' tests/run.sh $(TEST_BIN)
+
+ARM64_CC ?= aarch64-linux-gnu-gcc
+test-arm64:
+	$(MAKE) test CC=$(ARM64_CC) BUILD=build/arm64 NATIVE=0 USE_CUDA=no USE_MPI=no USE_NCCL=no \
+	    USE_BLAS=no TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
 # The CUDA suite (on a machine with a GPU): tests/cuda/ against the CPU reference, then the
 # generic differential harness with the CUDA backend when it exists.

@@ -11,7 +11,10 @@ runner=${FQT_TEST_RUNNER:-}
 if [ -n "$runner" ] && [ -n "${FQT_BIN:-}" ]; then
     wrap_dir=$(mktemp -d)
     trap 'rm -rf "$wrap_dir"' EXIT
-    printf '#!/bin/sh\nexec %s %s "$@"\n' "$runner" "$FQT_BIN" > "$wrap_dir/fqt"
+    # the runner's program by absolute path: CLI tests run it with PATH narrowed to fakes
+    prog=${runner%% *}; rest=${runner#"$prog"}
+    prog_abs=$(command -v "$prog") || { echo "run.sh: runner $prog not found" >&2; exit 1; }
+    printf '#!/bin/sh\nexec %s%s %s "$@"\n' "$prog_abs" "$rest" "$FQT_BIN" > "$wrap_dir/fqt"
     chmod +x "$wrap_dir/fqt"
     export FQT_BIN="$wrap_dir/fqt"
 fi
