@@ -452,19 +452,15 @@ F5 void philox_avx512(uint64_t seed, uint64_t stream, uint64_t first4, int64_t n
         __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
         __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
                         _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
-        /* 128-bit lane L of u[k] is block 4L + k. */
+        /* 128-bit lane L of u[k] is block 4L + k: a 4 x 4 transpose of lanes puts blocks
+         * 4L .. 4L + 3 in one register. */
+        __m512i a01 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), a23 = _mm512_shuffle_i32x4(u[2], u[3], 0x44);
+        __m512i b01 = _mm512_shuffle_i32x4(u[0], u[1], 0xEE), b23 = _mm512_shuffle_i32x4(u[2], u[3], 0xEE);
         uint32_t *o = out + 4 * b;
-        for (int L = 0; L < 4; L++)
-            for (int k = 0; k < 4; k++) {
-                __m128i w;
-                switch (L) {
-                case 0: w = _mm512_extracti32x4_epi32(u[k], 0); break;
-                case 1: w = _mm512_extracti32x4_epi32(u[k], 1); break;
-                case 2: w = _mm512_extracti32x4_epi32(u[k], 2); break;
-                default: w = _mm512_extracti32x4_epi32(u[k], 3);
-                }
-                _mm_storeu_si128((__m128i *)(o + 4 * (4 * L + k)), w);
-            }
+        _mm512_storeu_si512(o, _mm512_shuffle_i32x4(a01, a23, 0x88));
+        _mm512_storeu_si512(o + 16, _mm512_shuffle_i32x4(a01, a23, 0xDD));
+        _mm512_storeu_si512(o + 32, _mm512_shuffle_i32x4(b01, b23, 0x88));
+        _mm512_storeu_si512(o + 48, _mm512_shuffle_i32x4(b01, b23, 0xDD));
     }
     for (; b < nblk; b++) fqt_sr_block4(seed, stream, first4 + (uint64_t)b, out + 4 * b);
 }
