@@ -56,7 +56,7 @@ static void check_kernels(int64_t M, int64_t N, int64_t K) {
     /* {0.7, 1.3}: alpha and beta not powers of two, so a kernel that fused C + alpha * acc
      * (or beta * C) into one rounding would differ */
     const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}, {0.0f, 0.5f}, {0.7f, 1.3f}};
-    for (int t = 0; t < 5; t++) {
+    for (size_t t = 0; t < sizeof ab / sizeof ab[0]; t++) {
         FQT_ASSERT(fqt_gemm_set_impl(FQT_GEMM_REF) == FQT_OK);
         memcpy(R, C0, sizeof(float) * M * ldc);
         fqt_sgemm_nt(M, N, K, ab[t][0], A, lda, B, ldb, ab[t][1], R, ldc);

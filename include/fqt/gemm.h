@@ -16,8 +16,8 @@
 #include "fqt/formats.h"
 
 /* Which micro-kernel runs. AUTO picks the widest one the CPU supports at run time
- * (AVX-512F, else AVX2+FMA, else the reference; NEON on AArch64). REF is the plain-C fixed-order kernel
- * the oracle tests and the recorded digests were made with. Append only. */
+ * (AVX-512F, else AVX2+FMA, else the reference; NEON on AArch64). REF is the plain-C
+ * fixed-order kernel the oracle tests and the recorded digests were made with. Append only. */
 typedef enum {
     FQT_GEMM_AUTO = 0,
     FQT_GEMM_REF,

@@ -2,12 +2,13 @@
  * built on it.
  *
  * Packed and cache-blocked (KC x MC x NR, BLIS-style loop order: a packed B panel stays in
- * L1 while the MC rows of packed A stream from L2). Three register micro-kernels, picked
+ * L1 while the MC rows of packed A stream from L2). Four register micro-kernels, picked
  * at run time (fqt_gemm_set_impl, env FQT_GEMM): the plain-C reference (6x16, written so
  * the compiler vectorizes it), AVX2+FMA (6x16) and AVX-512F (12x32), these two in
  * intrinsics under per-function target attributes, so the build's -march does not matter,
- * and on AArch64 NEON (8x12, Advanced SIMD, which every AArch64 CPU has). All of them perform the arithmetic of include/fqt/gemm.h in the same order: one thread
- * computes each element of C for a k block, with fmaf in increasing k, so the bits do not
+ * and on AArch64 NEON (8x12, Advanced SIMD, which every AArch64 CPU has). All of them
+ * perform the arithmetic of include/fqt/gemm.h in the same order: one thread computes each
+ * element of C for a k block, with fmaf in increasing k, so the bits do not
  * depend on the kernel, the tiling or the thread count. That needs the build's
  * -ffp-contract=off (the C += alpha * acc step must stay a multiply and an add).
  *
@@ -301,6 +302,8 @@ static void pack(const operand *o, int64_t r0, int64_t rows, int64_t k0, int64_t
             pack_panel_avx2(rp, kc, P, op);
             continue;
         }
+#else
+        (void)vec; /* the vector packer is x86's */
 #endif
         switch (P) {
         case 6: pack_panel(rp, kc, 6, op); break;
